@@ -1,0 +1,11 @@
+# Every third-party dependency, from Debian 12 packages. Minimum versions live here only.
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+find_package(CURL 7.88 REQUIRED)
+find_package(OpenSSL 3.0 REQUIRED)
+find_package(SQLite3 3.40 REQUIRED)
+pkg_check_modules(URCU REQUIRED IMPORTED_TARGET liburcu-qsbr>=0.13 liburcu-cds>=0.13)
+pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1>=0.2.5)
+pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson>=1.7.15)
+pkg_check_modules(LWS REQUIRED IMPORTED_TARGET libwebsockets>=4.1)
+pkg_check_modules(OLM IMPORTED_TARGET olm>=3.2)

@@ -1,0 +1,15 @@
+# hermes_warnings: an INTERFACE target carrying the project's warning set.
+include(CheckCCompilerFlag)
+add_library(hermes_warnings INTERFACE)
+set(_hermes_warn -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+    -Wformat=2 -Wundef -Wvla -Wno-unused-parameter)
+foreach(flag IN LISTS _hermes_warn)
+  string(MAKE_C_IDENTIFIER "HAVE${flag}" var)
+  check_c_compiler_flag(${flag} ${var})
+  if(${var})
+    target_compile_options(hermes_warnings INTERFACE ${flag})
+  endif()
+endforeach()
+if(HERMES_WERROR)
+  target_compile_options(hermes_warnings INTERFACE -Werror)
+endif()
