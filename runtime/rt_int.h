@@ -1,0 +1,175 @@
+/*
+ * rt_int — runtime internals shared by the runtime folder only. Never included outside runtime/.
+ *
+ * Field groups are separated by writer (STYLE 3.10) and by cache line.
+ */
+#ifndef RT_INT_H
+#define RT_INT_H
+
+#include "rt_actor.h"
+#include "rt_deque.h"
+#include "rt_msg.h"
+#include "rt_sched.h"
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <urcu-qsbr.h>
+#include <urcu/rculfhash.h>
+
+typedef struct rt_worker rt_worker;
+typedef struct rt_links rt_links;
+typedef struct rt_timers rt_timers;
+typedef struct rt_name rt_name;
+
+/* Actor scheduling word (rt_actor.c rule 1). */
+enum { RT_AS_IDLE = 0, RT_AS_SCHED = 1, RT_AS_DEAD = 2 };
+
+/* Actor flags, owner only. */
+enum {
+    RT_AF_EXITING = 1u << 0,   /* end after the current message */
+    RT_AF_TRAP_EXIT = 1u << 1, /* deliver RT_MSG_EXIT instead of dying */
+    RT_AF_FINI_DONE = 1u << 2, /* fini already ran */
+};
+
+typedef struct rt_actor rt_actor;
+struct rt_actor {
+    /* any thread (atomic): senders push here and flip sched */
+    alignas(64) rt_qnode *_Atomic uhead; /* urgent lane, producer end */
+    rt_qnode *_Atomic nhead;             /* normal lane, producer end */
+    _Atomic uint32_t sched;              /* RT_AS_* */
+
+    /* owner: the thread running the actor; after death, the reaper */
+    alignas(64) rt_qnode *utail; /* urgent lane, consumer end */
+    rt_qnode *ntail;             /* normal lane, consumer end */
+    rt_qnode ustub;              /* urgent lane stub */
+    rt_qnode nstub;              /* normal lane stub */
+    void *state;                 /* behaviour state */
+    rt_links *links;             /* links and monitors; NULL when none */
+    rt_name *name;               /* registered name or NULL */
+    rt_actor *qnext;             /* link in the inject/urgent queues and the graveyard */
+    uint32_t flags;              /* RT_AF_* */
+    int exit_reason;             /* valid once RT_AF_EXITING is set */
+
+    /* immutable after spawn; read by registry lookups on any thread */
+    const rt_actor_type *type;
+    uint64_t id;
+    rt_runtime *rt;
+    struct cds_lfht_node node; /* in rt->by_id */
+    struct rcu_head rcu;       /* deferred free after removal from the registry */
+    alignas(16) unsigned char inline_state[];
+};
+
+/* Per-thread scheduling context. Workers embed one; other threads get a thread-local one. */
+struct rt_ctx {
+    rt_runtime *rt;
+    uint64_t gen;     /* rt->gen when this context was bound (runtimes can reuse addresses) */
+    rt_worker *w;     /* NULL on external threads */
+    rt_actor *self;   /* actor whose behaviour is running, or NULL */
+    uint64_t id_next; /* block of actor ids reserved by this thread */
+    uint64_t id_end;
+    uint64_t n_spawned; /* counters; a worker's are read (relaxed) by rt_stats_get */
+    uint64_t n_exited;
+};
+
+struct rt_worker {
+    /* owner pushes and takes; thieves steal */
+    rt_deque dq;
+    alignas(64) _Atomic(rt_actor *) next; /* runs after the current actor; owner and spinners */
+
+    /* parking: written by wakers under rt->idle_lock, read by the owner */
+    alignas(64) _Atomic uint32_t wake; /* futex word: 1 = woken */
+    rt_worker *idle_next;              /* guarded by idle_lock */
+    bool idle_listed;                  /* guarded by idle_lock */
+
+    /* counters: the owner writes (relaxed), anyone reads (advisory) */
+    alignas(64) _Atomic uint64_t n_msgs;
+    _Atomic uint64_t n_runs;
+    _Atomic uint64_t n_steals;
+    _Atomic uint64_t n_parks;
+    _Atomic uint64_t n_spills;
+    _Atomic uint64_t n_spawned;
+    _Atomic uint64_t n_exited;
+
+    /* owner only */
+    alignas(64) uint64_t rng;
+    uint32_t tick;
+    bool spinning;
+    int index;
+    pthread_t thread;
+    rt_runtime *rt;
+    rt_ctx cx;
+};
+
+/* A global FIFO of actors (inject, urgent), linked through rt_actor.qnext. */
+typedef struct rt_actor_fifo {
+    pthread_mutex_t lock;
+    rt_actor *head, *tail;          /* guarded by lock */
+    alignas(64) _Atomic uint32_t n; /* advisory length for lock-free emptiness checks */
+} rt_actor_fifo;
+
+struct rt_runtime {
+    rt_options opt;
+    int nworkers;
+    uint64_t gen; /* unique per runtime instance in this process */
+    bool joined;  /* workers stopped and joined (controlling thread only) */
+    rt_worker **workers;
+
+    /* scheduler state, any thread */
+    alignas(64) _Atomic int nspinning; /* workers looking for work */
+    _Atomic int nidle;                 /* workers on the idle stack */
+    _Atomic bool stopping;
+    _Atomic int busy; /* external activity (rt_busy_enter) */
+
+    alignas(64) pthread_mutex_t idle_lock; /* leaf lock: idle stack and quiescence */
+    pthread_cond_t quiet_cond;             /* signalled when the last worker parks */
+    rt_worker *idle_top;                   /* guarded by idle_lock */
+    int nparked;                           /* guarded by idle_lock */
+    int quiet_waiters;                     /* guarded by idle_lock */
+
+    rt_actor_fifo inject; /* actors woken by non-worker threads */
+    rt_actor_fifo urgent; /* actors woken by urgent messages */
+
+    alignas(64) _Atomic(rt_actor *) grave; /* actors past their grace period, to free */
+
+    /* registry */
+    struct cds_lfht *by_id;
+    struct cds_lfht *by_name;
+    alignas(64) _Atomic uint64_t id_counter;
+    _Atomic uint64_t dead_letters;
+    _Atomic uint64_t ext_spawned; /* spawns/exits counted outside workers */
+    _Atomic uint64_t ext_exited;
+    char rcu_hb; /* address for TSan annotations of RCU grace periods */
+
+    /* clock and timers */
+    _Atomic int64_t fake_now;
+    rt_timers *timers;
+};
+
+/* rt_actor.c */
+rt_actor *rt__lookup(rt_runtime *rt, rt_ref id);
+void rt__run_actor(rt_worker *w, rt_actor *a);
+void rt__reap(rt_ctx *cx);
+void rt__destroy_all(rt_runtime *rt);
+bool rt__ext_enter(rt_ctx *cx);
+void rt__ext_leave(rt_ctx *cx, bool entered);
+
+/* rt_sched.c */
+void rt__schedule(rt_ctx *cx, rt_actor *a, bool urgent);
+void rt__reschedule(rt_worker *w, rt_actor *a);
+bool rt__urgent_pending(rt_runtime *rt);
+void rt__wake_if_needed(rt_runtime *rt);
+void rt__rcu_quiescent(rt_runtime *rt);
+
+/* rt_timer.c */
+rt_timers *rt__timers_new(rt_runtime *rt);
+void rt__timers_stop(rt_timers *t);
+void rt__timers_free(rt_timers *t);
+bool rt__timers_idle(rt_timers *t);
+uint64_t rt__timers_pending(rt_timers *t);
+void rt__timers_kick(rt_timers *t);
+
+#endif /* RT_INT_H */
