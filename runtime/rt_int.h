@@ -144,6 +144,8 @@ struct rt_runtime {
     _Atomic uint64_t ext_exited;
     char rcu_hb; /* address for TSan annotations of RCU grace periods */
 
+    _Atomic(void *) slots[RT_SLOT_MAX]; /* rt_runtime_set_slot */
+
     /* clock and timers */
     _Atomic int64_t fake_now;
     rt_timers *timers;

@@ -583,6 +583,21 @@ void rt_stats_get(rt_runtime *rt, rt_stats *s)
     s->timers_pending = rt->timers ? rt__timers_pending(rt->timers) : 0;
 }
 
+/* ==================================================================== slots */
+
+void rt_runtime_set_slot(rt_runtime *rt, enum rt_slot slot, void *p)
+{
+    RT_VERIFY(slot < RT_SLOT_MAX);
+    /* release: pairs with the acquire in rt_runtime_slot. */
+    atomic_store_explicit(&rt->slots[slot], p, memory_order_release);
+}
+
+void *rt_runtime_slot(rt_runtime *rt, enum rt_slot slot)
+{
+    RT_VERIFY(slot < RT_SLOT_MAX);
+    return atomic_load_explicit(&rt->slots[slot], memory_order_acquire);
+}
+
 /* ==================================================================== clock */
 
 int64_t rt_now_ns(rt_runtime *rt)

@@ -81,6 +81,15 @@ typedef struct rt_stats {
 void rt_stats_get(rt_runtime *rt, rt_stats *s);
 int rt_workers(rt_runtime *rt);
 
+/*
+ * Per-runtime attachment points for services built on the runtime (the I/O reactor, the
+ * WebSocket/HTTP-server bridge). Set once at start-up by the controlling thread, before any
+ * actor can look them up; read from any thread afterwards.
+ */
+enum rt_slot { RT_SLOT_REACTOR = 0, RT_SLOT_LWS = 1, RT_SLOT_APP = 2, RT_SLOT_MAX = 8 };
+void rt_runtime_set_slot(rt_runtime *rt, enum rt_slot slot, void *p);
+void *rt_runtime_slot(rt_runtime *rt, enum rt_slot slot);
+
 /* Monotonic time in nanoseconds (fake when opts.fake_clock). Any thread. */
 int64_t rt_now_ns(rt_runtime *rt);
 /* Tests: move the fake clock forward; due timers fire. -EINVAL without a fake clock. */

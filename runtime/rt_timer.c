@@ -1,8 +1,8 @@
 /*
  * rt_timer — one-shot message timers on a dedicated thread. See rt_timer.h.
  *
- * A binary min-heap ordered by (deadline, arming sequence) holds the pending timers; each
- * node knows its heap index so cancellation is O(log n) through the id map. The thread
+ * A binary min-heap (rt_theap) ordered by (deadline, arming order) holds the pending timers;
+ * cancellation finds the node through the id map and removes it in O(log n). The thread
  * sleeps on a condition variable until the earliest deadline (or, with a fake clock, until
  * rt_clock_advance kicks it). Due timers are taken out under the lock and sent after it is
  * released (locks are leaves).
@@ -13,18 +13,17 @@
 #include "rt_int.h"
 #include "rt_log.h"
 #include "rt_map.h"
+#include "rt_theap.h"
 #include "rt_util.h"
 
 #include <errno.h>
 #include <time.h>
 
 typedef struct tnode {
-    int64_t deadline; /* rt_now_ns() value at which it fires */
-    uint64_t seq;     /* arming order, breaks deadline ties */
+    rt_theap_node hn; /* deadline: rt_now_ns() value at which it fires */
     uint64_t id;      /* timer id given to the caller */
     rt_ref to;
     rt_msg *m;          /* owned until sent or cancelled */
-    size_t idx;         /* position in the heap */
     struct tnode *next; /* due list */
 } tnode;
 
@@ -32,68 +31,14 @@ struct rt_timers {
     rt_runtime *rt;
     pthread_mutex_t lock; /* leaf lock over everything below */
     pthread_cond_t cond;
-    tnode **heap;
-    size_t n, cap;
+    rt_theap heap;
     rt_map by_id;
     uint64_t next_id;
-    uint64_t seq;
     int firing; /* due timers taken out but not yet sent */
     bool stop;
     bool started;
     pthread_t thread;
 };
-
-static bool before(const tnode *a, const tnode *b)
-{
-    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
-}
-
-static void heap_set(rt_timers *t, size_t i, tnode *n)
-{
-    t->heap[i] = n;
-    n->idx = i;
-}
-
-static void sift_up(rt_timers *t, size_t i)
-{
-    tnode *n = t->heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(n, t->heap[p]))
-            break;
-        heap_set(t, i, t->heap[p]);
-        i = p;
-    }
-    heap_set(t, i, n);
-}
-
-static void sift_down(rt_timers *t, size_t i)
-{
-    tnode *n = t->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= t->n)
-            break;
-        if (c + 1 < t->n && before(t->heap[c + 1], t->heap[c]))
-            c++;
-        if (!before(t->heap[c], n))
-            break;
-        heap_set(t, i, t->heap[c]);
-        i = c;
-    }
-    heap_set(t, i, n);
-}
-
-static void heap_remove(rt_timers *t, size_t i)
-{
-    t->n--;
-    if (i == t->n)
-        return;
-    tnode *moved = t->heap[t->n];
-    heap_set(t, i, moved);
-    sift_down(t, i);
-    sift_up(t, moved->idx);
-}
 
 static void send_due(rt_timers *t, tnode *due)
 {
@@ -127,9 +72,10 @@ static void *timer_main(void *arg)
     while (!t->stop) {
         int64_t now = rt_now_ns(t->rt);
         tnode *due = NULL, **tail = &due;
-        while (t->n && t->heap[0]->deadline <= now) {
-            tnode *n = t->heap[0];
-            heap_remove(t, 0);
+        rt_theap_node *top;
+        while ((top = rt_theap_peek(&t->heap)) && top->deadline <= now) {
+            tnode *n = (tnode *)top;
+            rt_theap_remove(&t->heap, top);
             rt_map_del(&t->by_id, n->id);
             n->next = NULL;
             *tail = n;
@@ -143,10 +89,10 @@ static void *timer_main(void *arg)
             t->firing--;
             continue;
         }
-        if (!t->n || t->rt->opt.fake_clock) {
+        if (!t->heap.n || t->rt->opt.fake_clock) {
             pthread_cond_wait(&t->cond, &t->lock);
         } else {
-            struct timespec ts = abs_time(t, t->heap[0]->deadline);
+            struct timespec ts = abs_time(t, rt_theap_peek(&t->heap)->deadline);
             pthread_cond_timedwait(&t->cond, &t->lock, &ts);
         }
     }
@@ -165,6 +111,7 @@ rt_timers *rt__timers_new(rt_runtime *rt)
     pthread_cond_init(&t->cond, &ca);
     pthread_condattr_destroy(&ca);
     rt_map_init(&t->by_id);
+    rt_theap_init(&t->heap);
     RT_VERIFY(pthread_create(&t->thread, NULL, timer_main, t) == 0);
     t->started = true;
     return t;
@@ -187,11 +134,12 @@ void rt__timers_free(rt_timers *t)
     if (!t)
         return;
     rt__timers_stop(t);
-    for (size_t i = 0; i < t->n; i++) {
-        rt_msg_free(t->heap[i]->m);
-        rt_free(t->heap[i]);
+    for (size_t i = 0; i < t->heap.n; i++) {
+        tnode *n = (tnode *)t->heap.v[i];
+        rt_msg_free(n->m);
+        rt_free(n);
     }
-    rt_free(t->heap);
+    rt_theap_fini(&t->heap);
     rt_map_fini(&t->by_id);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->lock);
@@ -201,7 +149,8 @@ void rt__timers_free(rt_timers *t)
 bool rt__timers_idle(rt_timers *t)
 {
     pthread_mutex_lock(&t->lock);
-    bool idle = t->firing == 0 && (t->n == 0 || t->heap[0]->deadline > rt_now_ns(t->rt));
+    rt_theap_node *top = rt_theap_peek(&t->heap);
+    bool idle = t->firing == 0 && (!top || top->deadline > rt_now_ns(t->rt));
     pthread_mutex_unlock(&t->lock);
     return idle;
 }
@@ -209,7 +158,7 @@ bool rt__timers_idle(rt_timers *t)
 uint64_t rt__timers_pending(rt_timers *t)
 {
     pthread_mutex_lock(&t->lock);
-    uint64_t n = t->n;
+    uint64_t n = t->heap.n;
     pthread_mutex_unlock(&t->lock);
     return n;
 }
@@ -227,18 +176,12 @@ uint64_t rt_send_after(rt_ctx *cx, rt_ref to, rt_msg *m, int64_t ms)
     tnode *n = rt_xmalloc(sizeof(*n));
     n->to = to;
     n->m = m;
-    n->deadline = rt_now_ns(cx->rt) + (ms > 0 ? ms : 0) * 1000000;
+    n->hn.deadline = rt_now_ns(cx->rt) + (ms > 0 ? ms : 0) * 1000000;
     pthread_mutex_lock(&t->lock);
     n->id = ++t->next_id;
-    n->seq = ++t->seq;
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 64;
-        t->heap = rt_xrealloc(t->heap, t->cap * sizeof(t->heap[0]));
-    }
-    heap_set(t, t->n++, n);
-    sift_up(t, n->idx);
+    rt_theap_push(&t->heap, &n->hn);
     rt_map_put(&t->by_id, n->id, n);
-    if (n->idx == 0)
+    if (n->hn.idx == 0)
         pthread_cond_signal(&t->cond); /* new earliest deadline */
     uint64_t id = n->id;
     pthread_mutex_unlock(&t->lock);
@@ -251,7 +194,7 @@ bool rt_timer_cancel(rt_ctx *cx, uint64_t timer_id)
     pthread_mutex_lock(&t->lock);
     tnode *n = rt_map_del(&t->by_id, timer_id);
     if (n)
-        heap_remove(t, n->idx);
+        rt_theap_remove(&t->heap, &n->hn);
     pthread_mutex_unlock(&t->lock);
     if (!n)
         return false;
