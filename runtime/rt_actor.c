@@ -147,8 +147,8 @@ rt_ctx *rt_ctx_external(rt_runtime *rt)
 
 bool rt__ext_enter(rt_ctx *cx)
 {
-    if (cx->w)
-        return false; /* workers are always online between quiescent states */
+    if (cx->online)
+        return false; /* workers and detached threads are online while they run */
     if (tl_rcu_depth++ == 0)
         urcu_qsbr_thread_online();
     return true;
@@ -328,6 +328,8 @@ rt_ref rt_spawn(rt_ctx *cx, const rt_actor_type *t, void *init, const rt_spawn_o
         links_add(cx->self, a->id, LK_CHILD, 0);
         links_add(a, cx->self->id, LK_PARENT, 0);
     }
+    if (flags & RT_SPAWN_DETACHED)
+        rt__detached_start(rt, a); /* sets a->det before anyone can find the actor */
     RT_TSAN_RELEASE(a); /* cds_lfht_add publishes the node; TSan cannot see inside it */
     cds_lfht_add(rt->by_id, rt_hash_u64(a->id), &a->node);
     rt__ext_leave(cx, entered);
@@ -674,18 +676,19 @@ void rt__reap(rt_ctx *cx)
 
 /* ======================================================================= run */
 
-void rt__run_actor(rt_worker *w, rt_actor *a)
+int rt__run_actor(rt_ctx *cx, rt_actor *a)
 {
-    rt_ctx *cx = &w->cx;
-    rt_runtime *rt = w->rt;
+    rt_worker *w = cx->w;
+    rt_runtime *rt = cx->rt;
     uint32_t batch = rt->opt.batch, n = 0;
+    int result;
     cx->self = a;
     rt__log_set_actor(a->type->name, a->id);
     for (;;) {
         rt_qnode *q = rt_mbox_pop(&a->uhead, &a->utail, &a->ustub);
         if (!q) {
             /* Yield after a full batch, or at once when an urgent actor waits elsewhere. */
-            if (n >= batch || (n > 0 && rt__urgent_pending(rt)))
+            if (n >= batch || (n > 0 && w && rt__urgent_pending(rt)))
                 break;
             q = rt_mbox_pop(&a->nhead, &a->ntail, &a->nstub);
             if (!q)
@@ -695,32 +698,38 @@ void rt__run_actor(rt_worker *w, rt_actor *a)
         dispatch(cx, a, (rt_msg *)q);
         if (a->flags & RT_AF_EXITING) {
             die(cx, a);
+            result = RT_RUN_EXITED;
             goto out;
         }
     }
+    cx->self = NULL;
     if (!rt_mbox_is_empty(&a->uhead, a->utail, &a->ustub) ||
         !rt_mbox_is_empty(&a->nhead, a->ntail, &a->nstub)) {
-        cx->self = NULL;
-        rt__reschedule(w, a);
+        result = RT_RUN_MORE;
         goto out;
     }
-    cx->self = NULL;
     /* seq_cst: rule 2, the actor's half. From here on, rule 4. */
     atomic_store_explicit(&a->sched, RT_AS_IDLE, memory_order_seq_cst);
+    result = RT_RUN_IDLE;
     if (atomic_load_explicit(&a->uhead, memory_order_seq_cst) != &a->ustub ||
         atomic_load_explicit(&a->nhead, memory_order_seq_cst) != &a->nstub) {
         uint32_t s = RT_AS_IDLE;
         if (atomic_compare_exchange_strong_explicit(&a->sched, &s, RT_AS_SCHED,
                                                     memory_order_seq_cst, memory_order_relaxed))
-            rt__reschedule(w, a);
+            result = RT_RUN_MORE; /* we own it again */
     }
 out:
     cx->self = NULL;
     rt__log_set_actor(NULL, 0);
-    atomic_store_explicit(&w->n_msgs, atomic_load_explicit(&w->n_msgs, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-    atomic_store_explicit(&w->n_runs, atomic_load_explicit(&w->n_runs, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    if (w) {
+        atomic_store_explicit(&w->n_msgs,
+                              atomic_load_explicit(&w->n_msgs, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+        atomic_store_explicit(&w->n_runs,
+                              atomic_load_explicit(&w->n_runs, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    }
+    return result;
 }
 
 /* ================================================================== teardown */

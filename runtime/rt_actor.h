@@ -110,6 +110,9 @@ rt_msg *rt_timeout_new(uint64_t tag);
 enum {
     RT_SPAWN_LINK = 1u << 0,      /* link the new actor as a child of the calling actor */
     RT_SPAWN_TRAP_EXIT = 1u << 1, /* the new actor receives RT_MSG_EXIT instead of dying */
+    /* The actor gets a thread of its own and may block in its behaviour (SQLite, a large
+     * file scan). Costs a thread: for a handful of service actors only. */
+    RT_SPAWN_DETACHED = 1u << 2,
 };
 typedef struct rt_spawn_opts {
     uint32_t flags;   /* RT_SPAWN_* */

@@ -24,6 +24,7 @@ typedef struct rt_worker rt_worker;
 typedef struct rt_links rt_links;
 typedef struct rt_timers rt_timers;
 typedef struct rt_name rt_name;
+typedef struct rt_detached rt_detached;
 
 /* Actor scheduling word (rt_actor.c rule 1). */
 enum { RT_AS_IDLE = 0, RT_AS_SCHED = 1, RT_AS_DEAD = 2 };
@@ -47,8 +48,13 @@ struct rt_actor {
     rt_qnode *ntail;             /* normal lane, consumer end */
     rt_qnode ustub;              /* urgent lane stub */
     rt_qnode nstub;              /* normal lane stub */
-    void *state;                 /* behaviour state */
-    rt_links *links;             /* links and monitors; NULL when none */
+    union {
+        struct {
+            void *state;     /* behaviour state */
+            rt_links *links; /* links and monitors; NULL when none */
+        };
+        struct rcu_head rcu; /* after death, when state and links are gone */
+    };
     rt_name *name;               /* registered name or NULL */
     rt_actor *qnext;             /* link in the inject/urgent queues and the graveyard */
     uint32_t flags;              /* RT_AF_* */
@@ -59,12 +65,13 @@ struct rt_actor {
     uint64_t id;
     rt_runtime *rt;
     struct cds_lfht_node node; /* in rt->by_id */
-    struct rcu_head rcu;       /* deferred free after removal from the registry */
+    rt_detached *det;          /* its own thread (RT_SPAWN_DETACHED), or NULL */
     alignas(16) unsigned char inline_state[];
 };
 
 /* Per-thread scheduling context. Workers embed one; other threads get a thread-local one. */
 struct rt_ctx {
+    bool online;          /* always an RCU reader while running (workers, detached threads) */
     rt_runtime *rt;
     uint64_t gen;     /* rt->gen when this context was bound (runtimes can reuse addresses) */
     rt_worker *w;     /* NULL on external threads */
@@ -102,6 +109,15 @@ struct rt_worker {
     pthread_t thread;
     rt_runtime *rt;
     rt_ctx cx;
+};
+
+/* A detached actor's own thread (RT_SPAWN_DETACHED), for actors that must block: SQLite. */
+struct rt_detached {
+    _Atomic uint32_t wake; /* futex word: 1 = scheduled */
+    pthread_t thread;
+    rt_actor *a;
+    rt_ctx cx;
+    rt_detached *next; /* rt->detached list, guarded by rt->detached_lock */
 };
 
 /* A global FIFO of actors (inject, urgent), linked through rt_actor.qnext. */
@@ -145,6 +161,8 @@ struct rt_runtime {
     char rcu_hb; /* address for TSan annotations of RCU grace periods */
 
     _Atomic(void *) slots[RT_SLOT_MAX]; /* rt_runtime_set_slot */
+    pthread_mutex_t detached_lock;      /* leaf lock over the list below */
+    rt_detached *detached;              /* every detached thread, joined at free */
 
     /* clock and timers */
     _Atomic int64_t fake_now;
@@ -153,7 +171,12 @@ struct rt_runtime {
 
 /* rt_actor.c */
 rt_actor *rt__lookup(rt_runtime *rt, rt_ref id);
-void rt__run_actor(rt_worker *w, rt_actor *a);
+/* Run one batch. Returns RUN_EXITED (the actor ended), RUN_MORE (still scheduled, mail
+ * waiting: the caller must run or queue it again) or RUN_IDLE (it went idle, rule 4). */
+enum { RT_RUN_EXITED, RT_RUN_MORE, RT_RUN_IDLE };
+int rt__run_actor(rt_ctx *cx, rt_actor *a);
+void rt__detached_start(rt_runtime *rt, rt_actor *a);
+void rt__detached_wake(rt_actor *a);
 void rt__reap(rt_ctx *cx);
 void rt__destroy_all(rt_runtime *rt);
 bool rt__ext_enter(rt_ctx *cx);

@@ -148,6 +148,10 @@ bool rt__urgent_pending(rt_runtime *rt)
 void rt__schedule(rt_ctx *cx, rt_actor *a, bool urgent)
 {
     rt_runtime *rt = cx->rt;
+    if (a->det) {
+        rt__detached_wake(a);
+        return;
+    }
     if (urgent || !cx->w) {
         fifo_push(urgent ? &rt->urgent : &rt->inject, a);
         rt__wake_if_needed(rt);
@@ -372,12 +376,93 @@ static void *worker_main(void *arg)
         rt_actor *a = find_work(w);
         if (!a)
             break;
-        rt__run_actor(w, a);
+        if (rt__run_actor(&w->cx, a) == RT_RUN_MORE)
+            rt__reschedule(w, a);
         rt__rcu_quiescent(w->rt);
     }
     urcu_qsbr_unregister_thread();
     rt_msg_pool_flush();
     return NULL;
+}
+
+/* ========================================================= detached actors */
+
+static void *detached_main(void *arg)
+{
+    rt_detached *d = arg;
+    rt_runtime *rt = d->cx.rt;
+    char name[16];
+    snprintf(name, sizeof(name), "hm-%.12s", d->a->type->name);
+    pthread_setname_np(pthread_self(), name);
+    rt_log_set_thread_tag(name);
+    urcu_qsbr_register_thread();
+    urcu_qsbr_thread_offline();
+    for (;;) {
+        /* acquire: pairs with the release store in rt__detached_wake. */
+        while (atomic_load_explicit(&d->wake, memory_order_acquire) == 0 &&
+               !atomic_load_explicit(&rt->stopping, memory_order_acquire))
+            futex_wait(&d->wake, 0);
+        if (atomic_load_explicit(&rt->stopping, memory_order_acquire))
+            break;
+        /* Reset before running: the next IDLE -> SCHED transition sets it again. */
+        atomic_store_explicit(&d->wake, 0, memory_order_relaxed);
+        urcu_qsbr_thread_online();
+        int r;
+        do {
+            r = rt__run_actor(&d->cx, d->a);
+            rt__rcu_quiescent(rt);
+        } while (r == RT_RUN_MORE && !atomic_load_explicit(&rt->stopping, memory_order_relaxed));
+        urcu_qsbr_thread_offline();
+        if (r != RT_RUN_MORE)
+            atomic_fetch_sub_explicit(&rt->busy, 1, memory_order_seq_cst);
+        if (r == RT_RUN_EXITED)
+            break;
+    }
+    urcu_qsbr_unregister_thread();
+    rt_msg_pool_flush();
+    return NULL;
+}
+
+void rt__detached_start(rt_runtime *rt, rt_actor *a)
+{
+    rt_detached *d = rt_xcalloc(1, sizeof(*d));
+    d->a = a;
+    d->cx.rt = rt;
+    d->cx.gen = rt->gen;
+    d->cx.online = true;
+    a->det = d;
+    pthread_mutex_lock(&rt->detached_lock);
+    d->next = rt->detached;
+    rt->detached = d;
+    pthread_mutex_unlock(&rt->detached_lock);
+    RT_VERIFY(pthread_create(&d->thread, NULL, detached_main, d) == 0);
+}
+
+void rt__detached_wake(rt_actor *a)
+{
+    rt_detached *d = a->det;
+    /* Counted busy from the wake-up until it goes idle, for rt_wait_quiescent. */
+    atomic_fetch_add_explicit(&a->rt->busy, 1, memory_order_seq_cst);
+    /* release: the actor's state written by its previous run and the sender's push are
+     * visible to the detached thread (acquire in detached_main). */
+    atomic_store_explicit(&d->wake, 1, memory_order_release);
+    futex_wake(&d->wake);
+}
+
+static void detached_join_all(rt_runtime *rt)
+{
+    pthread_mutex_lock(&rt->detached_lock);
+    rt_detached *list = rt->detached;
+    rt->detached = NULL;
+    pthread_mutex_unlock(&rt->detached_lock);
+    for (rt_detached *d = list; d; d = d->next)
+        futex_wake(&d->wake);
+    while (list) {
+        rt_detached *next = list->next;
+        pthread_join(list->thread, NULL);
+        rt_free(list);
+        list = next;
+    }
 }
 
 /* =============================================================== lifecycle */
@@ -426,6 +511,7 @@ rt_runtime *rt_runtime_new(const rt_options *opts)
     pthread_condattr_destroy(&ca);
     fifo_init(&rt->inject);
     fifo_init(&rt->urgent);
+    pthread_mutex_init(&rt->detached_lock, NULL);
 
     rt->workers = rt_xcalloc((size_t)rt->nworkers, sizeof(rt->workers[0]));
     for (int i = 0; i < rt->nworkers; i++) {
@@ -437,6 +523,7 @@ rt_runtime *rt_runtime_new(const rt_options *opts)
         w->rng = rt_hash_u64((uint64_t)i + 1) | 1;
         w->cx.rt = rt;
         w->cx.w = w;
+        w->cx.online = true;
         w->cx.gen = rt->gen;
         rt->workers[i] = w;
     }
@@ -523,6 +610,7 @@ int rt_shutdown(rt_runtime *rt, enum rt_shutdown_mode mode, int64_t timeout_ms)
         futex_wake(&rt->workers[i]->wake);
     for (int i = 0; i < rt->nworkers; i++)
         pthread_join(rt->workers[i]->thread, NULL);
+    detached_join_all(rt);
     rt->joined = true;
     rt__timers_stop(rt->timers);
     return err;
@@ -554,6 +642,7 @@ void rt_runtime_free(rt_runtime *rt)
     fifo_fini(&rt->urgent);
     pthread_cond_destroy(&rt->quiet_cond);
     pthread_mutex_destroy(&rt->idle_lock);
+    pthread_mutex_destroy(&rt->detached_lock);
     rt_free(rt);
 }
 

@@ -576,3 +576,53 @@ TEST(idle_actors_freed_at_teardown)
         rt_spawn(cx, &idle_type, NULL, NULL);
     rt_runtime_free(rt);
 }
+
+/* =========================================================== detached actors */
+
+static _Atomic int det_count;
+static _Atomic int det_on_worker;
+
+static void det_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    char name[32] = "";
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    if (strncmp(name, "hermes-w", 8) == 0)
+        atomic_fetch_add(&det_on_worker, 1);
+    if (m->type == T_SEQ) {
+        usleep(1000); /* a detached actor may block without holding up a worker */
+        atomic_fetch_add(&det_count, 1);
+        /* Replies from a detached actor travel like any other send. */
+        seq_msg *r = RT_MSG_NEW(seq_msg, T_SEQ);
+        r->seq = ((seq_msg *)m)->seq;
+        rt_send(cx, ((seq_msg *)m)->ref, &r->hdr);
+    }
+}
+static const rt_actor_type det_type = {"det", det_behave, NULL, 0};
+
+TEST(detached_actor_blocks_on_its_own_thread)
+{
+    rt_runtime *rt = start(1);
+    rt_ctx *cx = rt_ctx_external(rt);
+    rx_state = NULL;
+    rt_ref rx = rt_spawn(cx, &fifo_rx_type_cap, NULL, NULL);
+    rt_spawn_opts o = {.flags = RT_SPAWN_DETACHED};
+    rt_ref d = rt_spawn(cx, &det_type, NULL, &o);
+    for (int i = 0; i < 50; i++) {
+        seq_msg *q = RT_MSG_NEW(seq_msg, T_SEQ);
+        q->seq = i;
+        q->ref = rx;
+        rt_send(cx, d, &q->hdr);
+    }
+    quiet(rt); /* waits for the detached thread too */
+    ASSERT_EQ(50, atomic_load(&det_count));
+    ASSERT_EQ(0, atomic_load(&det_on_worker));
+    rt_stop(cx, rx, RT_EXIT_NORMAL);
+    rt_stop(cx, d, RT_EXIT_NORMAL);
+    quiet(rt);
+    ASSERT_FALSE(rt_is_alive(cx, d));
+    ASSERT_NOT_NULL(rx_state);
+    ASSERT_EQ(50, rx_state->total);
+    ASSERT_EQ(0, rx_state->errors);
+    rt_free(rx_state);
+    rt_runtime_free(rt);
+}
