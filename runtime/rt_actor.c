@@ -29,6 +29,7 @@
 #include "rt_int.h"
 #include "rt_log.h"
 #include "rt_mbox.h"
+#include "rt_slab.h"
 #include "rt_util.h"
 
 #include <errno.h>
@@ -36,7 +37,7 @@
 
 #define ID_BLOCK 4096
 
-_Static_assert(sizeof(rt_actor) <= 192, "rt_actor grew past three cache lines");
+_Static_assert(sizeof(rt_actor) == 128, "rt_actor must stay two cache lines");
 
 /* ===================================================================== links */
 
@@ -54,7 +55,9 @@ typedef struct link_ent {
     uint32_t kind;
 } link_ent;
 
+/* The rarely used parts of an actor, allocated on first need (owner only). */
 struct rt_links {
+    rt_name *name; /* registered name, or NULL */
     uint32_t n, cap;
     link_ent e[];
 };
@@ -67,15 +70,23 @@ typedef struct rt_msg_link {
     uint32_t kind; /* what the receiver records about `from` */
 } rt_msg_link;
 
+static rt_links *links_get(rt_actor *a)
+{
+    if (!a->links) {
+        a->links = rt_xmalloc(sizeof(*a->links) + 4 * sizeof(a->links->e[0]));
+        a->links->name = NULL;
+        a->links->n = 0;
+        a->links->cap = 4;
+    }
+    return a->links;
+}
+
 static void links_add(rt_actor *a, rt_ref ref, uint32_t kind, uint64_t mon)
 {
-    rt_links *l = a->links;
-    if (!l || l->n == l->cap) {
-        uint32_t cap = l ? l->cap * 2 : 4;
-        l = rt_xrealloc(l, sizeof(*l) + cap * sizeof(l->e[0]));
-        if (!a->links)
-            l->n = 0;
-        l->cap = cap;
+    rt_links *l = links_get(a);
+    if (l->n == l->cap) {
+        l->cap *= 2;
+        l = rt_xrealloc(l, sizeof(*l) + l->cap * sizeof(l->e[0]));
         a->links = l;
     }
     l->e[l->n++] = (link_ent){.ref = ref, .mon = mon, .kind = kind};
@@ -223,12 +234,12 @@ int rt_register_name(rt_ctx *cx, const char *name)
     rt_actor *a = cx->self;
     if (!a || !name || !*name)
         return -EINVAL;
-    if (a->name)
+    if (a->links && a->links->name)
         return -EEXIST;
     rt_name *nm = name_add(cx->rt, name, a->id);
     if (!nm)
         return -EEXIST;
-    a->name = nm;
+    links_get(a)->name = nm;
     return 0;
 }
 
@@ -289,13 +300,14 @@ static void count_exit(rt_ctx *cx)
 rt_ref rt_spawn(rt_ctx *cx, const rt_actor_type *t, void *init, const rt_spawn_opts *o)
 {
     rt_runtime *rt = cx->rt;
-    rt_actor *a = rt_xaligned(RT_CACHELINE, sizeof(*a) + t->state_size);
+    uint32_t size = (uint32_t)(sizeof(rt_actor) + t->state_size);
+    rt_actor *a = rt_slab_alloc(size);
     memset(a, 0, sizeof(*a));
+    a->size = size;
     atomic_init(&a->sched, RT_AS_IDLE);
     rt_mbox_init(&a->uhead, &a->utail, &a->ustub);
     rt_mbox_init(&a->nhead, &a->ntail, &a->nstub);
     a->type = t;
-    a->rt = rt;
     a->id = next_id(cx);
     if (t->state_size) {
         a->state = a->inline_state;
@@ -313,14 +325,15 @@ rt_ref rt_spawn(rt_ctx *cx, const rt_actor_type *t, void *init, const rt_spawn_o
 
     bool entered = rt__ext_enter(cx);
     if (o && o->name) {
-        a->name = name_add(rt, o->name, a->id);
-        if (!a->name) {
+        rt_name *nm = name_add(rt, o->name, a->id);
+        if (!nm) {
             rt__ext_leave(cx, entered);
             if (t->fini)
                 t->fini(a->state);
-            rt_free(a);
+            rt_slab_free(a, size);
             return 0;
         }
+        links_get(a)->name = nm;
     }
     /* The new actor cannot run before its first message, so both sides of a spawn link
      * are written here directly. */
@@ -330,7 +343,7 @@ rt_ref rt_spawn(rt_ctx *cx, const rt_actor_type *t, void *init, const rt_spawn_o
     }
     if (flags & RT_SPAWN_DETACHED)
         rt__detached_start(rt, a); /* sets a->det before anyone can find the actor */
-    RT_TSAN_RELEASE(a); /* cds_lfht_add publishes the node; TSan cannot see inside it */
+    RT_TSAN_RELEASE(a);            /* cds_lfht_add publishes the node; TSan cannot see inside it */
     cds_lfht_add(rt->by_id, rt_hash_u64(a->id), &a->node);
     rt__ext_leave(cx, entered);
     count_spawn(cx);
@@ -576,22 +589,52 @@ static void dispatch(rt_ctx *cx, rt_actor *a, rt_msg *m)
 
 /* ===================================================================== death */
 
+/* Ended actors handed to RCU together (rule 3): one call_rcu per batch, not per actor. */
+typedef struct grave_batch {
+    struct rcu_head rcu;
+    rt_runtime *rt;
+    rt_actor *head, *tail; /* linked through qnext */
+} grave_batch;
+
 static void grave_cb(struct rcu_head *h)
 {
-    rt_actor *a = caa_container_of(h, rt_actor, rcu);
-    rt_runtime *rt = a->rt;
+    grave_batch *b = caa_container_of(h, grave_batch, rcu);
+    rt_runtime *rt = b->rt;
     /* A grace period has passed: every worker released rcu_hb after its last look. */
     RT_TSAN_ACQUIRE(&rt->rcu_hb);
     rt_actor *top = atomic_load_explicit(&rt->grave, memory_order_relaxed);
     do {
-        a->qnext = top;
-        /* release: the reaper's acquire exchange sees qnext and the actor's contents. */
-    } while (!atomic_compare_exchange_weak_explicit(&rt->grave, &top, a, memory_order_release,
+        b->tail->qnext = top;
+        /* release: the reaper's acquire exchange sees qnext and the actors' contents. */
+    } while (!atomic_compare_exchange_weak_explicit(&rt->grave, &top, b->head, memory_order_release,
                                                     memory_order_relaxed));
-    /* The first grave in a batch makes sure some worker comes to reap, even when all of
+    rt_free(b);
+    /* The first grave in a while makes sure some worker comes to reap, even when all of
      * them sleep: memory of ended actors is returned promptly on an idle gateway. */
     if (!top)
         rt__wake_if_needed(rt);
+}
+
+static void bury(rt_runtime *rt, rt_actor *head, rt_actor *tail)
+{
+    grave_batch *b = rt_xmalloc(sizeof(*b));
+    b->rt = rt;
+    b->head = head;
+    b->tail = tail;
+    tail->qnext = NULL;
+    urcu_qsbr_call_rcu(&b->rcu, grave_cb);
+}
+
+void rt__flush_dead(rt_worker *w)
+{
+    if (!w->dead)
+        return;
+    rt_actor *tail = w->dead;
+    while (tail->qnext)
+        tail = tail->qnext;
+    bury(w->rt, w->dead, tail);
+    w->dead = NULL;
+    w->ndead = 0;
 }
 
 static void notify_links(rt_ctx *cx, rt_actor *a, int reason)
@@ -625,8 +668,10 @@ static void die(rt_ctx *cx, rt_actor *a)
 {
     rt_runtime *rt = cx->rt;
     int reason = a->exit_reason;
-    name_remove(rt, a->name);
-    a->name = NULL;
+    if (a->links) {
+        name_remove(rt, a->links->name);
+        a->links->name = NULL;
+    }
     cds_lfht_del(rt->by_id, &a->node);
     /* seq_cst: a sender that pushed after our removal sees DEAD (rt_send returns false). */
     atomic_store_explicit(&a->sched, RT_AS_DEAD, memory_order_seq_cst);
@@ -636,7 +681,15 @@ static void die(rt_ctx *cx, rt_actor *a)
     notify_links(cx, a, reason);
     RT_DEBUG("rt", "actor ended reason=%d", reason);
     count_exit(cx);
-    urcu_qsbr_call_rcu(&a->rcu, grave_cb);
+    rt_worker *w = cx->w;
+    if (!w) {
+        bury(rt, a, a); /* a detached actor: its own batch */
+        return;
+    }
+    a->qnext = w->dead;
+    w->dead = a;
+    if (++w->ndead >= 256)
+        rt__flush_dead(w);
 }
 
 /* Empty a dead actor's lanes: answer link/monitor requests, count the rest (rule 3). */
@@ -669,7 +722,7 @@ void rt__reap(rt_ctx *cx)
     while (a) {
         rt_actor *next = a->qnext;
         drain_dead(cx, a, true);
-        rt_free(a);
+        rt_slab_free(a, a->size);
         a = next;
     }
 }
@@ -752,15 +805,15 @@ void rt__destroy_all(rt_runtime *rt)
     while (doomed) {
         a = doomed;
         doomed = a->qnext;
-        if (a->name) {
-            cds_lfht_del(rt->by_name, &a->name->node);
-            rt_free(a->name);
+        if (a->links && a->links->name) {
+            cds_lfht_del(rt->by_name, &a->links->name->node);
+            rt_free(a->links->name);
         }
         if (a->type->fini && !(a->flags & RT_AF_FINI_DONE))
             a->type->fini(a->state);
         rt_free(a->links);
         drain_dead(cx, a, false);
-        rt_free(a);
+        rt_slab_free(a, a->size);
     }
     rt__ext_leave(cx, entered);
 }

@@ -38,40 +38,33 @@ enum {
 
 typedef struct rt_actor rt_actor;
 struct rt_actor {
-    /* any thread (atomic): senders push here and flip sched */
+    /* line 0 — senders: the lane heads and `sched` are written by any thread; the rest is
+     * immutable after spawn and read by senders (lookups, scheduling) */
     alignas(64) rt_qnode *_Atomic uhead; /* urgent lane, producer end */
     rt_qnode *_Atomic nhead;             /* normal lane, producer end */
     _Atomic uint32_t sched;              /* RT_AS_* */
+    uint32_t size;                       /* bytes allocated (rt_slab class) */
+    uint64_t id;
+    const rt_actor_type *type;
+    rt_detached *det;          /* its own thread (RT_SPAWN_DETACHED), or NULL */
+    struct cds_lfht_node node; /* in rt->by_id; liburcu may rewrite it on neighbours' removal */
 
-    /* owner: the thread running the actor; after death, the reaper */
+    /* line 1 — owner: the thread running the actor; after death, the reaper */
     alignas(64) rt_qnode *utail; /* urgent lane, consumer end */
     rt_qnode *ntail;             /* normal lane, consumer end */
     rt_qnode ustub;              /* urgent lane stub */
     rt_qnode nstub;              /* normal lane stub */
-    union {
-        struct {
-            void *state;     /* behaviour state */
-            rt_links *links; /* links and monitors; NULL when none */
-        };
-        struct rcu_head rcu; /* after death, when state and links are gone */
-    };
-    rt_name *name;               /* registered name or NULL */
-    rt_actor *qnext;             /* link in the inject/urgent queues and the graveyard */
+    void *state;                 /* behaviour state */
+    rt_links *links;             /* links, monitors and the registered name; NULL when none */
+    rt_actor *qnext;             /* link in the inject/urgent queues, death lists, graveyard */
     uint32_t flags;              /* RT_AF_* */
     int exit_reason;             /* valid once RT_AF_EXITING is set */
-
-    /* immutable after spawn; read by registry lookups on any thread */
-    const rt_actor_type *type;
-    uint64_t id;
-    rt_runtime *rt;
-    struct cds_lfht_node node; /* in rt->by_id */
-    rt_detached *det;          /* its own thread (RT_SPAWN_DETACHED), or NULL */
     alignas(16) unsigned char inline_state[];
 };
 
 /* Per-thread scheduling context. Workers embed one; other threads get a thread-local one. */
 struct rt_ctx {
-    bool online;          /* always an RCU reader while running (workers, detached threads) */
+    bool online; /* always an RCU reader while running (workers, detached threads) */
     rt_runtime *rt;
     uint64_t gen;     /* rt->gen when this context was bound (runtimes can reuse addresses) */
     rt_worker *w;     /* NULL on external threads */
@@ -103,6 +96,8 @@ struct rt_worker {
 
     /* owner only */
     alignas(64) uint64_t rng;
+    rt_actor *dead; /* ended actors waiting for one batched call_rcu */
+    uint32_t ndead;
     uint32_t tick;
     bool spinning;
     int index;
@@ -178,6 +173,8 @@ int rt__run_actor(rt_ctx *cx, rt_actor *a);
 void rt__detached_start(rt_runtime *rt, rt_actor *a);
 void rt__detached_wake(rt_actor *a);
 void rt__reap(rt_ctx *cx);
+/* Hand the worker's ended actors to RCU in one batch (they are freed a grace period later). */
+void rt__flush_dead(rt_worker *w);
 void rt__destroy_all(rt_runtime *rt);
 bool rt__ext_enter(rt_ctx *cx);
 void rt__ext_leave(rt_ctx *cx, bool entered);

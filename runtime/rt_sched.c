@@ -210,6 +210,7 @@ static rt_actor *find_local(rt_worker *w)
     if (RT_UNLIKELY(rt__urgent_pending(rt)) && (a = fifo_pop(&rt->urgent)))
         return a;
     if (RT_UNLIKELY(++w->tick % INJECT_EVERY == 0)) {
+        rt__flush_dead(w);
         if (atomic_load_explicit(&rt->grave, memory_order_relaxed))
             rt__reap(&w->cx);
         if ((a = fifo_pop(&rt->inject)))
@@ -279,6 +280,7 @@ static bool work_visible(rt_runtime *rt)
 static void park(rt_worker *w)
 {
     rt_runtime *rt = w->rt;
+    rt__flush_dead(w); /* nothing of ours waits for reclamation while we sleep */
     pthread_mutex_lock(&rt->idle_lock);
     atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
     w->idle_next = rt->idle_top;
@@ -380,6 +382,7 @@ static void *worker_main(void *arg)
             rt__reschedule(w, a);
         rt__rcu_quiescent(w->rt);
     }
+    rt__flush_dead(w);
     urcu_qsbr_unregister_thread();
     rt_msg_pool_flush();
     return NULL;
@@ -442,7 +445,7 @@ void rt__detached_wake(rt_actor *a)
 {
     rt_detached *d = a->det;
     /* Counted busy from the wake-up until it goes idle, for rt_wait_quiescent. */
-    atomic_fetch_add_explicit(&a->rt->busy, 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&d->cx.rt->busy, 1, memory_order_seq_cst);
     /* release: the actor's state written by its previous run and the sender's push are
      * visible to the detached thread (acquire in detached_main). */
     atomic_store_explicit(&d->wake, 1, memory_order_release);
@@ -497,10 +500,10 @@ rt_runtime *rt_runtime_new(const rt_options *opts)
     rt->gen = atomic_fetch_add_explicit(&rt_generation, 1, memory_order_relaxed) + 1;
     atomic_init(&rt->id_counter, 1);
 
-    rt->by_id = cds_lfht_new_flavor(1 << 12, 1 << 12, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+    rt->by_id = cds_lfht_new_flavor(1 << 18, 1 << 18, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
                                     &urcu_qsbr_flavor, NULL);
-    rt->by_name = cds_lfht_new_flavor(1 << 6, 1 << 6, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-                                      &urcu_qsbr_flavor, NULL);
+    rt->by_name = cds_lfht_new_flavor(
+        1 << 18, 1 << 18, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_qsbr_flavor, NULL);
     RT_VERIFY(rt->by_id && rt->by_name);
 
     pthread_mutex_init(&rt->idle_lock, NULL);
