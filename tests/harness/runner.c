@@ -9,6 +9,7 @@
  */
 #include "test.h"
 
+#include <ftw.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/wait.h>
@@ -33,6 +34,41 @@ void test__register(const char *name, test_fn fn, const char *file)
     tests[ntests].name = name;
     tests[ntests].fn = fn;
     ntests++;
+}
+
+static char tmpdirs[16][256];
+static int ntmpdirs;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void remove_tmpdirs(void)
+{
+    for (int i = 0; i < ntmpdirs; i++)
+        nftw(tmpdirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *test_tmpdir(void)
+{
+    if (ntmpdirs == 16) {
+        fprintf(stderr, "too many tmpdirs in one case\n");
+        abort();
+    }
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char *d = tmpdirs[ntmpdirs];
+    snprintf(d, sizeof(tmpdirs[0]), "%s/hermes-test-XXXXXX", base);
+    if (!mkdtemp(d)) {
+        perror("mkdtemp");
+        abort();
+    }
+    if (ntmpdirs++ == 0)
+        atexit(remove_tmpdirs);
+    return d;
 }
 
 static double now_ms(void)

@@ -16,6 +16,9 @@
 #include <string.h>
 
 typedef void (*test_fn)(void);
+
+/* A fresh directory for this case, removed (recursively) when the case ends. */
+const char *test_tmpdir(void);
 void test__register(const char *name, test_fn fn, const char *file);
 
 #define TEST(name)                                                                                 \
