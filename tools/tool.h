@@ -51,10 +51,12 @@ typedef struct tool_env {
     bool interactive;           /* a person can answer approval and clarify prompts */
     int delegate_depth;         /* 0 for a top-level session */
     int64_t terminal_timeout_s; /* terminal.timeout (180) */
-    char **enabled_tools;       /* NULL-terminated names loaded for this session */
-    rt_ref session;             /* the session actor */
-    rt_ref store;               /* the state store actor, 0 if none */
-    rt_ref memory;              /* the memory actor, 0 if none */
+    char **command_allowlist; /* NULL-terminated permanent approvals (config command_allowlist), or
+                                 NULL */
+    char **enabled_tools;     /* NULL-terminated names loaded for this session */
+    rt_ref session;           /* the session actor */
+    rt_ref store;             /* the state store actor, 0 if none */
+    rt_ref memory;            /* the memory actor, 0 if none */
 } tool_env;
 
 tool_env *tool_env_new(void);

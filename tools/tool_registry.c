@@ -332,6 +332,9 @@ void tool_env_unref(tool_env *e)
     for (char **t = e->enabled_tools; t && *t; t++)
         rt_free(*t);
     rt_free(e->enabled_tools);
+    for (char **t = e->command_allowlist; t && *t; t++)
+        rt_free(*t);
+    rt_free(e->command_allowlist);
     rt_free(e);
 }
 
