@@ -59,6 +59,8 @@ struct rt_reactor {
     rt_qnode *_Atomic qhead; /* call queue, producer end */
     _Atomic bool wake_pending;
     _Atomic bool stop_requested;
+    _Atomic bool closed;         /* the final drain has begun: calls run inline (rule below) */
+    _Atomic int calls_in_flight; /* callers between their closed check and their push */
     /* reactor thread only */
     rt_qnode *qtail;
     rt_qnode qstub;
@@ -69,7 +71,11 @@ struct rt_reactor {
     uint64_t watch_gen;
     stop_hook *hooks, **hooks_tail;
     bool stopping;
+    struct rt_reactor *retired_next;
 };
+
+static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
+static rt_reactor *retired; /* stopped reactors (guarded by retired_lock) */
 
 int64_t rt_reactor_now_ns(void)
 {
@@ -108,13 +114,28 @@ static void wake(rt_reactor *r)
     (void)!write(r->evfd, &one, sizeof(one));
 }
 
+/*
+ * A call after rt_reactor_stop must neither be lost nor touch freed memory. Callers
+ * announce themselves in calls_in_flight before checking `closed`; the stopper sets
+ * `closed` and waits for the announced callers before its final drain (both seq_cst: the
+ * Dekker pattern). A caller that sees `closed` runs fn itself: the modules find no state of
+ * theirs and refuse politely (e.g. a DONE with -ENOTCONN). The struct is never freed (it
+ * is retired), so a stale pointer stays valid to read.
+ */
 void rt_reactor_call(rt_reactor *r, rt_reactor_fn fn, void *arg)
 {
+    atomic_fetch_add_explicit(&r->calls_in_flight, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&r->closed, memory_order_seq_cst)) {
+        atomic_fetch_sub_explicit(&r->calls_in_flight, 1, memory_order_seq_cst);
+        fn(r, arg);
+        return;
+    }
     call_node *c = rt_xmalloc(sizeof(*c));
     c->fn = fn;
     c->arg = arg;
     rt_mbox_push(&r->qhead, &c->q);
     wake(r);
+    atomic_fetch_sub_explicit(&r->calls_in_flight, 1, memory_order_seq_cst);
 }
 
 int rt_reactor_add_fd(rt_reactor *r, int fd, uint32_t events, rt_reactor_fd_cb cb, void *arg)
@@ -295,10 +316,13 @@ void rt_reactor_stop(rt_reactor *r)
 {
     if (!r)
         return;
+    rt_runtime_set_slot(r->rt, RT_SLOT_REACTOR, NULL); /* no new lookups find us */
     atomic_store_explicit(&r->stop_requested, true, memory_order_release);
     wake(r);
     pthread_join(r->thread, NULL);
-    rt_runtime_set_slot(r->rt, RT_SLOT_REACTOR, NULL);
+    atomic_store_explicit(&r->closed, true, memory_order_seq_cst);
+    while (atomic_load_explicit(&r->calls_in_flight, memory_order_seq_cst) > 0)
+        rt_cpu_relax(); /* a caller is between its check and its push: a few instructions */
     /* Calls that raced with the stop run here, on this thread, after the reactor's own. */
     drain_calls(r);
     for (size_t i = 0; i < r->fds.cap; i++)
@@ -311,5 +335,10 @@ void rt_reactor_stop(rt_reactor *r)
     rt_map_fini(&r->timer_ids);
     close(r->evfd);
     close(r->epfd);
-    rt_free(r);
+    r->evfd = r->epfd = -1;
+    /* Retired, not freed: see rt_reactor_call. Reachable from here for LeakSanitizer. */
+    pthread_mutex_lock(&retired_lock);
+    r->retired_next = retired;
+    retired = r;
+    pthread_mutex_unlock(&retired_lock);
 }
