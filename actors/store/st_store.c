@@ -1,0 +1,809 @@
+/*
+ * st_store — the writer actor: group commit over one SQLite write connection.
+ * The protocol and its guarantees are in st_store.h; the schema in st_schema.c.
+ *
+ * State (plain, touched only by the writer's own thread):
+ *   in_txn     a transaction is open, and an ST_MSG_FLUSH sent when it began is queued
+ *              behind its first write (unless commit_each), so it is committed at the latest
+ *              when that FLUSH arrives; a FLUSH finding no transaction does nothing;
+ *   pending    the acks of the writes done in it, in arrival order, sent after COMMIT.
+ */
+#include "st_store.h"
+
+#include "st_read.h"
+
+#include "rt_alloc.h"
+#include "rt_log.h"
+#include "rt_util.h"
+
+#include <cjson/cJSON.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+enum {
+    S_INSERT_SESSION,
+    S_END_SESSION,
+    S_SET_PROMPT,
+    S_ADD_TOKENS,
+    S_INSERT_MESSAGE,
+    S_BUMP,
+    S_BUMP_TOOL,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_COUNT
+};
+
+/* The original's statements (hermes_state.py), with explicit column lists so that columns a
+ * later Hermes adds (with defaults) do not disturb them. */
+static const char *const stmt_sql[S_COUNT] = {
+    [S_INSERT_SESSION] = "INSERT INTO sessions (id, source, user_id, model, model_config, "
+                         "system_prompt, parent_session_id, started_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_END_SESSION] = "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?",
+    [S_SET_PROMPT] = "UPDATE sessions SET system_prompt = ? WHERE id = ?",
+    [S_ADD_TOKENS] = "UPDATE sessions SET input_tokens = input_tokens + ?, "
+                     "output_tokens = output_tokens + ? WHERE id = ?",
+    [S_INSERT_MESSAGE] = "INSERT INTO messages (session_id, role, content, tool_call_id, "
+                         "tool_calls, tool_name, timestamp, token_count, finish_reason) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_BUMP] = "UPDATE sessions SET message_count = message_count + 1 WHERE id = ?",
+    [S_BUMP_TOOL] = "UPDATE sessions SET message_count = message_count + 1, "
+                    "tool_call_count = tool_call_count + 1 WHERE id = ?",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+};
+
+/* An ack waiting for its transaction to commit. */
+struct st_pending {
+    st_msg_ack *a;
+    rt_ref to; /* the requester's reply_to; 0: log errors, send nothing */
+};
+
+typedef struct st_writer {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_COUNT]; /* prepared once (SQLITE_PREPARE_PERSISTENT) */
+    bool commit_each;            /* one transaction per write (the original's way) */
+    bool in_txn;                 /* see the file header */
+    bool must_abort;             /* a write half-done: the transaction must not commit */
+    struct st_pending *pending;  /* acks waiting for COMMIT, in arrival order */
+    size_t npending, cap;
+    double last_ts;        /* newest message timestamp stored: timestamps never go back */
+    int64_t page_size;     /* bytes, for the quota */
+    int64_t default_pages; /* PRAGMA max_page_count at open */
+    uint64_t commits;      /* counters reported by ST_MSG_STATS */
+    uint64_t commit_hooks;
+    uint64_t rollbacks;
+    uint64_t writes;
+    uint64_t write_errors;
+    uint64_t max_batch;
+} st_writer;
+
+/* ================================================================ constructors */
+
+static void create_session_drop(rt_msg *m)
+{
+    st_msg_create_session *c = (st_msg_create_session *)m;
+    rt_free(c->id);
+    rt_free(c->source);
+    rt_free(c->user_id);
+    rt_free(c->model);
+    rt_free(c->model_config);
+    rt_free(c->system_prompt);
+    rt_free(c->parent_session_id);
+}
+
+st_msg_create_session *st_create_session_new(const char *id, const char *source)
+{
+    st_msg_create_session *m = RT_MSG_NEW(st_msg_create_session, ST_MSG_CREATE_SESSION);
+    m->hdr.drop = create_session_drop;
+    m->id = rt_xstrdup(id);
+    m->source = rt_xstrdup(source);
+    return m;
+}
+
+static void end_session_drop(rt_msg *m)
+{
+    st_msg_end_session *e = (st_msg_end_session *)m;
+    rt_free(e->id);
+    rt_free(e->reason);
+}
+
+st_msg_end_session *st_end_session_new(const char *id, const char *reason)
+{
+    st_msg_end_session *m = RT_MSG_NEW(st_msg_end_session, ST_MSG_END_SESSION);
+    m->hdr.drop = end_session_drop;
+    m->id = rt_xstrdup(id);
+    m->reason = rt_xstrdup(reason);
+    return m;
+}
+
+static void set_prompt_drop(rt_msg *m)
+{
+    st_msg_set_prompt *p = (st_msg_set_prompt *)m;
+    rt_free(p->id);
+    rt_free(p->system_prompt);
+}
+
+st_msg_set_prompt *st_set_prompt_new(const char *id, const char *system_prompt)
+{
+    st_msg_set_prompt *m = RT_MSG_NEW(st_msg_set_prompt, ST_MSG_SET_PROMPT);
+    m->hdr.drop = set_prompt_drop;
+    m->id = rt_xstrdup(id);
+    m->system_prompt = rt_xstrdup(system_prompt);
+    return m;
+}
+
+static void add_tokens_drop(rt_msg *m)
+{
+    rt_free(((st_msg_add_tokens *)m)->id);
+}
+
+st_msg_add_tokens *st_add_tokens_new(const char *id, int64_t input_tokens, int64_t output_tokens)
+{
+    st_msg_add_tokens *m = RT_MSG_NEW(st_msg_add_tokens, ST_MSG_ADD_TOKENS);
+    m->hdr.drop = add_tokens_drop;
+    m->id = rt_xstrdup(id);
+    m->input_tokens = input_tokens;
+    m->output_tokens = output_tokens;
+    return m;
+}
+
+static void append_drop(rt_msg *m)
+{
+    st_msg_append *a = (st_msg_append *)m;
+    rt_free(a->session_id);
+    rt_free(a->role);
+    rt_free(a->content);
+    rt_free(a->tool_call_id);
+    rt_free(a->tool_calls);
+    rt_free(a->tool_name);
+    rt_free(a->finish_reason);
+}
+
+st_msg_append *st_append_new(const char *session_id, const char *role, const char *content)
+{
+    st_msg_append *m = RT_MSG_NEW(st_msg_append, ST_MSG_APPEND);
+    m->hdr.drop = append_drop;
+    m->session_id = rt_xstrdup(session_id);
+    m->role = rt_xstrdup(role);
+    m->content = rt_xstrdup(content);
+    return m;
+}
+
+st_msg_ctl *st_ctl_new(uint32_t type, rt_ref reply_to, uint64_t tag)
+{
+    st_msg_ctl *m = RT_MSG_NEW(st_msg_ctl, type);
+    m->req.reply_to = reply_to;
+    m->req.tag = tag;
+    return m;
+}
+
+st_msg_set_quota *st_set_quota_new(int64_t max_bytes)
+{
+    st_msg_set_quota *m = RT_MSG_NEW(st_msg_set_quota, ST_MSG_SET_QUOTA);
+    m->max_bytes = max_bytes;
+    return m;
+}
+
+/* ====================================================================== acks */
+
+/* Every request struct starts with hdr then req (st_store.h). */
+static const st_req *req_of(const rt_msg *m)
+{
+    return &((const st_msg_ctl *)(const void *)m)->req;
+}
+
+static st_msg_ack *ack_new(const rt_msg *m)
+{
+    const st_req *r = req_of(m);
+    st_msg_ack *a = RT_MSG_NEW(st_msg_ack, ST_MSG_ACK);
+    a->tag = r->tag;
+    a->op = m->type;
+    return a;
+}
+
+static void ack_fail(st_msg_ack *a, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void ack_fail(st_msg_ack *a, int err, const char *fmt, ...)
+{
+    va_list ap;
+    a->err = err;
+    va_start(ap, fmt);
+    vsnprintf(a->errmsg, sizeof(a->errmsg), fmt, ap);
+    va_end(ap);
+}
+
+static void ack_fail_sqlite(st_writer *w, st_msg_ack *a, int rc, const char *what)
+{
+    a->err = st_errno_from_sqlite(rc);
+    st_errmsg_format(a->errmsg, sizeof(a->errmsg), w->db, rc, what);
+}
+
+static bool is_write(uint32_t op)
+{
+    return op >= ST_MSG_CREATE_SESSION && op <= ST_MSG_APPEND;
+}
+
+/* Send an ack to `to` (with to == 0: log an error, send nothing); commit is the number of
+ * the transaction that made the write durable. */
+static void ack_send(st_writer *w, rt_ctx *cx, st_msg_ack *a, rt_ref to, uint64_t commit)
+{
+    a->commit = a->err ? 0 : commit;
+    if (a->err && is_write(a->op)) {
+        w->write_errors++;
+        RT_LOG_LIMITED(RT_LOG_WARN, "store", 1000, "write failed op=%u err=%d: %s", a->op & 0xffffu,
+                       a->err, a->errmsg);
+    }
+    if (to)
+        rt_send(cx, to, &a->hdr); /* false: the requester ended; the ack is freed */
+    else
+        rt_msg_free(&a->hdr);
+}
+
+static void pending_push(st_writer *w, st_msg_ack *a, rt_ref to)
+{
+    if (w->npending == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 64;
+        w->pending = rt_xrealloc(w->pending, w->cap * sizeof(*w->pending));
+    }
+    w->pending[w->npending++] = (struct st_pending){a, to};
+}
+
+/* ============================================================== transactions */
+
+static int step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    (void)sqlite3_reset(st); /* repeats rc, already taken */
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int txn_begin(st_writer *w, rt_ctx *cx, st_msg_ack *a)
+{
+    if (w->in_txn)
+        return SQLITE_OK;
+    /* A transaction we think is closed but SQLite kept open (a failed ROLLBACK after a failed
+     * COMMIT) would make every BEGIN fail from now on: end it first. */
+    if (!sqlite3_get_autocommit(w->db))
+        (void)step_reset(w->stmt[S_ROLLBACK]); /* BEGIN below reports what still fails */
+    int rc = step_reset(w->stmt[S_BEGIN]);
+    if (rc != SQLITE_OK) {
+        ack_fail_sqlite(w, a, rc, "cannot start a transaction on state.db");
+        return rc;
+    }
+    w->in_txn = true;
+    if (!w->commit_each) /* lands behind the writes already queued: they share the txn */
+        rt_send(cx, rt_self(cx), rt_msg_new(ST_MSG_FLUSH, sizeof(rt_msg)));
+    return SQLITE_OK;
+}
+
+/* Commit, then send the acks (rule 1: an ack means committed). */
+static void txn_commit(st_writer *w, rt_ctx *cx)
+{
+    if (!w->in_txn)
+        return;
+    int rc = step_reset(w->stmt[S_COMMIT]);
+    char why[ST_ERRMSG_MAX] = "";
+    int err = 0;
+    if (rc == SQLITE_OK) {
+        w->commits++;
+    } else {
+        err = st_errno_from_sqlite(rc);
+        st_errmsg_format(why, sizeof(why), w->db, rc, "commit failed, the batch was rolled back");
+        if (!sqlite3_get_autocommit(w->db))
+            (void)step_reset(w->stmt[S_ROLLBACK]); /* the COMMIT error is what we report */
+        w->rollbacks++;
+    }
+    w->in_txn = false;
+    if (w->npending > w->max_batch)
+        w->max_batch = w->npending;
+    for (size_t i = 0; i < w->npending; i++) {
+        st_msg_ack *a = w->pending[i].a;
+        if (err && !a->err) {
+            a->err = err;
+            rt_strlcpy(a->errmsg, why, sizeof(a->errmsg));
+        }
+        ack_send(w, cx, a, w->pending[i].to, w->commits);
+    }
+    w->npending = 0;
+}
+
+/* A disk-level error (rule 3): roll back everything and fail every write of the txn. */
+static bool is_fatal(st_writer *w, int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_NOMEM:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN: return true;
+    default: return sqlite3_get_autocommit(w->db) != 0; /* SQLite ended the txn itself */
+    }
+}
+
+static void txn_abort(st_writer *w, rt_ctx *cx, st_msg_ack *cause, rt_ref cause_to)
+{
+    if (!sqlite3_get_autocommit(w->db))
+        (void)step_reset(w->stmt[S_ROLLBACK]); /* cause holds the error we report */
+    w->in_txn = false;
+    w->rollbacks++;
+    for (size_t i = 0; i < w->npending; i++) {
+        st_msg_ack *a = w->pending[i].a;
+        if (!a->err)
+            ack_fail(a, cause->err, "rolled back with its transaction: %s", cause->errmsg);
+        ack_send(w, cx, a, w->pending[i].to, 0);
+    }
+    w->npending = 0;
+    ack_send(w, cx, cause, cause_to, 0);
+}
+
+/* ==================================================================== writes */
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC); /* the message outlives the step */
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* JSON text from a caller: 1 store it, 0 Python-falsy (store NULL), -1 not JSON. */
+static int json_check(const char *s)
+{
+    cJSON *j = cJSON_ParseWithOpts(s, NULL, true);
+    if (!j)
+        return -1;
+    bool falsy = cJSON_IsNull(j) || cJSON_IsFalse(j) ||
+                 ((cJSON_IsArray(j) || cJSON_IsObject(j)) && !j->child) ||
+                 (cJSON_IsString(j) && !*j->valuestring) ||
+                 (cJSON_IsNumber(j) && j->valuedouble == 0);
+    cJSON_Delete(j);
+    return falsy ? 0 : 1;
+}
+
+static int create_session(st_writer *w, st_msg_create_session *m, st_msg_ack *a)
+{
+    sqlite3_stmt *st = w->stmt[S_INSERT_SESSION];
+    bind_text(st, 1, m->id);
+    bind_text(st, 2, m->source);
+    bind_text(st, 3, m->user_id);
+    bind_text(st, 4, m->model);
+    bind_text(st, 5, m->model_config && json_check(m->model_config) > 0 ? m->model_config : NULL);
+    bind_text(st, 6, m->system_prompt);
+    bind_text(st, 7, m->parent_session_id);
+    sqlite3_bind_double(st, 8, st_now_epoch());
+    int rc = step_reset(st);
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        ack_fail(a, -ENOENT, "create session '%.64s': unknown parent session '%.64s'", m->id,
+                 m->parent_session_id ? m->parent_session_id : "");
+    } else if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
+        ack_fail(a, -EEXIST, "create session '%.64s': a session with this id exists", m->id);
+    } else if (rc != SQLITE_OK) {
+        ack_fail_sqlite(w, a, rc, "create session");
+    }
+    return rc;
+}
+
+/* UPDATE ... WHERE id = ?: no row is -ENOENT (the original ignores it silently). */
+static int update_session(st_writer *w, sqlite3_stmt *st, const char *id, st_msg_ack *a,
+                          const char *what)
+{
+    int rc = step_reset(st);
+    if (rc != SQLITE_OK)
+        ack_fail_sqlite(w, a, rc, what);
+    else if (sqlite3_changes(w->db) == 0)
+        ack_fail(a, -ENOENT, "%s: unknown session '%.64s'", what, id);
+    return rc;
+}
+
+static int end_session(st_writer *w, st_msg_end_session *m, st_msg_ack *a)
+{
+    sqlite3_stmt *st = w->stmt[S_END_SESSION];
+    sqlite3_bind_double(st, 1, st_now_epoch());
+    bind_text(st, 2, m->reason);
+    bind_text(st, 3, m->id);
+    return update_session(w, st, m->id, a, "end session");
+}
+
+static int set_prompt(st_writer *w, st_msg_set_prompt *m, st_msg_ack *a)
+{
+    sqlite3_stmt *st = w->stmt[S_SET_PROMPT];
+    bind_text(st, 1, m->system_prompt);
+    bind_text(st, 2, m->id);
+    return update_session(w, st, m->id, a, "update system prompt");
+}
+
+static int add_tokens(st_writer *w, st_msg_add_tokens *m, st_msg_ack *a)
+{
+    sqlite3_stmt *st = w->stmt[S_ADD_TOKENS];
+    sqlite3_bind_int64(st, 1, m->input_tokens);
+    sqlite3_bind_int64(st, 2, m->output_tokens);
+    bind_text(st, 3, m->id);
+    return update_session(w, st, m->id, a, "update token counts");
+}
+
+/* One INSERT, then the counters, as the original's append_message (exactly once). */
+static int append(st_writer *w, st_msg_append *m, st_msg_ack *a)
+{
+    sqlite3_stmt *st = w->stmt[S_INSERT_MESSAGE];
+    double now = st_now_epoch();
+    if (now < w->last_ts) /* the wall clock stepped back: keep ORDER BY timestamp, id true */
+        now = w->last_ts;
+    bind_text(st, 1, m->session_id);
+    bind_text(st, 2, m->role);
+    bind_text(st, 3, m->content);
+    bind_text(st, 4, m->tool_call_id);
+    bind_text(st, 5, m->tool_calls && json_check(m->tool_calls) > 0 ? m->tool_calls : NULL);
+    bind_text(st, 6, m->tool_name);
+    sqlite3_bind_double(st, 7, now);
+    if (m->has_token_count)
+        sqlite3_bind_int64(st, 8, m->token_count);
+    else
+        sqlite3_bind_null(st, 8);
+    bind_text(st, 9, m->finish_reason);
+    int rc = step_reset(st);
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        ack_fail(a, -ENOENT, "append message: unknown session '%.64s' (FOREIGN KEY constraint)",
+                 m->session_id);
+        return rc;
+    }
+    if (rc != SQLITE_OK) {
+        ack_fail_sqlite(w, a, rc, "append message");
+        return rc;
+    }
+    a->id = sqlite3_last_insert_rowid(w->db);
+    w->last_ts = now;
+    bool tool = strcmp(m->role, "tool") == 0 || m->tool_calls != NULL;
+    sqlite3_stmt *bump = w->stmt[tool ? S_BUMP_TOOL : S_BUMP];
+    bind_text(bump, 1, m->session_id);
+    rc = step_reset(bump);
+    if (rc != SQLITE_OK) {
+        /* The row is in but its counters are not: commit neither (exactly once, rule 2). */
+        ack_fail_sqlite(w, a, rc, "append message: updating the session counters");
+        w->must_abort = true;
+    }
+    return rc;
+}
+
+/* Checks that need no database: required fields, sizes, JSON. 0 or -errno with a filled. */
+static int require(st_msg_ack *a, const char *what, const char *field, const char *v)
+{
+    if (v && *v)
+        return 0;
+    ack_fail(a, -EINVAL, "%s: %s is required", what, field);
+    return -EINVAL;
+}
+
+static int check_texts(st_msg_ack *a, const char *what, const char *const *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] && strnlen(t[i], ST_TEXT_MAX + 1) > ST_TEXT_MAX) {
+            ack_fail(a, -E2BIG, "%s: a text field is over the limit of %u bytes", what,
+                     ST_TEXT_MAX);
+            return -E2BIG;
+        }
+    }
+    return 0;
+}
+
+static int check_json(st_msg_ack *a, const char *what, const char *field, const char *v)
+{
+    if (!v || json_check(v) >= 0)
+        return 0;
+    ack_fail(a, -EINVAL, "%s: %s is not valid JSON", what, field);
+    return -EINVAL;
+}
+
+static int validate_create(const st_msg_create_session *c, st_msg_ack *a)
+{
+    const char *what = "create session";
+    const char *t[] = {c->id,           c->source,        c->user_id,          c->model,
+                       c->model_config, c->system_prompt, c->parent_session_id};
+    int err = require(a, what, "id", c->id);
+    if (!err)
+        err = require(a, what, "source", c->source);
+    if (!err)
+        err = check_texts(a, what, t, RT_ARRAY_LEN(t));
+    if (!err)
+        err = check_json(a, what, "model_config", c->model_config);
+    return err;
+}
+
+static int validate_append(const st_msg_append *p, st_msg_ack *a)
+{
+    const char *what = "append message";
+    const char *t[] = {p->session_id, p->role,      p->content,      p->tool_call_id,
+                       p->tool_calls, p->tool_name, p->finish_reason};
+    int err = require(a, what, "session_id", p->session_id);
+    if (!err)
+        err = require(a, what, "role", p->role);
+    if (!err)
+        err = check_texts(a, what, t, RT_ARRAY_LEN(t));
+    if (!err)
+        err = check_json(a, what, "tool_calls", p->tool_calls);
+    return err;
+}
+
+/* id plus one optional text (end reason, system prompt). */
+static int validate_update(const char *id, const char *text, st_msg_ack *a)
+{
+    const char *t[] = {id, text};
+    int err = require(a, "session update", "id", id);
+    if (!err)
+        err = check_texts(a, "session update", t, RT_ARRAY_LEN(t));
+    return err;
+}
+
+static int validate(const rt_msg *m, st_msg_ack *a)
+{
+    switch (m->type) {
+    case ST_MSG_CREATE_SESSION: return validate_create((const void *)m, a);
+    case ST_MSG_APPEND: return validate_append((const void *)m, a);
+    case ST_MSG_END_SESSION: {
+        const st_msg_end_session *e = (const void *)m;
+        return validate_update(e->id, e->reason, a);
+    }
+    case ST_MSG_SET_PROMPT: {
+        const st_msg_set_prompt *p = (const void *)m;
+        return validate_update(p->id, p->system_prompt, a);
+    }
+    case ST_MSG_ADD_TOKENS:
+        return validate_update(((const st_msg_add_tokens *)(const void *)m)->id, NULL, a);
+    default: return 0;
+    }
+}
+
+static int apply(st_writer *w, rt_msg *m, st_msg_ack *a)
+{
+    switch (m->type) {
+    case ST_MSG_CREATE_SESSION: return create_session(w, (st_msg_create_session *)m, a);
+    case ST_MSG_END_SESSION: return end_session(w, (st_msg_end_session *)m, a);
+    case ST_MSG_SET_PROMPT: return set_prompt(w, (st_msg_set_prompt *)m, a);
+    case ST_MSG_ADD_TOKENS: return add_tokens(w, (st_msg_add_tokens *)m, a);
+    case ST_MSG_APPEND: return append(w, (st_msg_append *)m, a);
+    default: return SQLITE_OK;
+    }
+}
+
+static void on_write(st_writer *w, rt_ctx *cx, rt_msg *m)
+{
+    st_msg_ack *a = ack_new(m);
+    rt_ref to = req_of(m)->reply_to;
+    w->writes++;
+    if (validate(m, a) == 0 && txn_begin(w, cx, a) == SQLITE_OK) {
+        int rc = apply(w, m, a);
+        if (rc != SQLITE_OK && (is_fatal(w, rc) || w->must_abort)) {
+            w->must_abort = false;
+            txn_abort(w, cx, a, to);
+            return;
+        }
+    }
+    if (w->in_txn)
+        pending_push(w, a, to);
+    else
+        ack_send(w, cx, a, to, w->commits); /* failed before any transaction began */
+    if (w->in_txn && (w->commit_each || w->npending >= ST_BATCH_MAX))
+        txn_commit(w, cx);
+}
+
+/* ================================================================== control */
+
+static void on_sync(st_writer *w, rt_ctx *cx, rt_msg *m)
+{
+    st_msg_ack *a = ack_new(m);
+    if (w->in_txn)
+        pending_push(w, a, req_of(m)->reply_to); /* acked with the writes before it */
+    else
+        ack_send(w, cx, a, req_of(m)->reply_to, w->commits);
+}
+
+static void on_set_quota(st_writer *w, rt_ctx *cx, st_msg_set_quota *m)
+{
+    st_msg_ack *a = ack_new(&m->hdr);
+    int64_t pages = w->default_pages;
+    if (m->max_bytes > 0)
+        pages = (m->max_bytes + w->page_size - 1) / w->page_size;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(w->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        a->id = sqlite3_column_int64(st, 0) * w->page_size;
+    else
+        ack_fail_sqlite(w, a, rc, "set the size limit");
+    sqlite3_finalize(st);
+    ack_send(w, cx, a, m->req.reply_to, w->commits);
+}
+
+static void on_stats(st_writer *w, rt_ctx *cx, rt_msg *m)
+{
+    const st_req *r = req_of(m);
+    if (!r->reply_to)
+        return;
+    st_msg_stats *s = RT_MSG_NEW(st_msg_stats, ST_MSG_STATS_REPLY);
+    s->tag = r->tag;
+    s->commits = w->commits;
+    s->commit_hooks = w->commit_hooks;
+    s->rollbacks = w->rollbacks;
+    s->writes = w->writes;
+    s->write_errors = w->write_errors;
+    s->max_batch = w->max_batch;
+    rt_send(cx, r->reply_to, &s->hdr);
+}
+
+static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    st_writer *w = state;
+    switch (m->type) {
+    case ST_MSG_CREATE_SESSION:
+    case ST_MSG_END_SESSION:
+    case ST_MSG_SET_PROMPT:
+    case ST_MSG_ADD_TOKENS:
+    case ST_MSG_APPEND: on_write(w, cx, m); break;
+    case ST_MSG_FLUSH: txn_commit(w, cx); break;
+    case ST_MSG_SYNC: on_sync(w, cx, m); break;
+    case ST_MSG_SET_QUOTA: on_set_quota(w, cx, (st_msg_set_quota *)m); break;
+    case ST_MSG_STATS: on_stats(w, cx, m); break;
+    case ST_MSG_SHUTDOWN:
+        txn_commit(w, cx);
+        ack_send(w, cx, ack_new(m), req_of(m)->reply_to, w->commits);
+        rt_exit(cx, RT_EXIT_NORMAL);
+        break;
+    case RT_MSG_STOP: txn_commit(w, cx); break; /* queued writes behind it are dropped */
+    default: RT_WARN_ONCE("store", "store writer: unexpected message type %#x", m->type); break;
+    }
+}
+
+static void writer_free(st_writer *w)
+{
+    if (w->in_txn && step_reset(w->stmt[S_COMMIT]) != SQLITE_OK)
+        RT_ERROR("store", "state.db: final commit failed: %s", sqlite3_errmsg(w->db));
+    for (size_t i = 0; i < w->npending; i++)
+        rt_msg_free(&w->pending[i].a->hdr); /* nobody can be told any more */
+    rt_free(w->pending);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(w->stmt[i]);
+    /* Fold the WAL into the main file now: the readers may close after us, and a read-only
+     * connection cannot checkpoint, which would leave the WAL behind. */
+    int rc = w->db ? sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL)
+                   : SQLITE_OK;
+    if (rc != SQLITE_OK)
+        RT_DEBUG("store", "state.db: final checkpoint incomplete: %s", sqlite3_errmsg(w->db));
+    if (w->db && sqlite3_close(w->db) != SQLITE_OK)
+        RT_ERROR("store", "state.db: close failed: %s", sqlite3_errmsg(w->db));
+    rt_free(w);
+}
+
+/* Runs once when the writer ends (no sends): commits what is open, closes the connection. */
+static void writer_fini(void *state)
+{
+    writer_free(state);
+}
+
+static const rt_actor_type writer_type = {"store", writer_behave, writer_fini, 0};
+
+/* ==================================================================== start */
+
+static int commit_hook(void *arg)
+{
+    ((st_writer *)arg)->commit_hooks++; /* the writer's own thread, inside COMMIT */
+    return 0;                           /* 0: let the commit proceed */
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int writer_open(const st_store_opts *o, st_writer **out, char *errmsg, size_t errlen)
+{
+    st_open_opts oo = {
+        .mode = ST_OPEN_WRITE, .busy_timeout_ms = o->busy_timeout_ms, .sync_full = o->sync_full};
+    st_writer *w = rt_xcalloc(1, sizeof(*w));
+    w->commit_each = o->commit_each;
+    int err = st_db_open(o->path, &oo, &w->db, errmsg, errlen);
+    if (!err)
+        err = st_schema_init(w->db, errmsg, errlen);
+    for (int i = 0; i < S_COUNT && !err; i++) {
+        int rc = sqlite3_prepare_v3(w->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->stmt[i],
+                                    NULL);
+        if (rc != SQLITE_OK) {
+            st_errmsg_format(errmsg, errlen, w->db, rc, "state.db: preparing a statement");
+            err = st_errno_from_sqlite(rc);
+        }
+    }
+    if (!err && (pragma_int(w->db, "PRAGMA page_size", &w->page_size) != SQLITE_OK ||
+                 pragma_int(w->db, "PRAGMA max_page_count", &w->default_pages) != SQLITE_OK ||
+                 w->page_size <= 0)) {
+        st_errmsg_format(errmsg, errlen, w->db, sqlite3_errcode(w->db), "state.db: page size");
+        err = -EIO;
+    }
+    if (err) {
+        writer_free(w);
+        return err;
+    }
+    sqlite3_commit_hook(w->db, commit_hook, w);
+    *out = w;
+    return 0;
+}
+
+static void set_msg(char *buf, size_t len, const char *s)
+{
+    if (buf && len)
+        rt_strlcpy(buf, s, len);
+}
+
+int st_store_start(rt_ctx *cx, const st_store_opts *o, st_store_refs *out, char *errmsg,
+                   size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    int n = o->readers ? o->readers : 2;
+    if (n < 1 || n > ST_MAX_READERS) {
+        set_msg(errmsg, errlen, "store: readers must be 1..8");
+        return -EINVAL;
+    }
+    st_writer *w = NULL;
+    int err = writer_open(o, &w, errmsg, errlen);
+    if (err)
+        return err;
+    /* Readers open after the writer: the file, its schema and its -wal/-shm exist. */
+    st_reader *r[ST_MAX_READERS] = {0};
+    for (int i = 0; i < n && !err; i++)
+        r[i] = st_reader_open(o->path, &err, errmsg, errlen);
+    if (err) {
+        for (int i = 0; i < n; i++)
+            st_reader_free(r[i]);
+        writer_free(w);
+        return err;
+    }
+    rt_spawn_opts so = {.flags = RT_SPAWN_DETACHED, .name = o->name};
+    out->writer = rt_spawn(cx, &writer_type, w, &so); /* w is the actor's now */
+    for (int i = 0; i < n; i++) {
+        char name[96];
+        if (o->name)
+            snprintf(name, sizeof(name), "%s.r%d", o->name, i);
+        out->readers[i] = out->writer ? st_reader_spawn(cx, r[i], o->name ? name : NULL)
+                                      : (st_reader_free(r[i]), 0);
+        out->nreaders += out->readers[i] != 0;
+    }
+    if (!out->writer || out->nreaders != n) {
+        set_msg(errmsg, errlen, "store: the actor name is already taken");
+        st_store_stop(cx, out, 0, 0);
+        memset(out, 0, sizeof(*out));
+        return -EEXIST;
+    }
+    return 0;
+}
+
+rt_ref st_store_reader(const st_store_refs *s, uint64_t key)
+{
+    return s->nreaders > 0 ? s->readers[key % (uint64_t)s->nreaders] : 0;
+}
+
+void st_store_stop(rt_ctx *cx, const st_store_refs *s, rt_ref reply_to, uint64_t tag)
+{
+    if (s->writer)
+        rt_send(cx, s->writer, &st_ctl_new(ST_MSG_SHUTDOWN, reply_to, tag)->hdr);
+    for (int i = 0; i < ST_MAX_READERS; i++) {
+        if (s->readers[i])
+            rt_stop(cx, s->readers[i], RT_EXIT_NORMAL);
+    }
+}

@@ -1,0 +1,208 @@
+/*
+ * st_store — the state store: the one actor that writes ~/.hermes/state.db.
+ *
+ * The writer is a detached actor (its own thread: SQLite blocks) that owns the only write
+ * connection (WAL, foreign_keys=ON, busy timeout, synchronous=NORMAL, statements prepared once).
+ * Readers are separate detached actors with read-only connections (st_read.h); start both with
+ * st_store_start().
+ *
+ * Group commit. On the first write after idle the writer opens a transaction (BEGIN IMMEDIATE)
+ * and sends itself ST_MSG_FLUSH on the normal lane, where it lands behind every write already
+ * queued. Those writes run in the same transaction; on FLUSH it commits and only then sends
+ * the acks. So a burst of writes from many sessions costs one commit, and:
+ *   1. An ack with err == 0 means the write is committed to the WAL: it survives a crash of
+ *      this process (see st_schema.c on synchronous=NORMAL and power loss) and every reader
+ *      started after the ack sees it.
+ *   2. Acks go out in the order the writes arrived; each write is executed exactly once
+ *      (an append is one INSERT: the original's double logging is not reproduced).
+ *   3. A write that fails on its own (unknown session, duplicate id, bad input) gets its error
+ *      and the others in the transaction commit. A disk error (SQLITE_FULL -> -ENOSPC,
+ *      IOERR -> -EIO) rolls the whole transaction back: every write of it is acked with that
+ *      error. The store stays up and the next write starts a new transaction.
+ *
+ * Messages (type RT_MSG_MODULE_ST). Every request starts with `rt_msg hdr; st_req req;`. With
+ * req.reply_to != 0 the sender gets one ST_MSG_ACK (writes) or one reply of the type named
+ * below, echoing req.tag. String fields are owned heap strings (rt_xmalloc'd) that the
+ * message's drop frees: use the *_new constructors, which copy, then assign optional fields
+ * with rt_xstrdup (or move a heap string in).
+ *
+ * Threads: the constructors and st_store_reader from any thread; st_store_start and
+ * st_store_stop from a non-worker thread (they open files) or a detached actor.
+ */
+#ifndef ST_STORE_H
+#define ST_STORE_H
+
+#include "rt_actor.h"
+#include "st_schema.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ST_MAX_READERS 8
+#define ST_TEXT_MAX    (64u << 20) /* cap on any one text field; more is -E2BIG */
+#define ST_BATCH_MAX   4096        /* writes per transaction before an early commit */
+
+enum {
+    /* writes: answered with ST_MSG_ACK once committed (or failed) */
+    ST_MSG_CREATE_SESSION = RT_MSG_TYPE(RT_MSG_MODULE_ST, 1), /* st_msg_create_session */
+    ST_MSG_END_SESSION = RT_MSG_TYPE(RT_MSG_MODULE_ST, 2),    /* st_msg_end_session */
+    ST_MSG_SET_PROMPT = RT_MSG_TYPE(RT_MSG_MODULE_ST, 3),     /* st_msg_set_prompt */
+    ST_MSG_ADD_TOKENS = RT_MSG_TYPE(RT_MSG_MODULE_ST, 4),     /* st_msg_add_tokens */
+    ST_MSG_APPEND = RT_MSG_TYPE(RT_MSG_MODULE_ST, 5),         /* st_msg_append */
+    ST_MSG_SYNC = RT_MSG_TYPE(RT_MSG_MODULE_ST, 6),     /* st_msg_ctl: acked when all before are */
+    ST_MSG_SHUTDOWN = RT_MSG_TYPE(RT_MSG_MODULE_ST, 7), /* st_msg_ctl: commit, ack, exit */
+    /* control: answered at once */
+    ST_MSG_SET_QUOTA = RT_MSG_TYPE(RT_MSG_MODULE_ST, 8), /* st_msg_set_quota -> ST_MSG_ACK */
+    ST_MSG_STATS = RT_MSG_TYPE(RT_MSG_MODULE_ST, 9),     /* st_msg_ctl -> ST_MSG_STATS_REPLY */
+    /* internal */
+    ST_MSG_FLUSH = RT_MSG_TYPE(RT_MSG_MODULE_ST, 10), /* rt_msg: commit the open transaction */
+    /* replies */
+    ST_MSG_ACK = RT_MSG_TYPE(RT_MSG_MODULE_ST, 16),         /* st_msg_ack */
+    ST_MSG_STATS_REPLY = RT_MSG_TYPE(RT_MSG_MODULE_ST, 17), /* st_msg_stats */
+    /* reads (st_read.h): 32..47, answered with ST_MSG_RESULT = 48 */
+};
+
+/* Every request carries this right after hdr. */
+typedef struct st_req {
+    rt_ref reply_to; /* who gets the reply; 0: no reply */
+    uint64_t tag;    /* echoed in the reply */
+} st_req;
+
+/* sessions row; started_at = now. The original's create_session. */
+typedef struct st_msg_create_session {
+    rt_msg hdr;
+    st_req req;
+    char *id;                /* required */
+    char *source;            /* required: "cli", "matrix", "mattermost", ... */
+    char *user_id;           /* optional */
+    char *model;             /* optional */
+    char *model_config;      /* optional JSON text; must parse; {} / [] / null stored as NULL */
+    char *system_prompt;     /* optional */
+    char *parent_session_id; /* optional; must name an existing session */
+} st_msg_create_session;
+
+/* ended_at = now, end_reason = reason ("compression", "cli_close", "session_reset"). */
+typedef struct st_msg_end_session {
+    rt_msg hdr;
+    st_req req;
+    char *id;
+    char *reason; /* may be NULL */
+} st_msg_end_session;
+
+/* sessions.system_prompt = system_prompt (the assembled prompt snapshot). */
+typedef struct st_msg_set_prompt {
+    rt_msg hdr;
+    st_req req;
+    char *id;
+    char *system_prompt; /* may be NULL */
+} st_msg_set_prompt;
+
+/* input_tokens += input_tokens, output_tokens += output_tokens (incremental). */
+typedef struct st_msg_add_tokens {
+    rt_msg hdr;
+    st_req req;
+    char *id;
+    int64_t input_tokens;
+    int64_t output_tokens;
+} st_msg_add_tokens;
+
+/*
+ * One messages row (timestamp = now, an epoch float, never earlier than the previous one
+ * this writer stored), then message_count += 1 and, when role is "tool" or tool_calls is
+ * set, tool_call_count += 1, as the original. The ack's id is the new messages.id.
+ */
+typedef struct st_msg_append {
+    rt_msg hdr;
+    st_req req;
+    char *session_id;    /* required; unknown -> -ENOENT */
+    char *role;          /* required: "user", "assistant", "tool", "system" */
+    char *content;       /* may be NULL; stored byte for byte (no UTF-8 check) */
+    char *tool_call_id;  /* optional */
+    char *tool_calls;    /* optional JSON text (the assistant's tool_calls array); must parse;
+                            [] / {} / null stored as NULL but still counted, as the original */
+    char *tool_name;     /* optional */
+    char *finish_reason; /* optional */
+    int64_t token_count; /* stored when has_token_count */
+    bool has_token_count;
+} st_msg_append;
+
+/* SYNC, SHUTDOWN and STATS carry nothing else. */
+typedef struct st_msg_ctl {
+    rt_msg hdr;
+    st_req req;
+} st_msg_ctl;
+
+/* Cap the database size (PRAGMA max_page_count, per connection, not stored): writes that
+ * would grow it further fail with -ENOSPC. 0 restores SQLite's default. The ack's id is the
+ * limit now in force, in bytes (never below the current size). */
+typedef struct st_msg_set_quota {
+    rt_msg hdr;
+    st_req req;
+    int64_t max_bytes;
+} st_msg_set_quota;
+
+/* The answer to every write, SYNC, SHUTDOWN and SET_QUOTA. */
+typedef struct st_msg_ack {
+    rt_msg hdr;
+    uint64_t tag;               /* the request's req.tag */
+    uint32_t op;                /* the request's type (ST_MSG_APPEND, ...) */
+    int err;                    /* 0 or -errno (see the header comment, rule 3) */
+    int64_t id;                 /* APPEND: messages.id; SET_QUOTA: bytes; else 0 */
+    uint64_t commit;            /* number of the transaction that made it durable; 0 on error */
+    char errmsg[ST_ERRMSG_MAX]; /* "" or a sentence naming the problem */
+} st_msg_ack;
+
+/* Counters of the writer, since it started. */
+typedef struct st_msg_stats {
+    rt_msg hdr;
+    uint64_t tag;
+    uint64_t commits;      /* successful COMMITs */
+    uint64_t commit_hooks; /* commits seen by sqlite3_commit_hook (a cross-check) */
+    uint64_t rollbacks;    /* transactions rolled back after a disk error */
+    uint64_t writes;       /* write requests executed */
+    uint64_t write_errors; /* write requests acked with an error */
+    uint64_t max_batch;    /* most writes in one transaction */
+} st_msg_stats;
+
+/* Constructors: copy the strings given (NULL stays NULL), set hdr.drop. Never NULL. */
+st_msg_create_session *st_create_session_new(const char *id, const char *source);
+st_msg_end_session *st_end_session_new(const char *id, const char *reason);
+st_msg_set_prompt *st_set_prompt_new(const char *id, const char *system_prompt);
+st_msg_add_tokens *st_add_tokens_new(const char *id, int64_t input_tokens, int64_t output_tokens);
+st_msg_append *st_append_new(const char *session_id, const char *role, const char *content);
+/* type: ST_MSG_SYNC, ST_MSG_SHUTDOWN or ST_MSG_STATS. */
+st_msg_ctl *st_ctl_new(uint32_t type, rt_ref reply_to, uint64_t tag);
+st_msg_set_quota *st_set_quota_new(int64_t max_bytes);
+
+typedef struct st_store_opts {
+    const char *path;    /* state.db; required */
+    int readers;         /* reader actors, 1..ST_MAX_READERS; 0: 2 */
+    int busy_timeout_ms; /* 0: ST_BUSY_TIMEOUT_MS */
+    bool sync_full;      /* synchronous=FULL: an fsync per commit (power-loss safe) */
+    bool commit_each;    /* one transaction per write, like the original (benchmarks) */
+    const char *name;    /* register the writer under name and readers as name.rN; NULL: none */
+} st_store_opts;
+
+typedef struct st_store_refs {
+    rt_ref writer;
+    int nreaders;
+    rt_ref readers[ST_MAX_READERS];
+} st_store_refs;
+
+/*
+ * Open (creating if needed, mode 0600) and upgrade state.db, then spawn the writer and the
+ * readers as detached actors. Blocks on disk. Returns 0 and the refs, or -errno with a
+ * sentence in errmsg (nothing is left running then).
+ */
+int st_store_start(rt_ctx *cx, const st_store_opts *o, st_store_refs *out, char *errmsg,
+                   size_t errlen);
+
+/* The reader for key (e.g. rt_hash_str(session_id) or a request counter): spreads reads. */
+rt_ref st_store_reader(const st_store_refs *s, uint64_t key);
+
+/* Ask everything to end: ST_MSG_SHUTDOWN to the writer (normal lane, so the writes queued
+ * before it are committed first; acked to reply_to with tag if reply_to != 0) and
+ * RT_MSG_STOP to the readers. */
+void st_store_stop(rt_ctx *cx, const st_store_refs *s, rt_ref reply_to, uint64_t tag);
+
+#endif /* ST_STORE_H */
