@@ -210,7 +210,8 @@ static char *agents_section(const char *cwd)
         return NULL;
     walk w = {0};
     walk_dir(&w, cwd, "", 0);
-    qsort(w.v, w.n, sizeof(w.v[0]), cmp_found);
+    if (w.n)
+        qsort(w.v, w.n, sizeof(w.v[0]), cmp_found);
     rt_buf b;
     rt_buf_init(&b, SIZE_MAX / 2);
     for (size_t i = 0; i < w.n; i++) {
@@ -264,7 +265,8 @@ static char *cursor_section(const char *cwd)
     }
     if (d)
         closedir(d);
-    qsort(names, n, sizeof(*names), cmp_str);
+    if (n)
+        qsort(names, n, sizeof(*names), cmp_str);
     for (size_t i = 0; i < n; i++) {
         char *path = rt_xasprintf("%s/%s", dir, names[i]);
         char *t = read_text(path);

@@ -1,0 +1,34 @@
+/*
+ * ag_persist — how a session talks to the state store (actors/store): every call is one
+ * message; with store == 0 (no state.db, e.g. tests) they do nothing.
+ *
+ * Threads: any thread (they only build and send messages).
+ */
+#ifndef AG_PERSIST_H
+#define AG_PERSIST_H
+
+#include "rt_actor.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+void ag_persist_create_session(rt_ctx *cx, rt_ref store, const char *id, const char *source,
+                               const char *user_id, const char *model);
+void ag_persist_system_prompt(rt_ctx *cx, rt_ref store, const char *id, const char *prompt);
+void ag_persist_tokens(rt_ctx *cx, rt_ref store, const char *id, int64_t in, int64_t out);
+/* One transcript message (neutral format); ack_to/tag: 0 for no ack. */
+void ag_persist_message(rt_ctx *cx, rt_ref store, const char *id, const cJSON *m, rt_ref ack_to,
+                        uint64_t tag);
+/* Ask for an ack once everything sent before is durable. */
+void ag_persist_sync(rt_ctx *cx, rt_ref store, rt_ref reply_to, uint64_t tag);
+/* Ask a reader for a session's transcript; the answer is recognised by is_history. */
+void ag_persist_load(rt_ctx *cx, rt_ref reader, const char *id, rt_ref reply_to);
+
+/* Is m a store ack? Then its tag, err and message. */
+bool ag_persist_is_ack(rt_msg *m, uint64_t *tag, int *err, const char **errmsg);
+/* Is m the answer to ag_persist_load? Then the transcript (taken from m; NULL on error or
+ * an unknown session: a new session). */
+bool ag_persist_is_history(rt_msg *m, cJSON **history);
+
+#endif /* AG_PERSIST_H */

@@ -1,0 +1,1181 @@
+/*
+ * ag_session — the agent loop as a state machine. See ag_session.h for the contract.
+ *
+ * A turn moves IDLE → (PROMPT) → PERSIST → LLM → TOOLS → LLM … → IDLE. Every phase waits
+ * for exactly one kind of message; anything arriving in the wrong phase is a late reply and
+ * is ignored (matched by tag or seq). Rules the code cites:
+ *
+ *   1. The transcript is always valid for the API: an assistant message with tool_calls is
+ *      followed by one tool message per call, in call order, before anything else — even
+ *      when the turn is interrupted (cancelled calls get the original's cancellation text).
+ *   2. Every message appended to the transcript is sent to the store once (the original
+ *      logs each one twice). The user's message is durable before the model sees it.
+ *   3. Inputs that arrive during a turn are kept, in order, and answered together by one
+ *      follow-up turn; the running turn is interrupted unless the input was queued.
+ *   4. Tool calls of one response run side by side when all of the running ones are
+ *      parallel-safe; otherwise one at a time, in the model's order.
+ */
+#include "ag_session.h"
+
+#include "ag_int.h"
+#include "ag_persist.h"
+#include "ag_todo.h"
+#include "llm_provider.h"
+#include "rt_alloc.h"
+#include "rt_buf.h"
+#include "rt_log.h"
+#include "rt_timer.h"
+#include "rt_util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define DEFAULT_MAX_ITERATIONS 60
+#define APPROVAL_TIMEOUT_MS    60000
+#define CLARIFY_TIMEOUT_MS     120000
+#define MAX_FORMAT_RETRIES     3
+#define PREVIEW_MAX            120
+
+static const char CANCELLED_TEXT[] = "[Tool execution cancelled - user interrupted]";
+static const char MAX_ITER_PROMPT[] =
+    "You've reached the maximum number of tool-calling iterations allowed. Please provide a "
+    "final response summarizing what you've found and accomplished so far, without calling "
+    "any more tools.";
+
+typedef struct ag_session {
+    /* configuration (owned copies) */
+    char *session_id, *source, *user_id, *model, *system_message, *ephemeral;
+    rt_ref provider, aux_provider, store, reader, prompt_service;
+    tool_env *env;
+    char **tools; /* NULL-terminated */
+    cJSON *tool_schemas;
+    int max_iterations;
+    bool stream, skip_memory, skip_context_files;
+    bool compression_enabled;
+    double compression_threshold;
+    int64_t context_length;
+    int64_t idle_timeout_ms;
+
+    /* conversation */
+    cJSON *messages;     /* the transcript, neutral format, no system message */
+    char *system_prompt; /* built once per session (agent-core §1.2) */
+    bool session_created;
+    cJSON *todos;
+    char **approved; /* pattern keys approved for this session */
+    size_t napproved;
+
+    /* the turn */
+    int phase;
+    uint64_t turn; /* turns started */
+    rt_ref sink;
+    uint64_t input_id;
+    int iterations;
+    uint64_t tag; /* tag of the request or persist we wait for */
+    uint64_t next_tag;
+    ag_call *calls;
+    size_t ncalls;
+    uint64_t next_seq;
+    int invalid_tool_retries, invalid_json_retries, empty_retries;
+    char *fallback_text; /* visible text of the last assistant message with tool calls */
+    ag_pending *pending, **pending_tail;
+    rt_map asks; /* ask id → ag_ask */
+    uint64_t next_ask;
+    uint64_t idle_timer;
+
+    /* accounting */
+    int api_calls;
+    int64_t prompt_tokens, completion_tokens, last_prompt_tokens;
+} ag_session;
+
+static void start_llm(rt_ctx *cx, ag_session *s);
+static void end_turn(rt_ctx *cx, ag_session *s, char *text, int err, char *errmsg,
+                     bool interrupted);
+
+/* ============================================================ small helpers */
+
+static char *dupn(const char *s)
+{
+    return s ? rt_xstrdup(s) : NULL;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void set_phase(ag_session *s, int phase, int line)
+{
+    RT_TRACE("agent", "session %s phase %d -> %d (line %d)", s->session_id, s->phase, phase, line);
+    s->phase = phase;
+}
+#define SET_PHASE(s, p) set_phase((s), (p), __LINE__)
+
+char *ag_new_session_id(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char ts[32];
+    strftime(ts, sizeof(ts), "%Y%m%d_%H%M%S", &tm);
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    uint64_t h = rt_hash_u64((uint64_t)t.tv_nsec ^ ((uint64_t)t.tv_sec << 32) ^ (uintptr_t)&t);
+    return rt_xasprintf("%s_%06llx", ts, (unsigned long long)(h & 0xffffff));
+}
+
+int64_t ag_context_length_for(const char *model)
+{
+    static const struct {
+        const char *needle;
+        int64_t len;
+    } table[] = {{"claude", 200000},     {"gpt-4o", 128000},        {"gemini-2", 1048576},
+                 {"gemini-3", 1048576},  {"llama-3.3-70b", 131072}, {"deepseek-chat-v3", 65536},
+                 {"qwen-2.5-72b", 32768}};
+    for (size_t i = 0; model && i < RT_ARRAY_LEN(table); i++)
+        if (strstr(model, table[i].needle))
+            return table[i].len;
+    return 128000;
+}
+
+/* ========================================================== sink messages */
+
+static void drop_delta(rt_msg *m)
+{
+    rt_free(((ag_msg_delta *)m)->text);
+}
+static void drop_progress(rt_msg *m)
+{
+    rt_free(((ag_msg_progress *)m)->tool);
+    rt_free(((ag_msg_progress *)m)->preview);
+}
+static void drop_status(rt_msg *m)
+{
+    rt_free(((ag_msg_status *)m)->text);
+}
+static void drop_ask(rt_msg *m)
+{
+    ag_msg_ask *a = (ag_msg_ask *)m;
+    rt_free(a->text);
+    rt_free(a->description);
+    cJSON_Delete(a->choices);
+}
+static void drop_done(rt_msg *m)
+{
+    rt_free(((ag_msg_done *)m)->text);
+    rt_free(((ag_msg_done *)m)->errmsg);
+}
+static void drop_input(rt_msg *m)
+{
+    rt_free(((ag_msg_input *)m)->text);
+    rt_free(((ag_msg_input *)m)->sender);
+}
+static void drop_answer(rt_msg *m)
+{
+    rt_free(((ag_msg_answer *)m)->text);
+}
+static void drop_text(rt_msg *m)
+{
+    rt_free(((ag_msg_text *)m)->text);
+}
+
+rt_msg *ag_input_new(const char *text, rt_ref sink, uint64_t input_id)
+{
+    ag_msg_input *m = RT_MSG_NEW(ag_msg_input, AG_MSG_INPUT);
+    m->text = rt_xstrdup(text ? text : "");
+    m->sink = sink;
+    m->input_id = input_id;
+    m->hdr.drop = drop_input;
+    return &m->hdr;
+}
+
+rt_msg *ag_answer_new(uint64_t ask_id, int answer, const char *text)
+{
+    ag_msg_answer *m = RT_MSG_NEW(ag_msg_answer, AG_MSG_ANSWER);
+    m->ask_id = ask_id;
+    m->answer = answer;
+    m->text = dupn(text);
+    m->hdr.drop = drop_answer;
+    return &m->hdr;
+}
+
+rt_msg *ag_text_new(uint32_t type, const char *text)
+{
+    ag_msg_text *m = RT_MSG_NEW(ag_msg_text, type);
+    m->text = dupn(text);
+    m->hdr.drop = drop_text;
+    return &m->hdr;
+}
+
+static void to_sink(rt_ctx *cx, ag_session *s, rt_msg *m)
+{
+    if (s->sink)
+        rt_send(cx, s->sink, m);
+    else
+        rt_msg_free(m);
+}
+
+static void send_status(rt_ctx *cx, ag_session *s, const char *text)
+{
+    ag_msg_status *m = RT_MSG_NEW(ag_msg_status, AG_MSG_STATUS);
+    m->turn = s->turn;
+    m->text = rt_xstrdup(text);
+    m->hdr.drop = drop_status;
+    to_sink(cx, s, &m->hdr);
+}
+
+/* ======================================================= the transcript */
+
+static cJSON *msg_obj(const char *role, const char *content)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", role);
+    cJSON_AddStringToObject(m, "content", content ? content : "");
+    return m;
+}
+
+/* Append m (taken) to the transcript and send it to the store (rule 2). */
+static void append(rt_ctx *cx, ag_session *s, cJSON *m, uint64_t ack_tag)
+{
+    ag_persist_message(cx, s->store, s->session_id, m, ack_tag ? rt_self(cx) : 0, ack_tag);
+    cJSON_AddItemToArray(s->messages, m);
+}
+
+static void append_tool_result(rt_ctx *cx, ag_session *s, const char *call_id, const char *name,
+                               const char *content)
+{
+    cJSON *m = msg_obj("tool", content);
+    cJSON_AddStringToObject(m, "tool_call_id", call_id ? call_id : "");
+    if (name)
+        cJSON_AddStringToObject(m, "name", name);
+    append(cx, s, m, 0);
+}
+
+/* The messages for a request: system prompt (+ ephemeral), then the transcript. */
+static cJSON *request_messages(ag_session *s)
+{
+    cJSON *arr = cJSON_CreateArray();
+    rt_buf sys;
+    rt_buf_init(&sys, SIZE_MAX / 2);
+    if (s->system_prompt)
+        rt_buf_append_str(&sys, s->system_prompt);
+    if (s->ephemeral && *s->ephemeral) {
+        if (sys.len)
+            rt_buf_append_str(&sys, "\n\n");
+        rt_buf_append_str(&sys, s->ephemeral);
+    }
+    if (sys.len)
+        cJSON_AddItemToArray(arr, msg_obj("system", rt_buf_cstr(&sys)));
+    rt_buf_fini(&sys);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, s->messages)
+    {
+        cJSON *c = cJSON_Duplicate(m, 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(c, "name"); /* our bookkeeping only */
+        cJSON_AddItemToArray(arr, c);
+    }
+    return arr;
+}
+
+/* ========================================================= calls and asks */
+
+static void free_calls(ag_session *s)
+{
+    for (size_t i = 0; i < s->ncalls; i++) {
+        rt_free(s->calls[i].id);
+        rt_free(s->calls[i].name);
+        rt_free(s->calls[i].args);
+        rt_free(s->calls[i].result);
+    }
+    rt_free(s->calls);
+    s->calls = NULL;
+    s->ncalls = 0;
+}
+
+static void free_ask(rt_ctx *cx, ag_ask *a)
+{
+    if (a->timer)
+        rt_timer_cancel(cx, a->timer);
+    rt_free(a->pattern_key);
+    rt_free(a);
+}
+
+/* Forget every open ask (the turn ended); their call actors are gone or going. */
+static void clear_asks(rt_ctx *cx, ag_session *s)
+{
+    for (size_t i = 0; i < s->asks.cap; i++)
+        if (s->asks.keys[i])
+            free_ask(cx, s->asks.vals[i]);
+    rt_map_fini(&s->asks);
+    rt_map_init(&s->asks);
+}
+
+static bool is_approved(const ag_session *s, const char *key)
+{
+    for (size_t i = 0; key && i < s->napproved; i++)
+        if (strcmp(s->approved[i], key) == 0)
+            return true;
+    return false;
+}
+
+static void approve(ag_session *s, const char *key)
+{
+    if (!key || is_approved(s, key))
+        return;
+    s->approved = rt_xrealloc(s->approved, (s->napproved + 1) * sizeof(*s->approved));
+    s->approved[s->napproved++] = rt_xstrdup(key);
+}
+
+/* ============================================================ turn start */
+
+static void take_pending(ag_session *s, rt_buf *text)
+{
+    ag_pending *p = s->pending;
+    s->pending = NULL;
+    s->pending_tail = &s->pending;
+    while (p) {
+        ag_pending *next = p->next;
+        if (text->len)
+            rt_buf_append_str(text, "\n");
+        if (p->sender)
+            rt_buf_printf(text, "[%s] ", p->sender);
+        rt_buf_append_str(text, p->text);
+        s->sink = p->sink; /* the latest input's sink answers */
+        s->input_id = p->input_id;
+        rt_free(p->text);
+        rt_free(p->sender);
+        rt_free(p);
+        p = next;
+    }
+}
+
+static void request_prompt(rt_ctx *cx, ag_session *s)
+{
+    ag_prompt_opts o = {
+        .hermes_home = s->env ? s->env->hermes_home : NULL,
+        .cwd = s->env ? s->env->cwd : NULL,
+        .platform = s->source,
+        .tools = (const char *const *)s->tools,
+        .system_message = s->system_message,
+        .skip_context_files = s->skip_context_files,
+        .skip_memory = s->skip_memory,
+        .memory_enabled = true,
+        .user_profile_enabled = true,
+    };
+    s->tag = ++s->next_tag;
+    rt_send(cx, s->prompt_service, ag_prompt_req_new(rt_self(cx), s->tag, &o));
+    SET_PHASE(s, AG_PH_PROMPT);
+}
+
+/* The user's message is in the transcript; make it durable, then ask the model. */
+static void persist_then_llm(rt_ctx *cx, ag_session *s)
+{
+    if (!s->store) {
+        start_llm(cx, s);
+        return;
+    }
+    s->tag = ++s->next_tag;
+    ag_persist_sync(cx, s->store, rt_self(cx), s->tag);
+    SET_PHASE(s, AG_PH_PERSIST);
+}
+
+static void begin_turn(rt_ctx *cx, ag_session *s)
+{
+    rt_buf text;
+    rt_buf_init(&text, SIZE_MAX / 2);
+    take_pending(s, &text);
+    s->turn++;
+    s->iterations = 0;
+    s->invalid_tool_retries = s->invalid_json_retries = s->empty_retries = 0;
+    rt_free(s->fallback_text);
+    s->fallback_text = NULL;
+    if (s->idle_timer) {
+        rt_timer_cancel(cx, s->idle_timer);
+        s->idle_timer = 0;
+    }
+    if (!s->session_created) {
+        ag_persist_create_session(cx, s->store, s->session_id, s->source, s->user_id, s->model);
+        s->session_created = true;
+    }
+    append(cx, s, msg_obj("user", rt_buf_cstr(&text)), 0);
+    rt_buf_fini(&text);
+    if (!s->system_prompt && s->prompt_service)
+        request_prompt(cx, s);
+    else
+        persist_then_llm(cx, s);
+}
+
+static void on_prompt(rt_ctx *cx, ag_session *s, ag_msg_prompt_reply *m)
+{
+    if (s->phase != AG_PH_PROMPT || m->tag != s->tag)
+        return;
+    s->system_prompt = m->text;
+    m->text = NULL;
+    ag_persist_system_prompt(cx, s->store, s->session_id, s->system_prompt);
+    persist_then_llm(cx, s);
+}
+
+static void on_persisted(rt_ctx *cx, ag_session *s, uint64_t tag, int err, const char *errmsg)
+{
+    if (s->phase != AG_PH_PERSIST || tag != s->tag)
+        return;
+    if (err) {
+        /* The message could not be made durable: say so instead of answering from a
+         * transcript that would be lost on a restart. */
+        char *msg = rt_xasprintf("Could not save your message (%s). Nothing was sent to the "
+                                 "model; please try again.",
+                                 errmsg && *errmsg ? errmsg : rt_strerror(err));
+        end_turn(cx, s, NULL, err, msg, false);
+        return;
+    }
+    start_llm(cx, s);
+}
+
+/* ================================================================ the model */
+
+static void send_request(rt_ctx *cx, ag_session *s, bool with_tools, int priority)
+{
+    cJSON *tools = with_tools && s->tool_schemas ? cJSON_Duplicate(s->tool_schemas, 1) : NULL;
+    llm_msg_request *r = llm_request_new(rt_self(cx), ++s->next_tag, request_messages(s), tools);
+    s->tag = r->tag;
+    r->model = dupn(s->model);
+    r->stream = s->stream;
+    r->priority = priority;
+    s->api_calls++;
+    rt_send(cx, s->provider, &r->hdr);
+}
+
+static void start_llm(rt_ctx *cx, ag_session *s)
+{
+    if (s->iterations >= s->max_iterations) {
+        append(cx, s, msg_obj("user", MAX_ITER_PROMPT), 0);
+        send_request(cx, s, false, LLM_PRIO_MAIN);
+        SET_PHASE(s, AG_PH_SUMMARY);
+        return;
+    }
+    s->iterations++;
+    send_request(cx, s, true, LLM_PRIO_MAIN);
+    SET_PHASE(s, AG_PH_LLM);
+}
+
+static void on_delta(rt_ctx *cx, ag_session *s, llm_msg_delta *d)
+{
+    if ((s->phase != AG_PH_LLM && s->phase != AG_PH_SUMMARY) || d->tag != s->tag)
+        return;
+    ag_msg_delta *m = RT_MSG_NEW(ag_msg_delta, AG_MSG_DELTA);
+    m->turn = s->turn;
+    m->kind = d->kind;
+    m->text = d->text;
+    d->text = NULL;
+    m->hdr.drop = drop_delta;
+    to_sink(cx, s, &m->hdr);
+}
+
+static void on_llm_status(rt_ctx *cx, ag_session *s, llm_msg_status *st)
+{
+    if (st->tag == s->tag && st->text)
+        send_status(cx, s, st->text);
+}
+
+/* Remove <think>…</think> blocks and surrounding whitespace (new string). */
+static char *strip_think(const char *text)
+{
+    rt_buf b;
+    rt_buf_init(&b, SIZE_MAX / 2);
+    const char *p = text ? text : "";
+    for (;;) {
+        const char *open = strstr(p, "<think>");
+        if (!open) {
+            rt_buf_append_str(&b, p);
+            break;
+        }
+        rt_buf_append(&b, p, (size_t)(open - p));
+        const char *close = strstr(open, "</think>");
+        if (!close)
+            break;
+        p = close + strlen("</think>");
+    }
+    char *s = rt_buf_steal(&b, NULL);
+    char *start = s;
+    while (*start == ' ' || *start == '\n' || *start == '\t' || *start == '\r')
+        start++;
+    size_t n = strlen(start);
+    while (n && (start[n - 1] == ' ' || start[n - 1] == '\n' || start[n - 1] == '\t' ||
+                 start[n - 1] == '\r'))
+        n--;
+    char *out = rt_xstrndup(start, n);
+    rt_free(s);
+    return out;
+}
+
+/* agent-core §1.4 step 11.7a/b: unknown tools and invalid JSON are retried (up to three
+ * times) without touching the transcript. Returns true when the response was consumed. */
+static bool bad_tool_calls(rt_ctx *cx, ag_session *s, cJSON *tcs)
+{
+    cJSON *tc;
+    cJSON_ArrayForEach(tc, tcs)
+    {
+        cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        const char *name = jstr(fn, "name");
+        if (!name || !tool_env_has_tool(s->env, name)) {
+            if (++s->invalid_tool_retries < MAX_FORMAT_RETRIES) {
+                s->iterations--; /* a retry is not an iteration */
+                start_llm(cx, s);
+                return true;
+            }
+            char *msg = rt_xasprintf("Model generated invalid tool call: %s", name ? name : "?");
+            end_turn(cx, s, NULL, -EPROTO, msg, false);
+            return true;
+        }
+        cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        const char *a = cJSON_IsString(args) ? args->valuestring : "";
+        bool blank = strspn(a, " \t\r\n") == strlen(a);
+        if (blank) {
+            cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", cJSON_CreateString("{}"));
+            continue;
+        }
+        cJSON *parsed = cJSON_Parse(a);
+        bool ok = cJSON_IsObject(parsed);
+        cJSON_Delete(parsed);
+        if (ok)
+            continue;
+        if (++s->invalid_json_retries < MAX_FORMAT_RETRIES) {
+            s->iterations--;
+            start_llm(cx, s);
+            return true;
+        }
+        s->invalid_json_retries = 0;
+        char *note = rt_xasprintf(
+            "Your tool call to '%s' had invalid JSON arguments. For tools with no required "
+            "parameters, use an empty object: {}. Please either retry the tool call with valid "
+            "JSON, or respond without using that tool.",
+            name);
+        append(cx, s, msg_obj("user", note), 0);
+        rt_free(note);
+        start_llm(cx, s);
+        return true;
+    }
+    return false;
+}
+
+static void dispatch_calls(rt_ctx *cx, ag_session *s);
+
+static void on_tool_calls(rt_ctx *cx, ag_session *s, cJSON *msg)
+{
+    cJSON *tcs = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
+    if (bad_tool_calls(cx, s, tcs)) {
+        cJSON_Delete(msg);
+        return;
+    }
+    char *visible = strip_think(jstr(msg, "content"));
+    if (*visible) {
+        rt_free(s->fallback_text);
+        s->fallback_text = visible;
+    } else {
+        rt_free(visible);
+    }
+    s->ncalls = (size_t)cJSON_GetArraySize(tcs);
+    s->calls = rt_xcalloc(s->ncalls ? s->ncalls : 1, sizeof(*s->calls));
+    size_t i = 0;
+    cJSON *tc;
+    cJSON_ArrayForEach(tc, tcs)
+    {
+        cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        ag_call *c = &s->calls[i++];
+        c->seq = ++s->next_seq;
+        c->id = dupn(jstr(tc, "id"));
+        c->name = dupn(jstr(fn, "name"));
+        c->args = dupn(jstr(fn, "arguments"));
+        c->def = tool_find(c->name);
+    }
+    append(cx, s, msg, 0);
+    SET_PHASE(s, AG_PH_TOOLS);
+    dispatch_calls(cx, s);
+}
+
+static void final_answer(rt_ctx *cx, ag_session *s, cJSON *msg)
+{
+    char *text = strip_think(jstr(msg, "content"));
+    if (!*text && s->phase == AG_PH_LLM) {
+        if (++s->empty_retries < MAX_FORMAT_RETRIES) {
+            rt_free(text);
+            cJSON_Delete(msg);
+            s->iterations--;
+            start_llm(cx, s);
+            return;
+        }
+        if (s->fallback_text) {
+            rt_free(text);
+            text = s->fallback_text;
+            s->fallback_text = NULL;
+        }
+    }
+    append(cx, s, msg, 0);
+    if (!*text) {
+        rt_free(text);
+        end_turn(cx, s, NULL, -EBADMSG,
+                 rt_xstrdup("The model returned no response. Try again or use /reset to start "
+                            "a fresh session."),
+                 false);
+        return;
+    }
+    end_turn(cx, s, text, 0, NULL, false);
+}
+
+static char *llm_failure_text(const llm_msg_result *r)
+{
+    const char *detail = r->errmsg ? r->errmsg : rt_strerror(r->err);
+    char cut[320];
+    snprintf(cut, sizeof(cut), "%.300s", detail);
+    const char *hint = llm_err_hint(r->kind);
+    return rt_xasprintf("The request failed: %s\n%s%sTry again or use /reset to start a fresh "
+                        "session.",
+                        cut, *hint ? hint : "", *hint ? "\n" : "");
+}
+
+static void on_result(rt_ctx *cx, ag_session *s, llm_msg_result *r)
+{
+    if ((s->phase != AG_PH_LLM && s->phase != AG_PH_SUMMARY) || r->tag != s->tag)
+        return;
+    if (r->err) {
+        if (r->err == -ECANCELED)
+            return; /* we cancelled it: the interrupt already ended the turn */
+        end_turn(cx, s, NULL, r->err, llm_failure_text(r), false);
+        return;
+    }
+    s->prompt_tokens += r->result.usage.prompt_tokens;
+    s->completion_tokens += r->result.usage.completion_tokens;
+    s->last_prompt_tokens = r->result.usage.prompt_tokens;
+    ag_persist_tokens(cx, s->store, s->session_id, r->result.usage.prompt_tokens,
+                      r->result.usage.completion_tokens);
+    cJSON *msg = r->result.message;
+    r->result.message = NULL;
+    if (r->result.finish_reason)
+        cJSON_AddStringToObject(msg, "finish_reason", r->result.finish_reason);
+    if (s->phase == AG_PH_SUMMARY) {
+        cJSON_DeleteItemFromObjectCaseSensitive(msg, "tool_calls");
+        final_answer(cx, s, msg);
+        return;
+    }
+    cJSON *tcs = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
+    if (cJSON_GetArraySize(tcs) > 0)
+        on_tool_calls(cx, s, msg);
+    else
+        final_answer(cx, s, msg);
+}
+
+/* ================================================================ tools */
+
+static char *preview_of(const ag_call *c)
+{
+    cJSON *a = c->args ? cJSON_Parse(c->args) : NULL;
+    const cJSON *first = a && a->child ? a->child : NULL;
+    char *v = NULL;
+    if (cJSON_IsString(first))
+        v = rt_xstrdup(first->valuestring);
+    else if (first) {
+        char *p = cJSON_PrintUnformatted(first);
+        v = rt_xstrdup(p ? p : "");
+        cJSON_free(p);
+    }
+    cJSON_Delete(a);
+    if (!v)
+        return rt_xstrdup("");
+    if (strlen(v) > PREVIEW_MAX)
+        memcpy(v + PREVIEW_MAX - 3, "...", 4);
+    return v;
+}
+
+static void progress(rt_ctx *cx, ag_session *s, const char *tool, char *preview)
+{
+    ag_msg_progress *p = RT_MSG_NEW(ag_msg_progress, AG_MSG_PROGRESS);
+    p->turn = s->turn;
+    p->tool = rt_xstrdup(tool);
+    p->preview = preview;
+    p->hdr.drop = drop_progress;
+    to_sink(cx, s, &p->hdr);
+}
+
+static bool call_running(const ag_session *s, size_t *nrunning, bool *unsafe_running)
+{
+    *nrunning = 0;
+    *unsafe_running = false;
+    for (size_t i = 0; i < s->ncalls; i++)
+        if (s->calls[i].started && !s->calls[i].done) {
+            (*nrunning)++;
+            if (!s->calls[i].def || !s->calls[i].def->parallel_safe)
+                *unsafe_running = true;
+        }
+    return *nrunning > 0;
+}
+
+/* Run a call the session handles itself, or start its actor. */
+static void start_call(rt_ctx *cx, ag_session *s, ag_call *c)
+{
+    c->started = true;
+    progress(cx, s, c->name, preview_of(c));
+    if (strcmp(c->name, "todo") == 0) {
+        c->result = ag_todo_apply(&s->todos, c->args);
+        c->done = true;
+        return;
+    }
+    c->actor = tool_start_call(cx, c->def, s->env, c->seq, c->id, c->args);
+    if (!c->actor) {
+        c->result = rt_xasprintf("{\"error\":\"Unknown tool: %s\"}", c->name);
+        c->done = true;
+    }
+}
+
+static bool all_done(const ag_session *s)
+{
+    for (size_t i = 0; i < s->ncalls; i++)
+        if (!s->calls[i].done)
+            return false;
+    return true;
+}
+
+static char *capped(char *result)
+{
+    size_t chars = 0, i = 0;
+    for (; result[i]; i++)
+        if (((unsigned char)result[i] & 0xC0) != 0x80 && ++chars > TOOL_RESULT_MAX_CHARS)
+            break;
+    if (!result[i])
+        return result;
+    size_t total = chars;
+    for (size_t j = i; result[j]; j++)
+        if (((unsigned char)result[j] & 0xC0) != 0x80)
+            total++;
+    total--; /* the character at i was counted twice */
+    char *out = rt_xasprintf("%.*s\n\n[Truncated: tool response was %zu chars, exceeding the "
+                             "100,000 char limit]",
+                             (int)i, result, total);
+    rt_free(result);
+    return out;
+}
+
+static void tools_finished(rt_ctx *cx, ag_session *s)
+{
+    for (size_t i = 0; i < s->ncalls; i++) {
+        ag_call *c = &s->calls[i];
+        c->result = capped(c->result ? c->result : rt_xstrdup(""));
+        append_tool_result(cx, s, c->id, c->name, c->result);
+    }
+    free_calls(s);
+    clear_asks(cx, s);
+    start_llm(cx, s);
+}
+
+/* Start what may start now (rule 4); finish the round when everything is done. */
+static void dispatch_calls(rt_ctx *cx, ag_session *s)
+{
+    for (size_t i = 0; i < s->ncalls; i++) {
+        ag_call *c = &s->calls[i];
+        if (c->started)
+            continue;
+        size_t nrunning;
+        bool unsafe_running;
+        call_running(s, &nrunning, &unsafe_running);
+        bool safe = c->def && c->def->parallel_safe;
+        if (nrunning > 0 && (unsafe_running || !safe))
+            break; /* wait for the running ones */
+        start_call(cx, s, c);
+        if (!safe && !c->done)
+            break; /* one unsafe call at a time */
+    }
+    if (all_done(s))
+        tools_finished(cx, s);
+}
+
+static ag_call *call_by_seq(ag_session *s, uint64_t seq)
+{
+    for (size_t i = 0; i < s->ncalls; i++)
+        if (s->calls[i].seq == seq)
+            return &s->calls[i];
+    return NULL;
+}
+
+static void on_tool_result(rt_ctx *cx, ag_session *s, tool_msg_result *r)
+{
+    ag_call *c = s->phase == AG_PH_TOOLS ? call_by_seq(s, r->seq) : NULL;
+    if (!c || c->done)
+        return; /* a late result after an interrupt */
+    c->result = r->result;
+    r->result = NULL;
+    c->done = true;
+    dispatch_calls(cx, s);
+}
+
+static void on_tool_progress(rt_ctx *cx, ag_session *s, tool_msg_progress *p)
+{
+    ag_call *c = s->phase == AG_PH_TOOLS ? call_by_seq(s, p->seq) : NULL;
+    if (!c)
+        return;
+    progress(cx, s, c->name, p->text);
+    p->text = NULL;
+}
+
+/* A call that ended without a result (crashed, killed) must not stall the round. */
+static void on_exit_of_child(rt_ctx *cx, ag_session *s, rt_msg_exit *e)
+{
+    if (e->reason == RT_EXIT_NORMAL || s->phase != AG_PH_TOOLS)
+        return;
+    for (size_t i = 0; i < s->ncalls; i++) {
+        ag_call *c = &s->calls[i];
+        if (c->actor == e->from && !c->done) {
+            c->result = rt_xasprintf("{\"error\":\"Tool execution failed: the %s call ended "
+                                     "unexpectedly\"}",
+                                     c->name);
+            c->done = true;
+        }
+    }
+    dispatch_calls(cx, s);
+}
+
+/* ================================================================= asks */
+
+static void answer_tool(rt_ctx *cx, ag_ask *a, int answer, const char *text)
+{
+    rt_send(cx, a->tool, tool_answer_new(answer, text));
+}
+
+static void on_tool_ask(rt_ctx *cx, ag_session *s, tool_msg_ask *q)
+{
+    if (s->phase != AG_PH_TOOLS || !call_by_seq(s, q->seq)) {
+        rt_send(cx, q->reply_to, tool_answer_new(TOOL_ANSWER_DENY, NULL));
+        return;
+    }
+    if (q->kind == TOOL_ASK_APPROVAL && is_approved(s, q->pattern_key)) {
+        rt_send(cx, q->reply_to, tool_answer_new(TOOL_ANSWER_ONCE, NULL));
+        return;
+    }
+    ag_ask *a = rt_xcalloc(1, sizeof(*a));
+    a->id = ++s->next_ask;
+    a->tool = q->reply_to;
+    a->seq = q->seq;
+    a->kind = q->kind;
+    a->pattern_key = q->pattern_key;
+    q->pattern_key = NULL;
+    int64_t timeout = q->kind == TOOL_ASK_APPROVAL ? APPROVAL_TIMEOUT_MS : CLARIFY_TIMEOUT_MS;
+    rt_msg_timeout *t = RT_MSG_NEW(rt_msg_timeout, AG_MSG_ASK_TIMEOUT);
+    t->tag = a->id;
+    a->timer = rt_send_after(cx, rt_self(cx), &t->hdr, timeout);
+    rt_map_put(&s->asks, a->id, a);
+
+    ag_msg_ask *m = RT_MSG_NEW(ag_msg_ask, AG_MSG_ASK);
+    m->turn = s->turn;
+    m->ask_id = a->id;
+    m->kind = q->kind;
+    m->text = q->text;
+    m->description = q->description;
+    m->choices = q->choices;
+    q->text = q->description = NULL;
+    q->choices = NULL;
+    m->timeout_ms = timeout;
+    m->hdr.drop = drop_ask;
+    to_sink(cx, s, &m->hdr);
+}
+
+static void on_answer(rt_ctx *cx, ag_session *s, ag_msg_answer *m)
+{
+    ag_ask *a = rt_map_del(&s->asks, m->ask_id);
+    if (!a)
+        return; /* answered already, timed out, or the turn is over */
+    if (m->answer == TOOL_ANSWER_SESSION || m->answer == TOOL_ANSWER_ALWAYS)
+        approve(s, a->pattern_key);
+    answer_tool(cx, a, m->answer, m->text);
+    free_ask(cx, a);
+}
+
+static void on_ask_timeout(rt_ctx *cx, ag_session *s, rt_msg_timeout *t)
+{
+    ag_ask *a = rt_map_del(&s->asks, t->tag);
+    if (!a)
+        return;
+    a->timer = 0; /* it fired */
+    answer_tool(cx, a, TOOL_ANSWER_TIMEOUT, NULL);
+    free_ask(cx, a);
+}
+
+/* ========================================================== turn end */
+
+static void start_idle_timer(rt_ctx *cx, ag_session *s)
+{
+    if (s->idle_timeout_ms <= 0)
+        return;
+    s->idle_timer = rt_send_after(cx, rt_self(cx), rt_msg_new(AG_MSG_IDLE_TIMEOUT, sizeof(rt_msg)),
+                                  s->idle_timeout_ms);
+}
+
+static void end_turn(rt_ctx *cx, ag_session *s, char *text, int err, char *errmsg, bool interrupted)
+{
+    ag_msg_done *d = RT_MSG_NEW(ag_msg_done, AG_MSG_DONE);
+    d->turn = s->turn;
+    d->input_id = s->input_id;
+    d->text = text;
+    d->err = err;
+    d->errmsg = errmsg;
+    d->interrupted = interrupted;
+    d->completed = !err && !interrupted && s->phase != AG_PH_SUMMARY;
+    d->api_calls = s->api_calls;
+    d->prompt_tokens = s->prompt_tokens;
+    d->completion_tokens = s->completion_tokens;
+    d->hdr.drop = drop_done;
+    to_sink(cx, s, &d->hdr);
+    free_calls(s);
+    clear_asks(cx, s);
+    s->tag = 0;
+    SET_PHASE(s, AG_PH_IDLE);
+    /* Rule 3: everything that came meanwhile, in one turn. The follow-up starts from a
+     * normal-lane message to ourselves, so inputs already queued behind the one that
+     * interrupted us join it instead of starting turns of their own. */
+    if (s->pending)
+        rt_send(cx, rt_self(cx), rt_msg_new(AG_MSG_FOLLOW_UP, sizeof(rt_msg)));
+    else
+        start_idle_timer(cx, s);
+}
+
+/* ========================================================== interrupts */
+
+static void interrupt_turn(rt_ctx *cx, ag_session *s, int code)
+{
+    if (code == AG_INT_STOP) {
+        /* /stop: no follow-up (the original discards the pending message) */
+        while (s->pending) {
+            ag_pending *p = s->pending;
+            s->pending = p->next;
+            rt_free(p->text);
+            rt_free(p->sender);
+            rt_free(p);
+        }
+        s->pending_tail = &s->pending;
+    }
+    switch (s->phase) {
+    case AG_PH_LLM:
+    case AG_PH_SUMMARY:
+    case AG_PH_COMPRESS:
+        rt_send_urgent(cx, s->provider, llm_cancel_new(rt_self(cx), s->tag));
+        break;
+    case AG_PH_TOOLS:
+        /* The runtime already forwarded the interrupt to every call actor (they are linked
+         * children). Rule 1: unfinished calls get the cancellation text now. */
+        for (size_t i = 0; i < s->ncalls; i++) {
+            ag_call *c = &s->calls[i];
+            if (!c->done) {
+                rt_free(c->result);
+                c->result = rt_xstrdup(CANCELLED_TEXT);
+                c->done = true;
+            }
+            append_tool_result(cx, s, c->id, c->name, c->result);
+        }
+        free_calls(s);
+        break;
+    default: break;
+    }
+    end_turn(cx, s, NULL, 0, NULL, true);
+}
+
+static void on_interrupt(rt_ctx *cx, ag_session *s, rt_msg_interrupt *m)
+{
+    if (s->phase == AG_PH_IDLE || s->phase == AG_PH_LOADING) {
+        if (m->code == AG_INT_STOP)
+            interrupt_turn(cx, s, AG_INT_STOP); /* nothing running; clears pending */
+        return;
+    }
+    if (s->phase == AG_PH_PROMPT || s->phase == AG_PH_PERSIST) {
+        /* The model has not been asked yet: fold the new input into this turn instead. */
+        if (m->code == AG_INT_NEW_MESSAGE)
+            return;
+    }
+    interrupt_turn(cx, s, m->code);
+}
+
+static void on_input(rt_ctx *cx, ag_session *s, ag_msg_input *in)
+{
+    ag_pending *p = rt_xcalloc(1, sizeof(*p));
+    p->text = in->text;
+    p->sender = in->sender;
+    in->text = in->sender = NULL;
+    p->sink = in->sink;
+    p->input_id = in->input_id;
+    *s->pending_tail = p;
+    s->pending_tail = &p->next;
+    if (s->phase == AG_PH_IDLE) {
+        begin_turn(cx, s);
+        return;
+    }
+    /* Rule 3. The interrupt goes through the runtime so that it reaches the running tools. */
+    if (!in->queue && s->phase != AG_PH_LOADING)
+        rt_interrupt(cx, rt_self(cx), AG_INT_NEW_MESSAGE);
+}
+
+/* ============================================================== actor */
+
+static void on_loaded(rt_ctx *cx, ag_session *s, cJSON *history)
+{
+    if (s->phase != AG_PH_LOADING)
+        return;
+    if (cJSON_IsArray(history)) {
+        cJSON_Delete(s->messages);
+        s->messages = history;
+        s->todos = ag_todo_hydrate(s->messages);
+        s->session_created = true;
+    } else {
+        cJSON_Delete(history);
+    }
+    SET_PHASE(s, AG_PH_IDLE);
+    if (s->pending)
+        begin_turn(cx, s);
+    else
+        start_idle_timer(cx, s);
+}
+
+static void session_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    ag_session *s = *(ag_session **)state;
+    switch (m->type) {
+    case AG_MSG_INPUT: on_input(cx, s, (ag_msg_input *)m); break;
+    case AG_MSG_ANSWER: on_answer(cx, s, (ag_msg_answer *)m); break;
+    case AG_MSG_EPHEMERAL:
+        rt_free(s->ephemeral);
+        s->ephemeral = ((ag_msg_text *)m)->text;
+        ((ag_msg_text *)m)->text = NULL;
+        break;
+    case AG_MSG_MODEL:
+        rt_free(s->model);
+        s->model = ((ag_msg_text *)m)->text;
+        ((ag_msg_text *)m)->text = NULL;
+        s->context_length = ag_context_length_for(s->model);
+        break;
+    case AG_MSG_PROMPT_REPLY: on_prompt(cx, s, (ag_msg_prompt_reply *)m); break;
+    case AG_MSG_ASK_TIMEOUT: on_ask_timeout(cx, s, (rt_msg_timeout *)m); break;
+    case AG_MSG_FOLLOW_UP:
+        if (s->phase == AG_PH_IDLE && s->pending)
+            begin_turn(cx, s);
+        break;
+    case AG_MSG_IDLE_TIMEOUT:
+        s->idle_timer = 0;
+        if (s->phase == AG_PH_IDLE && !s->pending)
+            rt_exit(cx, RT_EXIT_NORMAL); /* the store has everything; we come back on demand */
+        break;
+    case LLM_MSG_DELTA: on_delta(cx, s, (llm_msg_delta *)m); break;
+    case LLM_MSG_STATUS: on_llm_status(cx, s, (llm_msg_status *)m); break;
+    case LLM_MSG_RESULT: on_result(cx, s, (llm_msg_result *)m); break;
+    case TOOL_MSG_RESULT: on_tool_result(cx, s, (tool_msg_result *)m); break;
+    case TOOL_MSG_PROGRESS: on_tool_progress(cx, s, (tool_msg_progress *)m); break;
+    case TOOL_MSG_ASK: on_tool_ask(cx, s, (tool_msg_ask *)m); break;
+    case RT_MSG_INTERRUPT: on_interrupt(cx, s, (rt_msg_interrupt *)m); break;
+    case RT_MSG_EXIT: on_exit_of_child(cx, s, (rt_msg_exit *)m); break;
+    case RT_MSG_STOP:
+        if (s->phase != AG_PH_IDLE && s->phase != AG_PH_LOADING)
+            interrupt_turn(cx, s, AG_INT_SHUTDOWN);
+        break;
+    default: {
+        uint64_t tag;
+        int err;
+        const char *errmsg;
+        cJSON *history;
+        if (ag_persist_is_ack(m, &tag, &err, &errmsg))
+            on_persisted(cx, s, tag, err, errmsg);
+        else if (ag_persist_is_history(m, &history))
+            on_loaded(cx, s, history);
+        break;
+    }
+    }
+}
+
+static void session_fini(void *state)
+{
+    ag_session *s = *(ag_session **)state;
+    rt_free(s->session_id);
+    rt_free(s->source);
+    rt_free(s->user_id);
+    rt_free(s->model);
+    rt_free(s->system_message);
+    rt_free(s->ephemeral);
+    tool_env_unref(s->env);
+    for (char **t = s->tools; t && *t; t++)
+        rt_free(*t);
+    rt_free(s->tools);
+    cJSON_Delete(s->tool_schemas);
+    cJSON_Delete(s->messages);
+    cJSON_Delete(s->todos);
+    rt_free(s->system_prompt);
+    for (size_t i = 0; i < s->napproved; i++)
+        rt_free(s->approved[i]);
+    rt_free(s->approved);
+    free_calls(s);
+    while (s->pending) {
+        ag_pending *p = s->pending;
+        s->pending = p->next;
+        rt_free(p->text);
+        rt_free(p->sender);
+        rt_free(p);
+    }
+    for (size_t i = 0; i < s->asks.cap; i++)
+        if (s->asks.keys[i]) {
+            ag_ask *a = s->asks.vals[i];
+            rt_free(a->pattern_key);
+            rt_free(a);
+        }
+    rt_map_fini(&s->asks);
+    rt_free(s->fallback_text);
+    rt_free(s);
+}
+
+static const rt_actor_type session_type = {"session", session_behave, session_fini,
+                                           sizeof(ag_session *)};
+
+static char **copy_names(const char *const *names)
+{
+    size_t n = 0;
+    while (names && names[n])
+        n++;
+    char **out = rt_xcalloc(n + 1, sizeof(*out));
+    for (size_t i = 0; i < n; i++)
+        out[i] = rt_xstrdup(names[i]);
+    return out;
+}
+
+rt_ref ag_session_spawn(rt_ctx *cx, const ag_session_opts *o, const rt_spawn_opts *so)
+{
+    ag_session *s = rt_xcalloc(1, sizeof(*s));
+    s->session_id = o->session_id ? rt_xstrdup(o->session_id) : ag_new_session_id();
+    s->source = rt_xstrdup(o->source ? o->source : "cli");
+    s->user_id = dupn(o->user_id);
+    s->model = dupn(o->model);
+    s->system_message = dupn(o->system_message);
+    s->ephemeral = dupn(o->ephemeral);
+    s->provider = o->provider;
+    s->aux_provider = o->aux_provider ? o->aux_provider : o->provider;
+    s->store = o->store;
+    s->reader = o->store_reader;
+    s->prompt_service = o->prompt_service;
+    s->env = o->env ? tool_env_ref(o->env) : tool_env_new();
+    s->tools = copy_names(o->tools);
+    s->tool_schemas = o->tools && o->tools[0] ? tool_schemas((const char *const *)s->tools) : NULL;
+    s->max_iterations = o->max_iterations > 0 ? o->max_iterations : DEFAULT_MAX_ITERATIONS;
+    s->stream = o->stream;
+    s->skip_memory = o->skip_memory;
+    s->skip_context_files = o->skip_context_files;
+    s->compression_enabled = o->compression_enabled;
+    s->compression_threshold = o->compression_threshold > 0 ? o->compression_threshold : 0.85;
+    s->context_length = o->context_length > 0 ? o->context_length : ag_context_length_for(s->model);
+    s->idle_timeout_ms = o->idle_timeout_ms;
+    s->messages = cJSON_CreateArray();
+    s->pending_tail = &s->pending;
+    rt_map_init(&s->asks);
+    /* Loading starts before anyone can message the actor (the state is ours until then). */
+    s->phase = o->resume && s->reader ? AG_PH_LOADING : AG_PH_IDLE;
+
+    rt_spawn_opts opts = so ? *so : (rt_spawn_opts){0};
+    opts.flags |= RT_SPAWN_TRAP_EXIT; /* a crashed tool call must not take the session */
+    rt_ref ref = rt_spawn(cx, &session_type, &s, &opts);
+    if (!ref)
+        return 0; /* name taken: session_fini already ran on the state */
+    if (o->resume && o->store_reader)
+        ag_persist_load(cx, o->store_reader, o->session_id ? o->session_id : "", ref);
+    return ref;
+}

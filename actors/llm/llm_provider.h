@@ -1,0 +1,120 @@
+/*
+ * llm_provider — one actor per LLM provider and key: it turns requests from sessions into
+ * HTTP calls (streamed), retries what is worth retrying, and guards the provider.
+ *
+ * Admission: at most max_inflight requests on the wire, a token bucket of rate_per_s with
+ * burst, and two priorities — the main agent's calls go before auxiliary ones (compression
+ * summaries, session-search summaries). Requests that cannot go out yet wait in the
+ * provider's queue, not on a worker. When the provider rate-limits (429, Retry-After) or
+ * is overloaded, the whole provider pauses until the advertised time and every waiting
+ * session is told it is "waiting for the provider" (LLM_MSG_STATUS) instead of failing.
+ *
+ * Retries: rate limits, overload, 5xx, network errors, timeouts and malformed or cut-short
+ * responses are retried with exponential backoff and full jitter (base 1 s, cap 60 s),
+ * honouring Retry-After, up to max_retries; client errors (401, 402, 403, 404, 400) are
+ * not. A streamed request that already delivered content deltas is not retried silently:
+ * the session is told (LLM_MSG_RESULT with the error) so the user never sees text twice.
+ *
+ * Exactly one LLM_MSG_RESULT answers each LLM_MSG_REQUEST, also after LLM_MSG_CANCEL
+ * (err -ECANCELED) and when the provider stops.
+ *
+ * Threads: the message constructors from any thread.
+ */
+#ifndef LLM_PROVIDER_H
+#define LLM_PROVIDER_H
+
+#include "llm_wire.h"
+#include "rt_actor.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum {
+    LLM_MSG_REQUEST = RT_MSG_TYPE(RT_MSG_MODULE_LLM, 1), /* session → provider */
+    LLM_MSG_CANCEL = RT_MSG_TYPE(RT_MSG_MODULE_LLM, 2),  /* session → provider (urgent) */
+    LLM_MSG_DELTA = RT_MSG_TYPE(RT_MSG_MODULE_LLM, 3),   /* provider → session */
+    LLM_MSG_STATUS = RT_MSG_TYPE(RT_MSG_MODULE_LLM, 4),  /* provider → session */
+    LLM_MSG_RESULT = RT_MSG_TYPE(RT_MSG_MODULE_LLM, 5),  /* provider → session */
+};
+
+enum llm_priority { LLM_PRIO_MAIN = 0, LLM_PRIO_AUX = 1 };
+
+typedef struct llm_msg_request {
+    rt_msg hdr;
+    rt_ref reply_to;
+    uint64_t tag;       /* echoed in every reply */
+    int priority;       /* llm_priority */
+    char *model;        /* owned; NULL: the provider's default model */
+    cJSON *messages;    /* owned: neutral messages, system first */
+    cJSON *tools;       /* owned: [{name, description, parameters}], or NULL */
+    cJSON *extra;       /* owned: OpenAI body extras (reasoning, provider routing), or NULL */
+    int64_t max_tokens; /* 0: unset */
+    double temperature; /* < 0: unset */
+    bool stream;        /* pass content deltas on as they arrive */
+    int64_t timeout_ms; /* 0: the provider's default */
+} llm_msg_request;
+
+typedef struct llm_msg_cancel {
+    rt_msg hdr;
+    rt_ref from;
+    uint64_t tag;
+} llm_msg_cancel;
+
+typedef struct llm_msg_delta {
+    rt_msg hdr;
+    uint64_t tag;
+    int kind;   /* LLM_DELTA_CONTENT / LLM_DELTA_REASONING */
+    char *text; /* owned */
+} llm_msg_delta;
+
+typedef struct llm_msg_status {
+    rt_msg hdr;
+    uint64_t tag;
+    char *text;          /* owned, user-facing: "Waiting for the provider (rate limited) …" */
+    int64_t retry_in_ms; /* when the next attempt is due, or 0 */
+    int attempt;         /* attempts made so far */
+} llm_msg_status;
+
+typedef struct llm_msg_result {
+    rt_msg hdr;
+    uint64_t tag;
+    int err;           /* 0, or -errno (-ECANCELED when cancelled) */
+    llm_err_kind kind; /* error class when err != 0 */
+    int http_status;   /* last HTTP status, 0 when none */
+    char *errmsg;      /* owned user-facing text when err != 0 */
+    llm_result result; /* owned, valid when err == 0 */
+    int attempts;
+    int64_t latency_ms; /* from the request's arrival to this result */
+} llm_msg_result;
+
+/* Constructors with drop functions set; the request takes ownership of the cJSON trees. */
+llm_msg_request *llm_request_new(rt_ref reply_to, uint64_t tag, cJSON *messages, cJSON *tools);
+rt_msg *llm_cancel_new(rt_ref from, uint64_t tag);
+/* Replies; their drop frees every owned field (text, errmsg, result). */
+llm_msg_result *llm_result_msg_new(uint64_t tag);
+rt_msg *llm_delta_new(uint64_t tag, int kind, const char *text, size_t len);
+rt_msg *llm_status_new(uint64_t tag, const char *text, int64_t retry_in_ms, int attempt);
+
+typedef struct llm_provider_opts {
+    llm_api api;
+    const char *name;           /* for logs and status: "openrouter", "anthropic", "custom" */
+    const char *base_url;       /* without trailing slash, e.g. https://openrouter.ai/api/v1 */
+    const char *api_key;        /* may be NULL or "" for local servers */
+    const char *model;          /* the default model */
+    const char *const *headers; /* extra "Name: value" lines (OpenRouter attribution), or NULL */
+    const char *ca_file;        /* extra CA bundle (tests), or NULL */
+    int max_inflight;           /* 0: 64 */
+    double rate_per_s;          /* 0: unlimited */
+    int burst;                  /* 0: max(1, rate_per_s) */
+    int max_retries;            /* 0: 6; < 0: none */
+    int64_t timeout_ms;         /* 0: 900 s, the original's client timeout */
+    int64_t idle_timeout_ms;    /* streamed: no byte for this long fails the attempt; 0: 300 s */
+    int64_t backoff_base_ms;    /* 0: 1000 */
+    int64_t backoff_cap_ms;     /* 0: 60000 */
+} llm_provider_opts;
+
+/* Spawn the provider actor (the reactor and its HTTP client must be running). Copies o. */
+rt_ref llm_provider_start(rt_ctx *cx, const llm_provider_opts *o);
+
+#endif /* LLM_PROVIDER_H */

@@ -1,0 +1,461 @@
+/*
+ * The session state machine against a scripted provider actor and a recording sink: the
+ * tool loop, parallel and sequential calls, interrupts with follow-ups, /stop, invalid tool
+ * retries, the iteration limit, asks, todo, persistence and resume from a real state.db.
+ */
+#include "ag_int.h"
+#include "ag_session.h"
+#include "llm_provider.h"
+#include "rt_alloc.h"
+#include "rt_sched.h"
+#include "rt_timer.h"
+#include "st_read.h"
+#include "st_store.h"
+#include "test.h"
+#include "tool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+/* ----------------------------------------------------------- a test tool */
+
+static void echo_start(rt_ctx *cx, tool_run *run)
+{
+    int64_t wait = tool_arg_int(run, "wait_ms", 0);
+    if (tool_arg_str(run, "ask")) {
+        tool_ask(cx, run, TOOL_ASK_APPROVAL, rt_xstrdup(tool_arg_str(run, "ask")),
+                 rt_xstrdup("dangerous"), rt_xstrdup("rm"), NULL);
+        return;
+    }
+    if (wait > 0) {
+        rt_send_after(cx, rt_self(cx), rt_timeout_new(1), wait);
+        return;
+    }
+    char *r = rt_xasprintf("{\"echo\":\"%s\"}",
+                           tool_arg_str(run, "text") ? tool_arg_str(run, "text") : "");
+    tool_finish(cx, run, r);
+}
+
+static _Atomic int tool_interrupts;
+
+static void echo_msg(rt_ctx *cx, tool_run *run, rt_msg *m)
+{
+    if (m->type == RT_MSG_TIMEOUT)
+        tool_finish(cx, run, rt_xstrdup("{\"waited\":true}"));
+    else if (m->type == TOOL_MSG_ANSWER)
+        tool_finish(cx, run, rt_xasprintf("{\"answer\":%d}", ((tool_msg_answer *)m)->answer));
+}
+
+static void echo_interrupt(rt_ctx *cx, tool_run *run)
+{
+    atomic_fetch_add(&tool_interrupts, 1);
+    tool_finish(cx, run, rt_xstrdup("{\"interrupted\":true}"));
+}
+
+const tool_def tool_def_test_echo = {
+    .name = "test_echo",
+    .toolset = "test",
+    .schema =
+        "{\"name\":\"test_echo\",\"description\":\"echo\",\"parameters\":{\"type\":\"object\"}}",
+    .parallel_safe = true,
+    .start = echo_start,
+    .on_msg = echo_msg,
+    .on_interrupt = echo_interrupt,
+};
+
+/* ------------------------------------------------- the scripted provider */
+
+typedef struct script {
+    const char *content;
+    const char *tool_calls; /* JSON array in neutral format, or NULL */
+    int err;
+    int64_t delay_ms;
+} script;
+
+enum { T_REPLY = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 1) };
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static script scripts[32];
+static int nscripts, next_script;
+static int nrequests;
+static char last_user[4096];
+static int last_nmessages;
+static bool last_had_tools;
+
+typedef struct pending_reply {
+    rt_msg hdr;
+    rt_ref to;
+    uint64_t tag;
+    int idx;
+} pending_reply;
+
+static void send_result(rt_ctx *cx, rt_ref to, uint64_t tag, int idx, int err)
+{
+    llm_msg_result *r = llm_result_msg_new(tag);
+    if (err || idx < 0) {
+        r->err = err ? err : -EIO;
+        r->errmsg = rt_xstrdup(err == -ECANCELED ? "cancelled" : "scripted failure");
+        r->kind = LLM_ERR_SERVER;
+        rt_send(cx, to, &r->hdr);
+        return;
+    }
+    script *sc = &scripts[idx];
+    cJSON *msg = cJSON_CreateObject();
+    cJSON_AddStringToObject(msg, "role", "assistant");
+    cJSON_AddStringToObject(msg, "content", sc->content ? sc->content : "");
+    if (sc->tool_calls)
+        cJSON_AddItemToObject(msg, "tool_calls", cJSON_Parse(sc->tool_calls));
+    r->result.message = msg;
+    r->result.finish_reason = rt_xstrdup(sc->tool_calls ? "tool_calls" : "stop");
+    r->result.usage.prompt_tokens = 100;
+    r->result.usage.completion_tokens = 10;
+    rt_send(cx, to, &r->hdr);
+}
+
+typedef struct provider_state {
+    uint64_t waiting_tag; /* delayed reply in flight */
+    rt_ref waiting_to;
+    uint64_t timer;
+} provider_state;
+
+static void provider_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    provider_state *ps = state;
+    if (m->type == LLM_MSG_REQUEST) {
+        llm_msg_request *q = (llm_msg_request *)m;
+        pthread_mutex_lock(&lock);
+        nrequests++;
+        last_nmessages = cJSON_GetArraySize(q->messages);
+        last_had_tools = q->tools != NULL;
+        cJSON *last = cJSON_GetArrayItem(q->messages, last_nmessages - 1);
+        const cJSON *c = cJSON_GetObjectItem(last, "content");
+        snprintf(last_user, sizeof(last_user), "%s", cJSON_IsString(c) ? c->valuestring : "");
+        int idx = next_script < nscripts ? next_script++ : -1;
+        pthread_mutex_unlock(&lock);
+        if (idx >= 0 && scripts[idx].delay_ms) {
+            pending_reply *p = RT_MSG_NEW(pending_reply, T_REPLY);
+            p->to = q->reply_to;
+            p->tag = q->tag;
+            p->idx = idx;
+            ps->waiting_tag = q->tag;
+            ps->waiting_to = q->reply_to;
+            ps->timer = rt_send_after(cx, rt_self(cx), &p->hdr, scripts[idx].delay_ms);
+            return;
+        }
+        send_result(cx, q->reply_to, q->tag, idx, idx >= 0 ? scripts[idx].err : 0);
+    } else if (m->type == T_REPLY) {
+        pending_reply *p = (pending_reply *)m;
+        ps->waiting_tag = 0;
+        send_result(cx, p->to, p->tag, p->idx, scripts[p->idx].err);
+    } else if (m->type == LLM_MSG_CANCEL) {
+        llm_msg_cancel *c = (llm_msg_cancel *)m;
+        if (ps->waiting_tag == c->tag) {
+            rt_timer_cancel(cx, ps->timer);
+            ps->waiting_tag = 0;
+            send_result(cx, ps->waiting_to, c->tag, 0, -ECANCELED);
+        }
+    }
+}
+static const rt_actor_type provider_type = {"fake_llm", provider_behave, NULL,
+                                            sizeof(provider_state)};
+
+/* ------------------------------------------------------ the recording sink */
+
+static int ndone, nprogress, nasks;
+static char done_text[8][512];
+static bool done_interrupted[8];
+static int done_err[8];
+static int answer_with = TOOL_ANSWER_DENY;
+
+static void sink_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    rt_ref session = *(rt_ref *)state;
+    pthread_mutex_lock(&lock);
+    if (m->type == AG_MSG_DONE) {
+        ag_msg_done *d = (ag_msg_done *)m;
+        if (ndone < 8) {
+            snprintf(done_text[ndone], sizeof(done_text[0]), "%s",
+                     d->text ? d->text : (d->errmsg ? d->errmsg : ""));
+            done_interrupted[ndone] = d->interrupted;
+            done_err[ndone] = d->err;
+        }
+        ndone++;
+    } else if (m->type == AG_MSG_PROGRESS) {
+        nprogress++;
+    } else if (m->type == AG_MSG_ASK) {
+        nasks++;
+        rt_send(cx, session, ag_answer_new(((ag_msg_ask *)m)->ask_id, answer_with, NULL));
+    }
+    pthread_mutex_unlock(&lock);
+}
+static const rt_actor_type sink_type = {"sink", sink_behave, NULL, sizeof(rt_ref)};
+
+/* ------------------------------------------------------------- fixture */
+
+typedef struct fixture {
+    rt_runtime *rt;
+    rt_ctx *cx;
+    rt_ref provider, session, sink;
+    tool_env *env;
+    st_store_refs store;
+} fixture;
+
+static const char *tools_list[] = {"test_echo", "todo", NULL};
+
+static int setup_workers; /* 0: one per CPU */
+
+static void setup(fixture *f, bool with_store, bool resume, const char *session_id)
+{
+    rt_options ro = {.workers = setup_workers};
+    f->rt = rt_runtime_new(&ro);
+    f->cx = rt_ctx_external(f->rt);
+    f->provider = rt_spawn(f->cx, &provider_type, NULL, NULL);
+    f->env = tool_env_new();
+    f->env->enabled_tools = rt_xcalloc(3, sizeof(char *));
+    f->env->enabled_tools[0] = rt_xstrdup("test_echo");
+    f->env->enabled_tools[1] = rt_xstrdup("todo");
+    f->env->interactive = true;
+    memset(&f->store, 0, sizeof(f->store));
+    if (with_store) {
+        static char path[512];
+        snprintf(path, sizeof(path), "%s/state.db", test_tmpdir());
+        st_store_opts so = {.path = path, .readers = 1};
+        char err[256];
+        ASSERT_OK(st_store_start(f->cx, &so, &f->store, err, sizeof(err)));
+    }
+    ag_session_opts o = {.session_id = session_id,
+                         .provider = f->provider,
+                         .store = f->store.writer,
+                         .store_reader = f->store.readers[0],
+                         .env = f->env,
+                         .tools = tools_list,
+                         .max_iterations = 4,
+                         .resume = resume};
+    f->session = ag_session_spawn(f->cx, &o, NULL);
+    f->sink = rt_spawn(f->cx, &sink_type, &f->session, NULL);
+}
+
+static void reset_records(void)
+{
+    pthread_mutex_lock(&lock);
+    nscripts = next_script = nrequests = 0;
+    ndone = nprogress = nasks = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+static void teardown(fixture *f)
+{
+    tool_env_unref(f->env);
+    rt_runtime_free(f->rt);
+}
+
+static void say(fixture *f, const char *text, uint64_t id)
+{
+    rt_send(f->cx, f->session, ag_input_new(text, f->sink, id));
+}
+
+static void wait_done(fixture *f, int n)
+{
+    int64_t t0 = rt_now_ns(f->rt);
+    for (;;) {
+        pthread_mutex_lock(&lock);
+        int d = ndone;
+        pthread_mutex_unlock(&lock);
+        if (d >= n)
+            break;
+        ASSERT_LT(rt_now_ns(f->rt) - t0, 10000000000LL);
+        usleep(1000);
+    }
+    ASSERT_OK(rt_wait_quiescent(f->rt, 10000));
+}
+
+#define TC(id, name, args)                                                                         \
+    "{\"id\":\"" id "\",\"type\":\"function\",\"function\":{\"name\":\"" name                      \
+    "\",\"arguments\":\"" args "\"}}"
+
+/* ------------------------------------------------------------------ tests */
+
+TEST(plain_answer)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.content = "hello there"};
+    setup(&f, false, false, NULL);
+    say(&f, "hi", 1);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("hello there", done_text[0]);
+    ASSERT_FALSE(done_interrupted[0]);
+    ASSERT_STR_EQ("hi", last_user);
+    teardown(&f);
+}
+
+TEST(tool_loop_parallel_calls_then_answer)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){
+        .tool_calls = "[" TC("c1", "test_echo", "{\\\"text\\\":\\\"a\\\"}") "," TC(
+            "c2", "test_echo",
+            "{\\\"wait_ms\\\":30}") "," TC("c3", "todo",
+                                           "{\\\"todos\\\":[{\\\"id\\\":\\\"1\\\",\\\"content\\\":"
+                                           "\\\"x\\\",\\\"status\\\":\\\"pending\\\"}]}") "]"};
+    scripts[nscripts++] = (script){.content = "all done"};
+    setup(&f, false, false, NULL);
+    say(&f, "do things", 1);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("all done", done_text[0]);
+    ASSERT_EQ(2, nrequests);
+    /* system? no prompt service: user, assistant(tool_calls), 3 tool results */
+    ASSERT_EQ(5, last_nmessages);
+    ASSERT_EQ(3, nprogress);
+    teardown(&f);
+}
+
+TEST(unknown_tool_is_retried_without_touching_the_transcript)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.tool_calls = "[" TC("c1", "no_such_tool", "{}") "]"};
+    scripts[nscripts++] = (script){.content = "fixed"};
+    setup(&f, false, false, NULL);
+    say(&f, "go", 1);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("fixed", done_text[0]);
+    ASSERT_EQ(2, nrequests);
+    ASSERT_EQ(1, last_nmessages); /* still just the user's message */
+    teardown(&f);
+}
+
+TEST(iteration_limit_asks_for_a_summary_without_tools)
+{
+    fixture f;
+    reset_records();
+    for (int i = 0; i < 4; i++)
+        scripts[nscripts++] = (script){.tool_calls = "[" TC("c", "test_echo", "{}") "]"};
+    scripts[nscripts++] = (script){.content = "summary of work"};
+    setup(&f, false, false, NULL);
+    say(&f, "loop", 1);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("summary of work", done_text[0]);
+    ASSERT_EQ(5, nrequests);
+    ASSERT_FALSE(last_had_tools);
+    ASSERT_STR_CONTAINS(last_user, "maximum number of tool-calling iterations");
+    teardown(&f);
+}
+
+/* Delivers two inputs from one behaviour: on a one-worker runtime the session cannot run
+ * between them, so both are "messages that arrived during the turn". */
+typedef struct relay {
+    rt_ref session, sink;
+} relay;
+static void relay_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    relay *r = state;
+    rt_send(cx, r->session, ag_input_new("second", r->sink, 2));
+    rt_send(cx, r->session, ag_input_new("third", r->sink, 3));
+}
+static const rt_actor_type relay_type = {"relay", relay_behave, NULL, sizeof(relay)};
+
+TEST(new_message_interrupts_a_running_tool_and_is_answered_with_the_others)
+{
+    fixture f;
+    reset_records();
+    setup_workers = 1;
+    scripts[nscripts++] =
+        (script){.tool_calls = "[" TC("c1", "test_echo", "{\\\"wait_ms\\\":60000}") "]"};
+    scripts[nscripts++] = (script){.content = "answer to both"};
+    setup(&f, false, false, NULL);
+    say(&f, "first", 1);
+    ASSERT_OK(rt_wait_quiescent(f.rt, 10000)); /* the tool now waits on its timer */
+    relay rl = {f.session, f.sink};
+    rt_send(f.cx, rt_spawn(f.cx, &relay_type, &rl, NULL),
+            rt_msg_new(RT_MSG_TYPE(RT_MSG_MODULE_TEST, 9), sizeof(rt_msg)));
+    wait_done(&f, 2);
+    ASSERT_TRUE(done_interrupted[0]);
+    ASSERT_EQ(1, atomic_load(&tool_interrupts));
+    ASSERT_STR_EQ("answer to both", done_text[1]);
+    ASSERT_STR_EQ("second\nthird", last_user);
+    /* user, assistant(tool call), cancelled tool result, user(second+third) */
+    ASSERT_EQ(4, last_nmessages);
+    teardown(&f);
+}
+
+TEST(stop_interrupts_the_model_without_a_follow_up)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.content = "too late", .delay_ms = 60000};
+    setup(&f, false, false, NULL);
+    say(&f, "slow one", 1);
+    ASSERT_OK(rt_wait_quiescent(f.rt, 10000));
+    rt_interrupt(f.cx, f.session, AG_INT_STOP);
+    wait_done(&f, 1);
+    ASSERT_TRUE(done_interrupted[0]);
+    ASSERT_EQ(1, nrequests);
+    teardown(&f);
+}
+
+TEST(approval_ask_goes_to_the_sink_and_back)
+{
+    fixture f;
+    reset_records();
+    answer_with = TOOL_ANSWER_SESSION;
+    scripts[nscripts++] =
+        (script){.tool_calls = "[" TC("c1", "test_echo", "{\\\"ask\\\":\\\"rm -rf x\\\"}") "]"};
+    scripts[nscripts++] =
+        (script){.tool_calls = "[" TC("c2", "test_echo", "{\\\"ask\\\":\\\"rm -rf y\\\"}") "]"};
+    scripts[nscripts++] = (script){.content = "ok"};
+    setup(&f, false, false, NULL);
+    say(&f, "clean up", 1);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("ok", done_text[0]);
+    ASSERT_EQ(1, nasks); /* the second "rm" was approved for the session already */
+    teardown(&f);
+}
+
+TEST(provider_failure_is_reported_to_the_user)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.err = -EIO};
+    setup(&f, false, false, NULL);
+    say(&f, "hi", 1);
+    wait_done(&f, 1);
+    ASSERT_NE(0, done_err[0]);
+    ASSERT_STR_CONTAINS(done_text[0], "The request failed: scripted failure");
+    ASSERT_STR_CONTAINS(done_text[0], "/reset");
+    teardown(&f);
+}
+
+TEST(transcript_is_persisted_once_and_resumed)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] =
+        (script){.tool_calls = "[" TC("c1", "test_echo", "{\\\"text\\\":\\\"z\\\"}") "]"};
+    scripts[nscripts++] = (script){.content = "first answer"};
+    setup(&f, true, false, "sess_1");
+    say(&f, "remember me", 1);
+    wait_done(&f, 1);
+    /* A new session actor on the same id picks the conversation up from state.db. */
+    rt_kill(f.cx, f.session);
+    ASSERT_OK(rt_wait_quiescent(f.rt, 10000));
+    scripts[nscripts++] = (script){.content = "second answer"};
+    ag_session_opts o = {.session_id = "sess_1",
+                         .provider = f.provider,
+                         .store = f.store.writer,
+                         .store_reader = f.store.readers[0],
+                         .env = f.env,
+                         .tools = tools_list,
+                         .resume = true};
+    f.session = ag_session_spawn(f.cx, &o, NULL);
+    say(&f, "again", 2);
+    wait_done(&f, 2);
+    ASSERT_STR_EQ("second answer", done_text[1]);
+    /* user, assistant(call), tool, assistant, user */
+    ASSERT_EQ(5, last_nmessages);
+    ASSERT_STR_EQ("again", last_user);
+    teardown(&f);
+}
