@@ -80,4 +80,79 @@ typedef struct ag_ask {
     uint64_t timer;
 } ag_ask;
 
+/* The session actor's state (ag_session.c). */
+typedef struct ag_session {
+    /* configuration (owned copies) */
+    char *session_id, *source, *user_id, *model, *system_message, *ephemeral;
+    rt_ref provider, aux_provider, store, reader, prompt_service;
+    tool_env *env;
+    char **tools; /* NULL-terminated */
+    cJSON *tool_schemas;
+    int max_iterations;
+    bool stream, skip_memory, skip_context_files;
+    bool compression_enabled;
+    double compression_threshold;
+    int64_t context_length;
+    int64_t idle_timeout_ms;
+
+    /* conversation */
+    cJSON *messages;     /* the transcript, neutral format, no system message */
+    char *system_prompt; /* built once per session (agent-core §1.2) */
+    bool session_created;
+    cJSON *todos;
+    char **approved; /* pattern keys approved for this session */
+    size_t napproved;
+
+    /* the turn */
+    int phase;
+    uint64_t turn; /* turns started */
+    rt_ref sink;
+    uint64_t input_id;
+    int iterations;
+    uint64_t tag; /* tag of the request or persist we wait for */
+    uint64_t next_tag;
+    ag_call *calls;
+    size_t ncalls;
+    uint64_t next_seq;
+    int invalid_tool_retries, invalid_json_retries, empty_retries;
+    char *fallback_text; /* visible text of the last assistant message with tool calls */
+    ag_pending *pending, **pending_tail;
+    rt_map asks; /* ask id → ag_ask */
+    uint64_t next_ask;
+    uint64_t idle_timer;
+
+    /* accounting */
+    int api_calls;
+    int64_t prompt_tokens, completion_tokens, last_prompt_tokens;
+} ag_session;
+
+/* ag_session.c */
+char *ag__dupn(const char *s);
+const char *ag__jstr(const cJSON *o, const char *k);
+cJSON *ag__msg_obj(const char *role, const char *content);
+void ag__append(rt_ctx *cx, ag_session *s, cJSON *m, uint64_t ack_tag);
+void ag__append_tool_result(rt_ctx *cx, ag_session *s, const char *call_id, const char *name,
+                            const char *content);
+void ag__start_llm(rt_ctx *cx, ag_session *s);
+void ag__end_turn(rt_ctx *cx, ag_session *s, char *text, int err, char *errmsg, bool interrupted);
+
+/* ag_msgs.c */
+void ag__to_sink(rt_ctx *cx, ag_session *s, rt_msg *m);
+void ag__send_status(rt_ctx *cx, ag_session *s, const char *text);
+void ag__drop_delta(rt_msg *m);
+void ag__drop_done(rt_msg *m);
+void ag__drop_progress(rt_msg *m);
+void ag__drop_ask(rt_msg *m);
+
+/* ag_calls.c */
+void ag__free_calls(ag_session *s);
+void ag__clear_asks(rt_ctx *cx, ag_session *s);
+void ag__dispatch_calls(rt_ctx *cx, ag_session *s);
+void ag__on_tool_result(rt_ctx *cx, ag_session *s, tool_msg_result *r);
+void ag__on_tool_progress(rt_ctx *cx, ag_session *s, tool_msg_progress *p);
+void ag__on_exit_of_child(rt_ctx *cx, ag_session *s, rt_msg_exit *e);
+void ag__on_tool_ask(rt_ctx *cx, ag_session *s, tool_msg_ask *q);
+void ag__on_answer(rt_ctx *cx, ag_session *s, ag_msg_answer *m);
+void ag__on_ask_timeout(rt_ctx *cx, ag_session *s, rt_msg_timeout *t);
+
 #endif /* AG_INT_H */

@@ -44,63 +44,14 @@ static const char MAX_ITER_PROMPT[] =
     "final response summarizing what you've found and accomplished so far, without calling "
     "any more tools.";
 
-typedef struct ag_session {
-    /* configuration (owned copies) */
-    char *session_id, *source, *user_id, *model, *system_message, *ephemeral;
-    rt_ref provider, aux_provider, store, reader, prompt_service;
-    tool_env *env;
-    char **tools; /* NULL-terminated */
-    cJSON *tool_schemas;
-    int max_iterations;
-    bool stream, skip_memory, skip_context_files;
-    bool compression_enabled;
-    double compression_threshold;
-    int64_t context_length;
-    int64_t idle_timeout_ms;
-
-    /* conversation */
-    cJSON *messages;     /* the transcript, neutral format, no system message */
-    char *system_prompt; /* built once per session (agent-core §1.2) */
-    bool session_created;
-    cJSON *todos;
-    char **approved; /* pattern keys approved for this session */
-    size_t napproved;
-
-    /* the turn */
-    int phase;
-    uint64_t turn; /* turns started */
-    rt_ref sink;
-    uint64_t input_id;
-    int iterations;
-    uint64_t tag; /* tag of the request or persist we wait for */
-    uint64_t next_tag;
-    ag_call *calls;
-    size_t ncalls;
-    uint64_t next_seq;
-    int invalid_tool_retries, invalid_json_retries, empty_retries;
-    char *fallback_text; /* visible text of the last assistant message with tool calls */
-    ag_pending *pending, **pending_tail;
-    rt_map asks; /* ask id → ag_ask */
-    uint64_t next_ask;
-    uint64_t idle_timer;
-
-    /* accounting */
-    int api_calls;
-    int64_t prompt_tokens, completion_tokens, last_prompt_tokens;
-} ag_session;
-
-static void start_llm(rt_ctx *cx, ag_session *s);
-static void end_turn(rt_ctx *cx, ag_session *s, char *text, int err, char *errmsg,
-                     bool interrupted);
-
 /* ============================================================ small helpers */
 
-static char *dupn(const char *s)
+char *ag__dupn(const char *s)
 {
     return s ? rt_xstrdup(s) : NULL;
 }
 
-static const char *jstr(const cJSON *o, const char *k)
+const char *ag__jstr(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsString(v) ? v->valuestring : NULL;
@@ -113,122 +64,9 @@ static void set_phase(ag_session *s, int phase, int line)
 }
 #define SET_PHASE(s, p) set_phase((s), (p), __LINE__)
 
-char *ag_new_session_id(void)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    char ts[32];
-    strftime(ts, sizeof(ts), "%Y%m%d_%H%M%S", &tm);
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    uint64_t h = rt_hash_u64((uint64_t)t.tv_nsec ^ ((uint64_t)t.tv_sec << 32) ^ (uintptr_t)&t);
-    return rt_xasprintf("%s_%06llx", ts, (unsigned long long)(h & 0xffffff));
-}
-
-int64_t ag_context_length_for(const char *model)
-{
-    static const struct {
-        const char *needle;
-        int64_t len;
-    } table[] = {{"claude", 200000},     {"gpt-4o", 128000},        {"gemini-2", 1048576},
-                 {"gemini-3", 1048576},  {"llama-3.3-70b", 131072}, {"deepseek-chat-v3", 65536},
-                 {"qwen-2.5-72b", 32768}};
-    for (size_t i = 0; model && i < RT_ARRAY_LEN(table); i++)
-        if (strstr(model, table[i].needle))
-            return table[i].len;
-    return 128000;
-}
-
-/* ========================================================== sink messages */
-
-static void drop_delta(rt_msg *m)
-{
-    rt_free(((ag_msg_delta *)m)->text);
-}
-static void drop_progress(rt_msg *m)
-{
-    rt_free(((ag_msg_progress *)m)->tool);
-    rt_free(((ag_msg_progress *)m)->preview);
-}
-static void drop_status(rt_msg *m)
-{
-    rt_free(((ag_msg_status *)m)->text);
-}
-static void drop_ask(rt_msg *m)
-{
-    ag_msg_ask *a = (ag_msg_ask *)m;
-    rt_free(a->text);
-    rt_free(a->description);
-    cJSON_Delete(a->choices);
-}
-static void drop_done(rt_msg *m)
-{
-    rt_free(((ag_msg_done *)m)->text);
-    rt_free(((ag_msg_done *)m)->errmsg);
-}
-static void drop_input(rt_msg *m)
-{
-    rt_free(((ag_msg_input *)m)->text);
-    rt_free(((ag_msg_input *)m)->sender);
-}
-static void drop_answer(rt_msg *m)
-{
-    rt_free(((ag_msg_answer *)m)->text);
-}
-static void drop_text(rt_msg *m)
-{
-    rt_free(((ag_msg_text *)m)->text);
-}
-
-rt_msg *ag_input_new(const char *text, rt_ref sink, uint64_t input_id)
-{
-    ag_msg_input *m = RT_MSG_NEW(ag_msg_input, AG_MSG_INPUT);
-    m->text = rt_xstrdup(text ? text : "");
-    m->sink = sink;
-    m->input_id = input_id;
-    m->hdr.drop = drop_input;
-    return &m->hdr;
-}
-
-rt_msg *ag_answer_new(uint64_t ask_id, int answer, const char *text)
-{
-    ag_msg_answer *m = RT_MSG_NEW(ag_msg_answer, AG_MSG_ANSWER);
-    m->ask_id = ask_id;
-    m->answer = answer;
-    m->text = dupn(text);
-    m->hdr.drop = drop_answer;
-    return &m->hdr;
-}
-
-rt_msg *ag_text_new(uint32_t type, const char *text)
-{
-    ag_msg_text *m = RT_MSG_NEW(ag_msg_text, type);
-    m->text = dupn(text);
-    m->hdr.drop = drop_text;
-    return &m->hdr;
-}
-
-static void to_sink(rt_ctx *cx, ag_session *s, rt_msg *m)
-{
-    if (s->sink)
-        rt_send(cx, s->sink, m);
-    else
-        rt_msg_free(m);
-}
-
-static void send_status(rt_ctx *cx, ag_session *s, const char *text)
-{
-    ag_msg_status *m = RT_MSG_NEW(ag_msg_status, AG_MSG_STATUS);
-    m->turn = s->turn;
-    m->text = rt_xstrdup(text);
-    m->hdr.drop = drop_status;
-    to_sink(cx, s, &m->hdr);
-}
-
 /* ======================================================= the transcript */
 
-static cJSON *msg_obj(const char *role, const char *content)
+cJSON *ag__msg_obj(const char *role, const char *content)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "role", role);
@@ -237,20 +75,20 @@ static cJSON *msg_obj(const char *role, const char *content)
 }
 
 /* Append m (taken) to the transcript and send it to the store (rule 2). */
-static void append(rt_ctx *cx, ag_session *s, cJSON *m, uint64_t ack_tag)
+void ag__append(rt_ctx *cx, ag_session *s, cJSON *m, uint64_t ack_tag)
 {
     ag_persist_message(cx, s->store, s->session_id, m, ack_tag ? rt_self(cx) : 0, ack_tag);
     cJSON_AddItemToArray(s->messages, m);
 }
 
-static void append_tool_result(rt_ctx *cx, ag_session *s, const char *call_id, const char *name,
-                               const char *content)
+void ag__append_tool_result(rt_ctx *cx, ag_session *s, const char *call_id, const char *name,
+                            const char *content)
 {
-    cJSON *m = msg_obj("tool", content);
+    cJSON *m = ag__msg_obj("tool", content);
     cJSON_AddStringToObject(m, "tool_call_id", call_id ? call_id : "");
     if (name)
         cJSON_AddStringToObject(m, "name", name);
-    append(cx, s, m, 0);
+    ag__append(cx, s, m, 0);
 }
 
 /* The messages for a request: system prompt (+ ephemeral), then the transcript. */
@@ -267,7 +105,7 @@ static cJSON *request_messages(ag_session *s)
         rt_buf_append_str(&sys, s->ephemeral);
     }
     if (sys.len)
-        cJSON_AddItemToArray(arr, msg_obj("system", rt_buf_cstr(&sys)));
+        cJSON_AddItemToArray(arr, ag__msg_obj("system", rt_buf_cstr(&sys)));
     rt_buf_fini(&sys);
     const cJSON *m;
     cJSON_ArrayForEach(m, s->messages)
@@ -277,55 +115,6 @@ static cJSON *request_messages(ag_session *s)
         cJSON_AddItemToArray(arr, c);
     }
     return arr;
-}
-
-/* ========================================================= calls and asks */
-
-static void free_calls(ag_session *s)
-{
-    for (size_t i = 0; i < s->ncalls; i++) {
-        rt_free(s->calls[i].id);
-        rt_free(s->calls[i].name);
-        rt_free(s->calls[i].args);
-        rt_free(s->calls[i].result);
-    }
-    rt_free(s->calls);
-    s->calls = NULL;
-    s->ncalls = 0;
-}
-
-static void free_ask(rt_ctx *cx, ag_ask *a)
-{
-    if (a->timer)
-        rt_timer_cancel(cx, a->timer);
-    rt_free(a->pattern_key);
-    rt_free(a);
-}
-
-/* Forget every open ask (the turn ended); their call actors are gone or going. */
-static void clear_asks(rt_ctx *cx, ag_session *s)
-{
-    for (size_t i = 0; i < s->asks.cap; i++)
-        if (s->asks.keys[i])
-            free_ask(cx, s->asks.vals[i]);
-    rt_map_fini(&s->asks);
-    rt_map_init(&s->asks);
-}
-
-static bool is_approved(const ag_session *s, const char *key)
-{
-    for (size_t i = 0; key && i < s->napproved; i++)
-        if (strcmp(s->approved[i], key) == 0)
-            return true;
-    return false;
-}
-
-static void approve(ag_session *s, const char *key)
-{
-    if (!key || is_approved(s, key))
-        return;
-    s->approved = rt_xrealloc(s->approved, (s->napproved + 1) * sizeof(*s->approved));
-    s->approved[s->napproved++] = rt_xstrdup(key);
 }
 
 /* ============================================================ turn start */
@@ -373,7 +162,7 @@ static void request_prompt(rt_ctx *cx, ag_session *s)
 static void persist_then_llm(rt_ctx *cx, ag_session *s)
 {
     if (!s->store) {
-        start_llm(cx, s);
+        ag__start_llm(cx, s);
         return;
     }
     s->tag = ++s->next_tag;
@@ -399,7 +188,7 @@ static void begin_turn(rt_ctx *cx, ag_session *s)
         ag_persist_create_session(cx, s->store, s->session_id, s->source, s->user_id, s->model);
         s->session_created = true;
     }
-    append(cx, s, msg_obj("user", rt_buf_cstr(&text)), 0);
+    ag__append(cx, s, ag__msg_obj("user", rt_buf_cstr(&text)), 0);
     rt_buf_fini(&text);
     if (!s->system_prompt && s->prompt_service)
         request_prompt(cx, s);
@@ -427,10 +216,10 @@ static void on_persisted(rt_ctx *cx, ag_session *s, uint64_t tag, int err, const
         char *msg = rt_xasprintf("Could not save your message (%s). Nothing was sent to the "
                                  "model; please try again.",
                                  errmsg && *errmsg ? errmsg : rt_strerror(err));
-        end_turn(cx, s, NULL, err, msg, false);
+        ag__end_turn(cx, s, NULL, err, msg, false);
         return;
     }
-    start_llm(cx, s);
+    ag__start_llm(cx, s);
 }
 
 /* ================================================================ the model */
@@ -440,17 +229,17 @@ static void send_request(rt_ctx *cx, ag_session *s, bool with_tools, int priorit
     cJSON *tools = with_tools && s->tool_schemas ? cJSON_Duplicate(s->tool_schemas, 1) : NULL;
     llm_msg_request *r = llm_request_new(rt_self(cx), ++s->next_tag, request_messages(s), tools);
     s->tag = r->tag;
-    r->model = dupn(s->model);
+    r->model = ag__dupn(s->model);
     r->stream = s->stream;
     r->priority = priority;
     s->api_calls++;
     rt_send(cx, s->provider, &r->hdr);
 }
 
-static void start_llm(rt_ctx *cx, ag_session *s)
+void ag__start_llm(rt_ctx *cx, ag_session *s)
 {
     if (s->iterations >= s->max_iterations) {
-        append(cx, s, msg_obj("user", MAX_ITER_PROMPT), 0);
+        ag__append(cx, s, ag__msg_obj("user", MAX_ITER_PROMPT), 0);
         send_request(cx, s, false, LLM_PRIO_MAIN);
         SET_PHASE(s, AG_PH_SUMMARY);
         return;
@@ -469,14 +258,14 @@ static void on_delta(rt_ctx *cx, ag_session *s, llm_msg_delta *d)
     m->kind = d->kind;
     m->text = d->text;
     d->text = NULL;
-    m->hdr.drop = drop_delta;
-    to_sink(cx, s, &m->hdr);
+    m->hdr.drop = ag__drop_delta;
+    ag__to_sink(cx, s, &m->hdr);
 }
 
 static void on_llm_status(rt_ctx *cx, ag_session *s, llm_msg_status *st)
 {
     if (st->tag == s->tag && st->text)
-        send_status(cx, s, st->text);
+        ag__send_status(cx, s, st->text);
 }
 
 /* Remove <think>…</think> blocks and surrounding whitespace (new string). */
@@ -518,15 +307,15 @@ static bool bad_tool_calls(rt_ctx *cx, ag_session *s, cJSON *tcs)
     cJSON_ArrayForEach(tc, tcs)
     {
         cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
-        const char *name = jstr(fn, "name");
+        const char *name = ag__jstr(fn, "name");
         if (!name || !tool_env_has_tool(s->env, name)) {
             if (++s->invalid_tool_retries < MAX_FORMAT_RETRIES) {
                 s->iterations--; /* a retry is not an iteration */
-                start_llm(cx, s);
+                ag__start_llm(cx, s);
                 return true;
             }
             char *msg = rt_xasprintf("Model generated invalid tool call: %s", name ? name : "?");
-            end_turn(cx, s, NULL, -EPROTO, msg, false);
+            ag__end_turn(cx, s, NULL, -EPROTO, msg, false);
             return true;
         }
         cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
@@ -543,7 +332,7 @@ static bool bad_tool_calls(rt_ctx *cx, ag_session *s, cJSON *tcs)
             continue;
         if (++s->invalid_json_retries < MAX_FORMAT_RETRIES) {
             s->iterations--;
-            start_llm(cx, s);
+            ag__start_llm(cx, s);
             return true;
         }
         s->invalid_json_retries = 0;
@@ -552,15 +341,13 @@ static bool bad_tool_calls(rt_ctx *cx, ag_session *s, cJSON *tcs)
             "parameters, use an empty object: {}. Please either retry the tool call with valid "
             "JSON, or respond without using that tool.",
             name);
-        append(cx, s, msg_obj("user", note), 0);
+        ag__append(cx, s, ag__msg_obj("user", note), 0);
         rt_free(note);
-        start_llm(cx, s);
+        ag__start_llm(cx, s);
         return true;
     }
     return false;
 }
-
-static void dispatch_calls(rt_ctx *cx, ag_session *s);
 
 static void on_tool_calls(rt_ctx *cx, ag_session *s, cJSON *msg)
 {
@@ -569,7 +356,7 @@ static void on_tool_calls(rt_ctx *cx, ag_session *s, cJSON *msg)
         cJSON_Delete(msg);
         return;
     }
-    char *visible = strip_think(jstr(msg, "content"));
+    char *visible = strip_think(ag__jstr(msg, "content"));
     if (*visible) {
         rt_free(s->fallback_text);
         s->fallback_text = visible;
@@ -585,25 +372,25 @@ static void on_tool_calls(rt_ctx *cx, ag_session *s, cJSON *msg)
         cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
         ag_call *c = &s->calls[i++];
         c->seq = ++s->next_seq;
-        c->id = dupn(jstr(tc, "id"));
-        c->name = dupn(jstr(fn, "name"));
-        c->args = dupn(jstr(fn, "arguments"));
+        c->id = ag__dupn(ag__jstr(tc, "id"));
+        c->name = ag__dupn(ag__jstr(fn, "name"));
+        c->args = ag__dupn(ag__jstr(fn, "arguments"));
         c->def = tool_find(c->name);
     }
-    append(cx, s, msg, 0);
+    ag__append(cx, s, msg, 0);
     SET_PHASE(s, AG_PH_TOOLS);
-    dispatch_calls(cx, s);
+    ag__dispatch_calls(cx, s);
 }
 
 static void final_answer(rt_ctx *cx, ag_session *s, cJSON *msg)
 {
-    char *text = strip_think(jstr(msg, "content"));
+    char *text = strip_think(ag__jstr(msg, "content"));
     if (!*text && s->phase == AG_PH_LLM) {
         if (++s->empty_retries < MAX_FORMAT_RETRIES) {
             rt_free(text);
             cJSON_Delete(msg);
             s->iterations--;
-            start_llm(cx, s);
+            ag__start_llm(cx, s);
             return;
         }
         if (s->fallback_text) {
@@ -612,16 +399,16 @@ static void final_answer(rt_ctx *cx, ag_session *s, cJSON *msg)
             s->fallback_text = NULL;
         }
     }
-    append(cx, s, msg, 0);
+    ag__append(cx, s, msg, 0);
     if (!*text) {
         rt_free(text);
-        end_turn(cx, s, NULL, -EBADMSG,
-                 rt_xstrdup("The model returned no response. Try again or use /reset to start "
-                            "a fresh session."),
-                 false);
+        ag__end_turn(cx, s, NULL, -EBADMSG,
+                     rt_xstrdup("The model returned no response. Try again or use /reset to start "
+                                "a fresh session."),
+                     false);
         return;
     }
-    end_turn(cx, s, text, 0, NULL, false);
+    ag__end_turn(cx, s, text, 0, NULL, false);
 }
 
 static char *llm_failure_text(const llm_msg_result *r)
@@ -642,7 +429,7 @@ static void on_result(rt_ctx *cx, ag_session *s, llm_msg_result *r)
     if (r->err) {
         if (r->err == -ECANCELED)
             return; /* we cancelled it: the interrupt already ended the turn */
-        end_turn(cx, s, NULL, r->err, llm_failure_text(r), false);
+        ag__end_turn(cx, s, NULL, r->err, llm_failure_text(r), false);
         return;
     }
     s->prompt_tokens += r->result.usage.prompt_tokens;
@@ -666,239 +453,6 @@ static void on_result(rt_ctx *cx, ag_session *s, llm_msg_result *r)
         final_answer(cx, s, msg);
 }
 
-/* ================================================================ tools */
-
-static char *preview_of(const ag_call *c)
-{
-    cJSON *a = c->args ? cJSON_Parse(c->args) : NULL;
-    const cJSON *first = a && a->child ? a->child : NULL;
-    char *v = NULL;
-    if (cJSON_IsString(first))
-        v = rt_xstrdup(first->valuestring);
-    else if (first) {
-        char *p = cJSON_PrintUnformatted(first);
-        v = rt_xstrdup(p ? p : "");
-        cJSON_free(p);
-    }
-    cJSON_Delete(a);
-    if (!v)
-        return rt_xstrdup("");
-    if (strlen(v) > PREVIEW_MAX)
-        memcpy(v + PREVIEW_MAX - 3, "...", 4);
-    return v;
-}
-
-static void progress(rt_ctx *cx, ag_session *s, const char *tool, char *preview)
-{
-    ag_msg_progress *p = RT_MSG_NEW(ag_msg_progress, AG_MSG_PROGRESS);
-    p->turn = s->turn;
-    p->tool = rt_xstrdup(tool);
-    p->preview = preview;
-    p->hdr.drop = drop_progress;
-    to_sink(cx, s, &p->hdr);
-}
-
-static bool call_running(const ag_session *s, size_t *nrunning, bool *unsafe_running)
-{
-    *nrunning = 0;
-    *unsafe_running = false;
-    for (size_t i = 0; i < s->ncalls; i++)
-        if (s->calls[i].started && !s->calls[i].done) {
-            (*nrunning)++;
-            if (!s->calls[i].def || !s->calls[i].def->parallel_safe)
-                *unsafe_running = true;
-        }
-    return *nrunning > 0;
-}
-
-/* Run a call the session handles itself, or start its actor. */
-static void start_call(rt_ctx *cx, ag_session *s, ag_call *c)
-{
-    c->started = true;
-    progress(cx, s, c->name, preview_of(c));
-    if (strcmp(c->name, "todo") == 0) {
-        c->result = ag_todo_apply(&s->todos, c->args);
-        c->done = true;
-        return;
-    }
-    c->actor = tool_start_call(cx, c->def, s->env, c->seq, c->id, c->args);
-    if (!c->actor) {
-        c->result = rt_xasprintf("{\"error\":\"Unknown tool: %s\"}", c->name);
-        c->done = true;
-    }
-}
-
-static bool all_done(const ag_session *s)
-{
-    for (size_t i = 0; i < s->ncalls; i++)
-        if (!s->calls[i].done)
-            return false;
-    return true;
-}
-
-static char *capped(char *result)
-{
-    size_t chars = 0, i = 0;
-    for (; result[i]; i++)
-        if (((unsigned char)result[i] & 0xC0) != 0x80 && ++chars > TOOL_RESULT_MAX_CHARS)
-            break;
-    if (!result[i])
-        return result;
-    size_t total = chars;
-    for (size_t j = i; result[j]; j++)
-        if (((unsigned char)result[j] & 0xC0) != 0x80)
-            total++;
-    total--; /* the character at i was counted twice */
-    char *out = rt_xasprintf("%.*s\n\n[Truncated: tool response was %zu chars, exceeding the "
-                             "100,000 char limit]",
-                             (int)i, result, total);
-    rt_free(result);
-    return out;
-}
-
-static void tools_finished(rt_ctx *cx, ag_session *s)
-{
-    for (size_t i = 0; i < s->ncalls; i++) {
-        ag_call *c = &s->calls[i];
-        c->result = capped(c->result ? c->result : rt_xstrdup(""));
-        append_tool_result(cx, s, c->id, c->name, c->result);
-    }
-    free_calls(s);
-    clear_asks(cx, s);
-    start_llm(cx, s);
-}
-
-/* Start what may start now (rule 4); finish the round when everything is done. */
-static void dispatch_calls(rt_ctx *cx, ag_session *s)
-{
-    for (size_t i = 0; i < s->ncalls; i++) {
-        ag_call *c = &s->calls[i];
-        if (c->started)
-            continue;
-        size_t nrunning;
-        bool unsafe_running;
-        call_running(s, &nrunning, &unsafe_running);
-        bool safe = c->def && c->def->parallel_safe;
-        if (nrunning > 0 && (unsafe_running || !safe))
-            break; /* wait for the running ones */
-        start_call(cx, s, c);
-        if (!safe && !c->done)
-            break; /* one unsafe call at a time */
-    }
-    if (all_done(s))
-        tools_finished(cx, s);
-}
-
-static ag_call *call_by_seq(ag_session *s, uint64_t seq)
-{
-    for (size_t i = 0; i < s->ncalls; i++)
-        if (s->calls[i].seq == seq)
-            return &s->calls[i];
-    return NULL;
-}
-
-static void on_tool_result(rt_ctx *cx, ag_session *s, tool_msg_result *r)
-{
-    ag_call *c = s->phase == AG_PH_TOOLS ? call_by_seq(s, r->seq) : NULL;
-    if (!c || c->done)
-        return; /* a late result after an interrupt */
-    c->result = r->result;
-    r->result = NULL;
-    c->done = true;
-    dispatch_calls(cx, s);
-}
-
-static void on_tool_progress(rt_ctx *cx, ag_session *s, tool_msg_progress *p)
-{
-    ag_call *c = s->phase == AG_PH_TOOLS ? call_by_seq(s, p->seq) : NULL;
-    if (!c)
-        return;
-    progress(cx, s, c->name, p->text);
-    p->text = NULL;
-}
-
-/* A call that ended without a result (crashed, killed) must not stall the round. */
-static void on_exit_of_child(rt_ctx *cx, ag_session *s, rt_msg_exit *e)
-{
-    if (e->reason == RT_EXIT_NORMAL || s->phase != AG_PH_TOOLS)
-        return;
-    for (size_t i = 0; i < s->ncalls; i++) {
-        ag_call *c = &s->calls[i];
-        if (c->actor == e->from && !c->done) {
-            c->result = rt_xasprintf("{\"error\":\"Tool execution failed: the %s call ended "
-                                     "unexpectedly\"}",
-                                     c->name);
-            c->done = true;
-        }
-    }
-    dispatch_calls(cx, s);
-}
-
-/* ================================================================= asks */
-
-static void answer_tool(rt_ctx *cx, ag_ask *a, int answer, const char *text)
-{
-    rt_send(cx, a->tool, tool_answer_new(answer, text));
-}
-
-static void on_tool_ask(rt_ctx *cx, ag_session *s, tool_msg_ask *q)
-{
-    if (s->phase != AG_PH_TOOLS || !call_by_seq(s, q->seq)) {
-        rt_send(cx, q->reply_to, tool_answer_new(TOOL_ANSWER_DENY, NULL));
-        return;
-    }
-    if (q->kind == TOOL_ASK_APPROVAL && is_approved(s, q->pattern_key)) {
-        rt_send(cx, q->reply_to, tool_answer_new(TOOL_ANSWER_ONCE, NULL));
-        return;
-    }
-    ag_ask *a = rt_xcalloc(1, sizeof(*a));
-    a->id = ++s->next_ask;
-    a->tool = q->reply_to;
-    a->seq = q->seq;
-    a->kind = q->kind;
-    a->pattern_key = q->pattern_key;
-    q->pattern_key = NULL;
-    int64_t timeout = q->kind == TOOL_ASK_APPROVAL ? APPROVAL_TIMEOUT_MS : CLARIFY_TIMEOUT_MS;
-    rt_msg_timeout *t = RT_MSG_NEW(rt_msg_timeout, AG_MSG_ASK_TIMEOUT);
-    t->tag = a->id;
-    a->timer = rt_send_after(cx, rt_self(cx), &t->hdr, timeout);
-    rt_map_put(&s->asks, a->id, a);
-
-    ag_msg_ask *m = RT_MSG_NEW(ag_msg_ask, AG_MSG_ASK);
-    m->turn = s->turn;
-    m->ask_id = a->id;
-    m->kind = q->kind;
-    m->text = q->text;
-    m->description = q->description;
-    m->choices = q->choices;
-    q->text = q->description = NULL;
-    q->choices = NULL;
-    m->timeout_ms = timeout;
-    m->hdr.drop = drop_ask;
-    to_sink(cx, s, &m->hdr);
-}
-
-static void on_answer(rt_ctx *cx, ag_session *s, ag_msg_answer *m)
-{
-    ag_ask *a = rt_map_del(&s->asks, m->ask_id);
-    if (!a)
-        return; /* answered already, timed out, or the turn is over */
-    if (m->answer == TOOL_ANSWER_SESSION || m->answer == TOOL_ANSWER_ALWAYS)
-        approve(s, a->pattern_key);
-    answer_tool(cx, a, m->answer, m->text);
-    free_ask(cx, a);
-}
-
-static void on_ask_timeout(rt_ctx *cx, ag_session *s, rt_msg_timeout *t)
-{
-    ag_ask *a = rt_map_del(&s->asks, t->tag);
-    if (!a)
-        return;
-    a->timer = 0; /* it fired */
-    answer_tool(cx, a, TOOL_ANSWER_TIMEOUT, NULL);
-    free_ask(cx, a);
-}
-
 /* ========================================================== turn end */
 
 static void start_idle_timer(rt_ctx *cx, ag_session *s)
@@ -909,7 +463,7 @@ static void start_idle_timer(rt_ctx *cx, ag_session *s)
                                   s->idle_timeout_ms);
 }
 
-static void end_turn(rt_ctx *cx, ag_session *s, char *text, int err, char *errmsg, bool interrupted)
+void ag__end_turn(rt_ctx *cx, ag_session *s, char *text, int err, char *errmsg, bool interrupted)
 {
     ag_msg_done *d = RT_MSG_NEW(ag_msg_done, AG_MSG_DONE);
     d->turn = s->turn;
@@ -922,10 +476,10 @@ static void end_turn(rt_ctx *cx, ag_session *s, char *text, int err, char *errms
     d->api_calls = s->api_calls;
     d->prompt_tokens = s->prompt_tokens;
     d->completion_tokens = s->completion_tokens;
-    d->hdr.drop = drop_done;
-    to_sink(cx, s, &d->hdr);
-    free_calls(s);
-    clear_asks(cx, s);
+    d->hdr.drop = ag__drop_done;
+    ag__to_sink(cx, s, &d->hdr);
+    ag__free_calls(s);
+    ag__clear_asks(cx, s);
     s->tag = 0;
     SET_PHASE(s, AG_PH_IDLE);
     /* Rule 3: everything that came meanwhile, in one turn. The follow-up starts from a
@@ -968,13 +522,13 @@ static void interrupt_turn(rt_ctx *cx, ag_session *s, int code)
                 c->result = rt_xstrdup(CANCELLED_TEXT);
                 c->done = true;
             }
-            append_tool_result(cx, s, c->id, c->name, c->result);
+            ag__append_tool_result(cx, s, c->id, c->name, c->result);
         }
-        free_calls(s);
+        ag__free_calls(s);
         break;
     default: break;
     }
-    end_turn(cx, s, NULL, 0, NULL, true);
+    ag__end_turn(cx, s, NULL, 0, NULL, true);
 }
 
 static void on_interrupt(rt_ctx *cx, ag_session *s, rt_msg_interrupt *m)
@@ -1037,7 +591,7 @@ static void session_behave(rt_ctx *cx, void *state, rt_msg *m)
     ag_session *s = *(ag_session **)state;
     switch (m->type) {
     case AG_MSG_INPUT: on_input(cx, s, (ag_msg_input *)m); break;
-    case AG_MSG_ANSWER: on_answer(cx, s, (ag_msg_answer *)m); break;
+    case AG_MSG_ANSWER: ag__on_answer(cx, s, (ag_msg_answer *)m); break;
     case AG_MSG_EPHEMERAL:
         rt_free(s->ephemeral);
         s->ephemeral = ((ag_msg_text *)m)->text;
@@ -1050,7 +604,7 @@ static void session_behave(rt_ctx *cx, void *state, rt_msg *m)
         s->context_length = ag_context_length_for(s->model);
         break;
     case AG_MSG_PROMPT_REPLY: on_prompt(cx, s, (ag_msg_prompt_reply *)m); break;
-    case AG_MSG_ASK_TIMEOUT: on_ask_timeout(cx, s, (rt_msg_timeout *)m); break;
+    case AG_MSG_ASK_TIMEOUT: ag__on_ask_timeout(cx, s, (rt_msg_timeout *)m); break;
     case AG_MSG_FOLLOW_UP:
         if (s->phase == AG_PH_IDLE && s->pending)
             begin_turn(cx, s);
@@ -1063,11 +617,11 @@ static void session_behave(rt_ctx *cx, void *state, rt_msg *m)
     case LLM_MSG_DELTA: on_delta(cx, s, (llm_msg_delta *)m); break;
     case LLM_MSG_STATUS: on_llm_status(cx, s, (llm_msg_status *)m); break;
     case LLM_MSG_RESULT: on_result(cx, s, (llm_msg_result *)m); break;
-    case TOOL_MSG_RESULT: on_tool_result(cx, s, (tool_msg_result *)m); break;
-    case TOOL_MSG_PROGRESS: on_tool_progress(cx, s, (tool_msg_progress *)m); break;
-    case TOOL_MSG_ASK: on_tool_ask(cx, s, (tool_msg_ask *)m); break;
+    case TOOL_MSG_RESULT: ag__on_tool_result(cx, s, (tool_msg_result *)m); break;
+    case TOOL_MSG_PROGRESS: ag__on_tool_progress(cx, s, (tool_msg_progress *)m); break;
+    case TOOL_MSG_ASK: ag__on_tool_ask(cx, s, (tool_msg_ask *)m); break;
     case RT_MSG_INTERRUPT: on_interrupt(cx, s, (rt_msg_interrupt *)m); break;
-    case RT_MSG_EXIT: on_exit_of_child(cx, s, (rt_msg_exit *)m); break;
+    case RT_MSG_EXIT: ag__on_exit_of_child(cx, s, (rt_msg_exit *)m); break;
     case RT_MSG_STOP:
         if (s->phase != AG_PH_IDLE && s->phase != AG_PH_LOADING)
             interrupt_turn(cx, s, AG_INT_SHUTDOWN);
@@ -1106,7 +660,7 @@ static void session_fini(void *state)
     for (size_t i = 0; i < s->napproved; i++)
         rt_free(s->approved[i]);
     rt_free(s->approved);
-    free_calls(s);
+    ag__free_calls(s);
     while (s->pending) {
         ag_pending *p = s->pending;
         s->pending = p->next;
@@ -1144,10 +698,10 @@ rt_ref ag_session_spawn(rt_ctx *cx, const ag_session_opts *o, const rt_spawn_opt
     ag_session *s = rt_xcalloc(1, sizeof(*s));
     s->session_id = o->session_id ? rt_xstrdup(o->session_id) : ag_new_session_id();
     s->source = rt_xstrdup(o->source ? o->source : "cli");
-    s->user_id = dupn(o->user_id);
-    s->model = dupn(o->model);
-    s->system_message = dupn(o->system_message);
-    s->ephemeral = dupn(o->ephemeral);
+    s->user_id = ag__dupn(o->user_id);
+    s->model = ag__dupn(o->model);
+    s->system_message = ag__dupn(o->system_message);
+    s->ephemeral = ag__dupn(o->ephemeral);
     s->provider = o->provider;
     s->aux_provider = o->aux_provider ? o->aux_provider : o->provider;
     s->store = o->store;

@@ -1,0 +1,122 @@
+/*
+ * ag_msgs — constructors of the session's messages, ids and model facts.
+ */
+#include "ag_int.h"
+#include "rt_alloc.h"
+#include "rt_util.h"
+
+#include <string.h>
+#include <time.h>
+
+/* ========================================================== sink messages */
+
+void ag__drop_delta(rt_msg *m)
+{
+    rt_free(((ag_msg_delta *)m)->text);
+}
+void ag__drop_progress(rt_msg *m)
+{
+    rt_free(((ag_msg_progress *)m)->tool);
+    rt_free(((ag_msg_progress *)m)->preview);
+}
+static void drop_status(rt_msg *m)
+{
+    rt_free(((ag_msg_status *)m)->text);
+}
+void ag__drop_ask(rt_msg *m)
+{
+    ag_msg_ask *a = (ag_msg_ask *)m;
+    rt_free(a->text);
+    rt_free(a->description);
+    cJSON_Delete(a->choices);
+}
+void ag__drop_done(rt_msg *m)
+{
+    rt_free(((ag_msg_done *)m)->text);
+    rt_free(((ag_msg_done *)m)->errmsg);
+}
+static void drop_input(rt_msg *m)
+{
+    rt_free(((ag_msg_input *)m)->text);
+    rt_free(((ag_msg_input *)m)->sender);
+}
+static void drop_answer(rt_msg *m)
+{
+    rt_free(((ag_msg_answer *)m)->text);
+}
+static void drop_text(rt_msg *m)
+{
+    rt_free(((ag_msg_text *)m)->text);
+}
+
+rt_msg *ag_input_new(const char *text, rt_ref sink, uint64_t input_id)
+{
+    ag_msg_input *m = RT_MSG_NEW(ag_msg_input, AG_MSG_INPUT);
+    m->text = rt_xstrdup(text ? text : "");
+    m->sink = sink;
+    m->input_id = input_id;
+    m->hdr.drop = drop_input;
+    return &m->hdr;
+}
+
+rt_msg *ag_answer_new(uint64_t ask_id, int answer, const char *text)
+{
+    ag_msg_answer *m = RT_MSG_NEW(ag_msg_answer, AG_MSG_ANSWER);
+    m->ask_id = ask_id;
+    m->answer = answer;
+    m->text = ag__dupn(text);
+    m->hdr.drop = drop_answer;
+    return &m->hdr;
+}
+
+rt_msg *ag_text_new(uint32_t type, const char *text)
+{
+    ag_msg_text *m = RT_MSG_NEW(ag_msg_text, type);
+    m->text = ag__dupn(text);
+    m->hdr.drop = drop_text;
+    return &m->hdr;
+}
+
+void ag__to_sink(rt_ctx *cx, ag_session *s, rt_msg *m)
+{
+    if (s->sink)
+        rt_send(cx, s->sink, m);
+    else
+        rt_msg_free(m);
+}
+
+void ag__send_status(rt_ctx *cx, ag_session *s, const char *text)
+{
+    ag_msg_status *m = RT_MSG_NEW(ag_msg_status, AG_MSG_STATUS);
+    m->turn = s->turn;
+    m->text = rt_xstrdup(text);
+    m->hdr.drop = drop_status;
+    ag__to_sink(cx, s, &m->hdr);
+}
+
+char *ag_new_session_id(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char ts[32];
+    strftime(ts, sizeof(ts), "%Y%m%d_%H%M%S", &tm);
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    uint64_t h = rt_hash_u64((uint64_t)t.tv_nsec ^ ((uint64_t)t.tv_sec << 32) ^ (uintptr_t)&t);
+    return rt_xasprintf("%s_%06llx", ts, (unsigned long long)(h & 0xffffff));
+}
+
+int64_t ag_context_length_for(const char *model)
+{
+    static const struct {
+        const char *needle;
+        int64_t len;
+    } table[] = {{"claude", 200000},     {"gpt-4o", 128000},        {"gemini-2", 1048576},
+                 {"gemini-3", 1048576},  {"llama-3.3-70b", 131072}, {"deepseek-chat-v3", 65536},
+                 {"qwen-2.5-72b", 32768}};
+    for (size_t i = 0; model && i < RT_ARRAY_LEN(table); i++)
+        if (strstr(model, table[i].needle))
+            return table[i].len;
+    return 128000;
+}
