@@ -164,6 +164,8 @@ static void tools_finished(rt_ctx *cx, ag_session *s)
     }
     ag__free_calls(s);
     ag__clear_asks(cx, s);
+    if (ag__should_compress(s) && ag__start_compress(cx, s))
+        return; /* the model is asked again once the summary is in */
     ag__start_llm(cx, s);
 }
 

@@ -6,6 +6,7 @@
 
 #include "ag_prompt.h"
 #include "ag_session.h"
+#include "llm_provider.h"
 #include "rt_map.h"
 #include "tool.h"
 
@@ -124,6 +125,9 @@ typedef struct ag_session {
     /* accounting */
     int api_calls;
     int64_t prompt_tokens, completion_tokens, last_prompt_tokens;
+    int compressions;
+    int compress_head, compress_tail; /* the cut of the compression in flight */
+    bool overflow_retried;            /* this turn already compressed after an overflow */
 } ag_session;
 
 /* ag_session.c */
@@ -143,6 +147,18 @@ void ag__drop_delta(rt_msg *m);
 void ag__drop_done(rt_msg *m);
 void ag__drop_progress(rt_msg *m);
 void ag__drop_ask(rt_msg *m);
+
+/* ag_session.c: after compression, rebuild the prompt and ask the model again. */
+void ag__resume_after_compress(rt_ctx *cx, ag_session *s);
+
+/* ag_compress.c: pure parts (for tests) and the session's steps. */
+bool ag_compress_plan(const cJSON *messages, int *head_end, int *tail_start);
+char *ag_compress_render(const cJSON *messages, int from, int to);
+cJSON *ag_compress_apply(const cJSON *messages, int head_end, int tail_start, const char *summary,
+                         const cJSON *todos);
+bool ag__should_compress(const ag_session *s);
+bool ag__start_compress(rt_ctx *cx, ag_session *s);
+void ag__on_compress_result(rt_ctx *cx, ag_session *s, llm_msg_result *r);
 
 /* ag_calls.c */
 void ag__free_calls(ag_session *s);

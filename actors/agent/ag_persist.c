@@ -35,6 +35,24 @@ void ag_persist_create_session(rt_ctx *cx, rt_ref store, const char *id, const c
     rt_send(cx, store, &m->hdr);
 }
 
+void ag_persist_create_child(rt_ctx *cx, rt_ref store, const char *id, const char *source,
+                             const char *user_id, const char *model, const char *parent_id)
+{
+    if (!store)
+        return;
+    st_msg_create_session *m = st_create_session_new(id, source);
+    m->user_id = dupn(user_id);
+    m->model = dupn(model);
+    m->parent_session_id = dupn(parent_id);
+    rt_send(cx, store, &m->hdr);
+}
+
+void ag_persist_end_session(rt_ctx *cx, rt_ref store, const char *id, const char *reason)
+{
+    if (store)
+        rt_send(cx, store, &st_end_session_new(id, reason)->hdr);
+}
+
 void ag_persist_system_prompt(rt_ctx *cx, rt_ref store, const char *id, const char *prompt)
 {
     if (store)

@@ -177,6 +177,7 @@ static void begin_turn(rt_ctx *cx, ag_session *s)
     take_pending(s, &text);
     s->turn++;
     s->iterations = 0;
+    s->overflow_retried = false;
     s->invalid_tool_retries = s->invalid_json_retries = s->empty_retries = 0;
     rt_free(s->fallback_text);
     s->fallback_text = NULL;
@@ -194,6 +195,14 @@ static void begin_turn(rt_ctx *cx, ag_session *s)
         request_prompt(cx, s);
     else
         persist_then_llm(cx, s);
+}
+
+void ag__resume_after_compress(rt_ctx *cx, ag_session *s)
+{
+    if (s->prompt_service)
+        request_prompt(cx, s); /* then persist_then_llm, then the model */
+    else
+        ag__start_llm(cx, s);
 }
 
 static void on_prompt(rt_ctx *cx, ag_session *s, ag_msg_prompt_reply *m)
@@ -422,14 +431,30 @@ static char *llm_failure_text(const llm_msg_result *r)
                         cut, *hint ? hint : "", *hint ? "\n" : "");
 }
 
+static const char TOO_LARGE_TEXT[] =
+    "\xe2\x9a\xa0\xef\xb8\x8f Session too large for the model's context window.\nUse /compress "
+    "to compress the conversation, or /reset to start fresh.";
+
 static void on_result(rt_ctx *cx, ag_session *s, llm_msg_result *r)
 {
+    if (s->phase == AG_PH_COMPRESS) {
+        ag__on_compress_result(cx, s, r);
+        return;
+    }
     if ((s->phase != AG_PH_LLM && s->phase != AG_PH_SUMMARY) || r->tag != s->tag)
         return;
     if (r->err) {
         if (r->err == -ECANCELED)
             return; /* we cancelled it: the interrupt already ended the turn */
-        ag__end_turn(cx, s, NULL, r->err, llm_failure_text(r), false);
+        bool overflow = r->kind == LLM_ERR_CONTEXT_LENGTH || r->kind == LLM_ERR_PAYLOAD_TOO_LARGE;
+        if (overflow && !s->overflow_retried) {
+            s->overflow_retried = true;
+            s->iterations--; /* the retry after compressing is the same iteration */
+            if (ag__start_compress(cx, s))
+                return;
+        }
+        ag__end_turn(cx, s, NULL, r->err,
+                     overflow ? rt_xstrdup(TOO_LARGE_TEXT) : llm_failure_text(r), false);
         return;
     }
     s->prompt_tokens += r->result.usage.prompt_tokens;

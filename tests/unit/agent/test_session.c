@@ -72,6 +72,8 @@ typedef struct script {
     const char *tool_calls; /* JSON array in neutral format, or NULL */
     int err;
     int64_t delay_ms;
+    int64_t prompt_tokens; /* 0: 100 */
+    int kind;              /* error kind when err is set */
 } script;
 
 enum { T_REPLY = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 1) };
@@ -97,7 +99,7 @@ static void send_result(rt_ctx *cx, rt_ref to, uint64_t tag, int idx, int err)
     if (err || idx < 0) {
         r->err = err ? err : -EIO;
         r->errmsg = rt_xstrdup(err == -ECANCELED ? "cancelled" : "scripted failure");
-        r->kind = LLM_ERR_SERVER;
+        r->kind = idx >= 0 && scripts[idx].kind ? scripts[idx].kind : LLM_ERR_SERVER;
         rt_send(cx, to, &r->hdr);
         return;
     }
@@ -109,7 +111,7 @@ static void send_result(rt_ctx *cx, rt_ref to, uint64_t tag, int idx, int err)
         cJSON_AddItemToObject(msg, "tool_calls", cJSON_Parse(sc->tool_calls));
     r->result.message = msg;
     r->result.finish_reason = rt_xstrdup(sc->tool_calls ? "tool_calls" : "stop");
-    r->result.usage.prompt_tokens = 100;
+    r->result.usage.prompt_tokens = sc->prompt_tokens ? sc->prompt_tokens : 100;
     r->result.usage.completion_tokens = 10;
     rt_send(cx, to, &r->hdr);
 }
@@ -204,7 +206,9 @@ typedef struct fixture {
 
 static const char *tools_list[] = {"test_echo", "todo", NULL};
 
-static int setup_workers; /* 0: one per CPU */
+static char store_path[512];
+static int setup_workers;         /* 0: one per CPU */
+static int64_t setup_context_len; /* 0: from the model */
 
 static void setup(fixture *f, bool with_store, bool resume, const char *session_id)
 {
@@ -219,9 +223,8 @@ static void setup(fixture *f, bool with_store, bool resume, const char *session_
     f->env->interactive = true;
     memset(&f->store, 0, sizeof(f->store));
     if (with_store) {
-        static char path[512];
-        snprintf(path, sizeof(path), "%s/state.db", test_tmpdir());
-        st_store_opts so = {.path = path, .readers = 1};
+        snprintf(store_path, sizeof(store_path), "%s/state.db", test_tmpdir());
+        st_store_opts so = {.path = store_path, .readers = 1};
         char err[256];
         ASSERT_OK(st_store_start(f->cx, &so, &f->store, err, sizeof(err)));
     }
@@ -232,7 +235,9 @@ static void setup(fixture *f, bool with_store, bool resume, const char *session_
                          .env = f->env,
                          .tools = tools_list,
                          .max_iterations = 4,
-                         .resume = resume};
+                         .resume = resume,
+                         .compression_enabled = true,
+                         .context_length = setup_context_len};
     f->session = ag_session_spawn(f->cx, &o, NULL);
     f->sink = rt_spawn(f->cx, &sink_type, &f->session, NULL);
 }
@@ -457,5 +462,85 @@ TEST(transcript_is_persisted_once_and_resumed)
     /* user, assistant(call), tool, assistant, user */
     ASSERT_EQ(5, last_nmessages);
     ASSERT_STR_EQ("again", last_user);
+    teardown(&f);
+}
+
+TEST(compression_plan_keeps_tool_calls_with_their_results)
+{
+    /* user, a(call), tool, a(call), tool, tool, a(call), tool, tool, a */
+    cJSON *m = cJSON_Parse("[{\"role\":\"user\"},{\"role\":\"assistant\"},{\"role\":\"tool\"},"
+                           "{\"role\":\"assistant\"},{\"role\":\"tool\"},{\"role\":\"tool\"},"
+                           "{\"role\":\"assistant\"},{\"role\":\"tool\"},{\"role\":\"tool\"},"
+                           "{\"role\":\"assistant\"}]");
+    int head, tail;
+    ASSERT_TRUE(ag_compress_plan(m, &head, &tail));
+    ASSERT_EQ(3, head); /* user, a, tool */
+    ASSERT_EQ(6, tail); /* 10-4 = 6 is an assistant: kept */
+    cJSON_Delete(m);
+    m = cJSON_Parse("[{\"role\":\"user\"},{\"role\":\"assistant\"},{\"role\":\"tool\"},"
+                    "{\"role\":\"tool\"},{\"role\":\"assistant\"},{\"role\":\"tool\"},"
+                    "{\"role\":\"tool\"},{\"role\":\"tool\"},{\"role\":\"user\"}]");
+    /* The head keeps both results of its call (ends at 4), the tail walks back to the
+     * assistant at 4: nothing is left in between, so there is nothing to compress. */
+    ASSERT_FALSE(ag_compress_plan(m, &head, &tail));
+    cJSON_Delete(m);
+}
+
+TEST(compression_replaces_the_middle_and_splits_the_session)
+{
+    fixture f;
+    reset_records();
+    setup_workers = 0;
+    setup_context_len = 1000; /* threshold 0.85: 850 tokens */
+    for (int i = 0; i < 3; i++)
+        scripts[nscripts++] = (script){.tool_calls = "[" TC("c", "test_echo", "{}") "]"};
+    scripts[nscripts++] =
+        (script){.tool_calls = "[" TC("c", "test_echo", "{}") "]", .prompt_tokens = 900};
+    scripts[nscripts++] = (script){.content = "[CONTEXT SUMMARY]: earlier echoes happened"};
+    scripts[nscripts++] = (script){.content = "done after compression"};
+    setup(&f, true, false, "sess_c");
+    say(&f, "work a lot", 1);
+    wait_done(&f, 1);
+    setup_context_len = 0;
+    ASSERT_STR_EQ("done after compression", done_text[0]);
+    ASSERT_EQ(6, nrequests);
+    /* user, a1, t1, summary, a3, t3, a4, t4, and (4 iterations used) the request for a
+     * final summary */
+    ASSERT_EQ(9, last_nmessages);
+    ASSERT_STR_CONTAINS(last_user, "maximum number of tool-calling iterations");
+    ASSERT_OK(rt_wait_quiescent(f.rt, 10000));
+    st_store_stop(f.cx, &f.store, 0, 0);
+    ASSERT_OK(rt_wait_quiescent(f.rt, 10000));
+    /* state.db: the old session ended for compression; a child continues it with the
+     * compressed transcript (summary included) and the final answer. */
+    int err;
+    char errmsg[256];
+    st_reader *r = st_reader_open(store_path, &err, errmsg, sizeof(errmsg));
+    ASSERT_NOT_NULL(r);
+    cJSON *sessions = NULL;
+    ASSERT_OK(st_read_sessions(r, NULL, 10, 0, &sessions));
+    ASSERT_EQ(2, cJSON_GetArraySize(sessions));
+    const char *child = NULL;
+    int ended_for_compression = 0;
+    cJSON *row;
+    cJSON_ArrayForEach(row, sessions)
+    {
+        const cJSON *parent = cJSON_GetObjectItem(row, "parent_session_id");
+        const cJSON *reason = cJSON_GetObjectItem(row, "end_reason");
+        if (cJSON_IsString(parent) && strcmp(parent->valuestring, "sess_c") == 0)
+            child = cJSON_GetObjectItem(row, "id")->valuestring;
+        if (cJSON_IsString(reason) && strcmp(reason->valuestring, "compression") == 0)
+            ended_for_compression++;
+    }
+    ASSERT_EQ(1, ended_for_compression);
+    ASSERT_NOT_NULL(child);
+    cJSON *msgs = NULL;
+    ASSERT_OK(st_read_messages(r, child, &msgs));
+    ASSERT_EQ(10, cJSON_GetArraySize(msgs)); /* 8 compressed, the limit note, the answer */
+    ASSERT_STR_CONTAINS(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 3), "content")->valuestring,
+                        "[CONTEXT SUMMARY]: earlier echoes happened");
+    cJSON_Delete(msgs);
+    cJSON_Delete(sessions);
+    st_reader_free(r);
     teardown(&f);
 }
