@@ -7,5 +7,6 @@
 
 const cli_cmd cli_commands[] = {
     {"version", "print the version", cli_version},
+    {"config", "show or change settings", cli_config},
     {NULL, NULL, NULL},
 };
