@@ -1,0 +1,158 @@
+/*
+ * gw_msgs — constructors of the gateway's messages (gw.h).
+ */
+#include "gw.h"
+
+#include "rt_alloc.h"
+
+#include <string.h>
+
+static char *dupn(const char *s)
+{
+    return s ? rt_xstrdup(s) : NULL;
+}
+
+void gw_source_copy(gw_source *d, const gw_source *s)
+{
+    d->platform = dupn(s->platform);
+    d->chat_id = dupn(s->chat_id);
+    d->chat_name = dupn(s->chat_name);
+    d->chat_type = dupn(s->chat_type);
+    d->user_id = dupn(s->user_id);
+    d->user_name = dupn(s->user_name);
+    d->thread_id = dupn(s->thread_id);
+    d->user_id_alt = dupn(s->user_id_alt);
+}
+
+void gw_source_fini(gw_source *s)
+{
+    rt_free(s->platform);
+    rt_free(s->chat_id);
+    rt_free(s->chat_name);
+    rt_free(s->chat_type);
+    rt_free(s->user_id);
+    rt_free(s->user_name);
+    rt_free(s->thread_id);
+    rt_free(s->user_id_alt);
+    memset(s, 0, sizeof(*s));
+}
+
+void gw_target_copy(gw_target *d, const gw_target *s)
+{
+    d->chat_id = dupn(s->chat_id);
+    d->thread_id = dupn(s->thread_id);
+    d->reply_to = dupn(s->reply_to);
+    d->request = s->request;
+}
+
+void gw_target_fini(gw_target *t)
+{
+    rt_free(t->chat_id);
+    rt_free(t->thread_id);
+    rt_free(t->reply_to);
+    memset(t, 0, sizeof(*t));
+}
+
+static void drop_event(rt_msg *m)
+{
+    gw_msg_event *e = (gw_msg_event *)m;
+    gw_source_fini(&e->src);
+    gw_target_fini(&e->reply);
+    rt_free(e->text);
+    rt_free(e->message_id);
+    rt_free(e->session_id);
+    for (size_t i = 0; i < e->nmedia; i++)
+        rt_free(e->media[i]);
+    rt_free(e->media);
+}
+
+gw_msg_event *gw_event_new(const char *platform, const char *chat_type, const char *chat_id,
+                           const char *user_id, const char *text)
+{
+    gw_msg_event *e = RT_MSG_NEW(gw_msg_event, GW_MSG_EVENT);
+    e->src.platform = dupn(platform);
+    e->src.chat_type = dupn(chat_type);
+    e->src.chat_id = dupn(chat_id);
+    e->src.user_id = dupn(user_id);
+    e->reply.chat_id = dupn(chat_id);
+    e->text = rt_xstrdup(text ? text : "");
+    e->hdr.drop = drop_event;
+    return e;
+}
+
+static void drop_adapter(rt_msg *m)
+{
+    rt_free(((gw_msg_adapter *)m)->platform);
+    rt_free(((gw_msg_adapter *)m)->home_channel);
+}
+
+rt_msg *gw_adapter_up_new(const char *platform, rt_ref ref, const gw_caps *caps,
+                          const char *home_channel)
+{
+    gw_msg_adapter *a = RT_MSG_NEW(gw_msg_adapter, GW_MSG_ADAPTER_UP);
+    a->platform = dupn(platform);
+    a->ref = ref;
+    if (caps)
+        a->caps = *caps;
+    a->home_channel = dupn(home_channel);
+    a->hdr.drop = drop_adapter;
+    return &a->hdr;
+}
+
+rt_msg *gw_adapter_down_new(const char *platform, rt_ref ref)
+{
+    gw_msg_adapter *a = RT_MSG_NEW(gw_msg_adapter, GW_MSG_ADAPTER_DOWN);
+    a->platform = dupn(platform);
+    a->ref = ref;
+    a->hdr.drop = drop_adapter;
+    return &a->hdr;
+}
+
+static void drop_text(rt_msg *m)
+{
+    gw_out_text *t = (gw_out_text *)m;
+    gw_target_fini(&t->to);
+    rt_free(t->text);
+}
+
+rt_msg *gw_out_text_new(uint32_t type, const gw_target *to, const char *text, int kind)
+{
+    gw_out_text *t = RT_MSG_NEW(gw_out_text, type);
+    gw_target_copy(&t->to, to);
+    t->text = rt_xstrdup(text ? text : "");
+    t->kind = kind;
+    t->part = t->parts = 1;
+    t->hdr.drop = drop_text;
+    return &t->hdr;
+}
+
+static void drop_typing(rt_msg *m)
+{
+    gw_target_fini(&((gw_out_typing *)m)->to);
+}
+
+rt_msg *gw_out_typing_new(const gw_target *to, bool on)
+{
+    gw_out_typing *t = RT_MSG_NEW(gw_out_typing, GW_OUT_TYPING);
+    gw_target_copy(&t->to, to);
+    t->on = on;
+    t->hdr.drop = drop_typing;
+    return &t->hdr;
+}
+
+static void drop_end(rt_msg *m)
+{
+    gw_out_turn_end *e = (gw_out_turn_end *)m;
+    gw_target_fini(&e->to);
+    rt_free(e->session_id);
+}
+
+rt_msg *gw_out_turn_end_new(const gw_target *to, int outcome, const char *session_id)
+{
+    gw_out_turn_end *e = RT_MSG_NEW(gw_out_turn_end, GW_OUT_TURN_END);
+    gw_target_copy(&e->to, to);
+    e->outcome = outcome;
+    e->session_id = dupn(session_id);
+    e->hdr.drop = drop_end;
+    return &e->hdr;
+}

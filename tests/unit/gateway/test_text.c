@@ -1,0 +1,113 @@
+/* Session keys exactly as the original (gateway.md §2.1 table), reply chunking and command
+ * parsing. */
+#include "gw.h"
+#include "rt_alloc.h"
+#include "test.h"
+
+static char *key(const char *platform, const char *type, const char *chat, const char *thread,
+                 const char *user, bool per_user, bool thread_per_user)
+{
+    gw_source s = {.platform = (char *)platform,
+                   .chat_type = (char *)type,
+                   .chat_id = (char *)chat,
+                   .thread_id = (char *)thread,
+                   .user_id = (char *)user};
+    return gw_session_key(&s, per_user, thread_per_user);
+}
+
+#define KEY_IS(expect, ...)                                                                        \
+    do {                                                                                           \
+        char *k_ = key(__VA_ARGS__);                                                               \
+        ASSERT_STR_EQ(expect, k_);                                                                 \
+        rt_free(k_);                                                                               \
+    } while (0)
+
+TEST(session_keys_match_the_original_table)
+{
+    KEY_IS("agent:main:matrix:dm:!d:hs", "matrix", "dm", "!d:hs", NULL, "@a:hs", true, false);
+    KEY_IS("agent:main:matrix:dm:!d:hs:$e", "matrix", "dm", "!d:hs", "$e", "@a:hs", true, false);
+    KEY_IS("agent:main:matrix:group:!r:hs:@a:hs", "matrix", "group", "!r:hs", NULL, "@a:hs", true,
+           false);
+    KEY_IS("agent:main:matrix:group:!r:hs:$e", "matrix", "group", "!r:hs", "$e", "@a:hs", true,
+           false);
+    KEY_IS("agent:main:mattermost:dm:c1", "mattermost", "dm", "c1", NULL, "u1", true, false);
+    KEY_IS("agent:main:mattermost:channel:c2:u1", "mattermost", "channel", "c2", NULL, "u1", true,
+           false);
+    KEY_IS("agent:main:mattermost:group:c3:u1", "mattermost", "group", "c3", NULL, "u1", true,
+           false);
+    KEY_IS("agent:main:mattermost:channel:c2:p9", "mattermost", "channel", "c2", "p9", "u1", true,
+           false);
+    /* thread_sessions_per_user and group_sessions_per_user=false */
+    KEY_IS("agent:main:mattermost:channel:c2:p9:u1", "mattermost", "channel", "c2", "p9", "u1",
+           true, true);
+    KEY_IS("agent:main:mattermost:channel:c2", "mattermost", "channel", "c2", NULL, "u1", false,
+           false);
+    KEY_IS("agent:main:matrix:dm", "matrix", "dm", NULL, NULL, "u", true, false);
+}
+
+static size_t cps(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+TEST(short_text_is_one_chunk)
+{
+    char **c = gw_chunk("hello", 4000);
+    ASSERT_STR_EQ("hello", c[0]);
+    ASSERT_NULL(c[1]);
+    gw_chunks_free(c);
+}
+
+TEST(long_text_splits_at_newlines_with_indicators)
+{
+    char text[10001];
+    for (int i = 0; i < 10000; i++)
+        text[i] = (i % 100 == 99) ? '\n' : 'a' + i % 26;
+    text[10000] = '\0';
+    char **c = gw_chunk(text, 4000);
+    int n = 0;
+    for (char **p = c; *p; p++, n++)
+        ASSERT_LE(cps(*p), 4000);
+    ASSERT_EQ(3, n);
+    ASSERT_STR_CONTAINS(c[0], " (1/3)");
+    ASSERT_STR_CONTAINS(c[2], " (3/3)");
+    ASSERT_EQ('\n', text[strlen(c[0]) - 6]); /* the first cut fell on a newline */
+    gw_chunks_free(c);
+}
+
+TEST(fenced_code_is_closed_and_reopened_across_chunks)
+{
+    char text[6000];
+    size_t n = (size_t)snprintf(text, sizeof(text), "intro\n```python\n");
+    for (int i = 0; i < 200 && n < 5900; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "print('line %03d')\n", i);
+    snprintf(text + n, sizeof(text) - n, "```\nafter");
+    char **c = gw_chunk(text, 1000);
+    ASSERT_NOT_NULL(c[1]);
+    ASSERT_STR_CONTAINS(c[0], "\n``` (1/");
+    ASSERT_EQ(0, strncmp(c[1], "```python\n", 10));
+    for (char **p = c; *p; p++)
+        ASSERT_LE(cps(*p), 1000);
+    gw_chunks_free(c);
+}
+
+TEST(commands_are_parsed_like_the_original)
+{
+    char *buf;
+    const char *name, *args;
+    ASSERT_TRUE(gw_parse_command("/Model gpt-4o --global", &buf, &name, &args));
+    ASSERT_STR_EQ("model", name);
+    ASSERT_STR_EQ("gpt-4o --global", args);
+    rt_free(buf);
+    ASSERT_TRUE(gw_parse_command("/help@hermes_bot", &buf, &name, &args));
+    ASSERT_STR_EQ("help", name);
+    ASSERT_STR_EQ("", args);
+    rt_free(buf);
+    ASSERT_FALSE(gw_parse_command("/etc/passwd is a file", &buf, &name, &args));
+    ASSERT_FALSE(gw_parse_command("hello /stop", &buf, &name, &args));
+    ASSERT_FALSE(gw_parse_command("/", &buf, &name, &args));
+    ASSERT_NULL(buf);
+}
