@@ -36,6 +36,8 @@ enum {
     GW_OUT_DELTA = RT_MSG_TYPE(RT_MSG_MODULE_GW, 17),    /* gw_out_text (adapters that stream) */
     GW_OUT_TYPING = RT_MSG_TYPE(RT_MSG_MODULE_GW, 18),   /* gw_out_typing */
     GW_OUT_TURN_END = RT_MSG_TYPE(RT_MSG_MODULE_GW, 19), /* gw_out_turn_end */
+    /* numbers 32..47 belong to gw_pairing.h, 48..79 to the router and chat actors, 80..95 to
+     * delivery (home channels, send_message, cron) */
 };
 
 /* Where an event came from (the original's SessionSource, gateway.md §1.5). */
@@ -133,6 +135,9 @@ typedef struct gw_out_turn_end {
 
 gw_msg_event *gw_event_new(const char *platform, const char *chat_type, const char *chat_id,
                            const char *user_id, const char *text);
+/* A new event of the given type holding everything from's fields held (from keeps empty
+ * fields, so its drop frees nothing): how an actor passes on an event it was lent. */
+gw_msg_event *gw_event_take(gw_msg_event *from, uint32_t type);
 void gw_source_copy(gw_source *dst, const gw_source *src);
 void gw_source_fini(gw_source *s);
 void gw_target_copy(gw_target *dst, const gw_target *src);

@@ -66,6 +66,28 @@ static void drop_event(rt_msg *m)
     rt_free(e->media);
 }
 
+gw_msg_event *gw_event_take(gw_msg_event *from, uint32_t type)
+{
+    gw_msg_event *e = RT_MSG_NEW(gw_msg_event, type);
+    e->src = from->src;
+    e->reply = from->reply;
+    e->text = from->text;
+    e->message_id = from->message_id;
+    e->session_id = from->session_id;
+    e->kind = from->kind;
+    e->media = from->media;
+    e->nmedia = from->nmedia;
+    e->adapter = from->adapter;
+    e->internal = from->internal;
+    memset(&from->src, 0, sizeof(from->src));
+    memset(&from->reply, 0, sizeof(from->reply));
+    from->text = from->message_id = from->session_id = NULL;
+    from->media = NULL;
+    from->nmedia = 0;
+    e->hdr.drop = drop_event;
+    return e;
+}
+
 gw_msg_event *gw_event_new(const char *platform, const char *chat_type, const char *chat_id,
                            const char *user_id, const char *text)
 {
