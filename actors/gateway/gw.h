@@ -20,6 +20,8 @@
 
 #include "rt_actor.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,8 +81,14 @@ typedef struct gw_msg_event {
     int kind;         /* gw_kind */
     char **media;     /* local file paths, nmedia of them */
     size_t nmedia;
-    rt_ref adapter; /* the adapter that sent it (replies go there) */
-    bool internal;  /* synthetic event: skips authorization */
+    rt_ref adapter;  /* the adapter that sent it (replies go there) */
+    bool internal;   /* synthetic event, or one the adapter authenticated itself (the API
+                        server's key): skips authorization */
+    char *ephemeral; /* an ephemeral system prompt layered over Hermes' own (the API
+                        server's system messages), never persisted, or NULL */
+    cJSON *history;  /* the conversation before text, as OpenAI messages ({role, content}),
+                        used when the session is new (the API server without a session
+                        header), or NULL */
 } gw_msg_event;
 
 /* What an adapter can do; sent once with GW_MSG_ADAPTER_UP. */
@@ -89,6 +97,10 @@ typedef struct gw_caps {
     bool streams;       /* wants GW_OUT_DELTA (the API server); others get the final text */
     bool markdown;      /* renders Markdown */
     bool progress;      /* tool progress messages are welcome */
+    bool api;           /* a program, not a person (the API server): no slash commands, a
+                           message during a turn waits for it instead of interrupting it,
+                           dangerous commands are refused ("approval required") since nobody
+                           can answer an approval question */
 } gw_caps;
 
 typedef struct gw_msg_adapter {
@@ -114,6 +126,11 @@ typedef struct gw_out_text {
     int kind; /* gw_text_kind */
     int part; /* 1-based chunk number of a split reply */
     int parts;
+    /* GW_TEXT_PROGRESS only, for adapters that show progress their own way (the API
+     * server's hermes.tool.progress event); text is the rendered line. May be NULL. */
+    char *tool;
+    char *emoji;
+    char *label;
 } gw_out_text;
 
 typedef struct gw_out_typing {
@@ -127,8 +144,10 @@ enum gw_outcome { GW_OUTCOME_SUCCESS = 0, GW_OUTCOME_FAILURE = 1, GW_OUTCOME_CAN
 typedef struct gw_out_turn_end {
     rt_msg hdr;
     gw_target to;
-    int outcome;      /* gw_outcome */
-    char *session_id; /* the session that answered (the API server returns it) */
+    int outcome;           /* gw_outcome */
+    char *session_id;      /* the session that answered (the API server returns it) */
+    int64_t prompt_tokens; /* this turn's usage, 0 if unknown */
+    int64_t completion_tokens;
 } gw_out_turn_end;
 
 /* ---- constructors (copy their arguments; drops set) ---- */
@@ -146,6 +165,8 @@ rt_msg *gw_adapter_up_new(const char *platform, rt_ref ref, const gw_caps *caps,
                           const char *home_channel);
 rt_msg *gw_adapter_down_new(const char *platform, rt_ref ref);
 rt_msg *gw_out_text_new(uint32_t type, const gw_target *to, const char *text, int kind);
+rt_msg *gw_out_progress_new(const gw_target *to, const char *line, const char *tool,
+                            const char *emoji, const char *label);
 rt_msg *gw_out_typing_new(const gw_target *to, bool on);
 rt_msg *gw_out_turn_end_new(const gw_target *to, int outcome, const char *session_id);
 

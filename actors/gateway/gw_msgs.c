@@ -61,6 +61,8 @@ static void drop_event(rt_msg *m)
     rt_free(e->text);
     rt_free(e->message_id);
     rt_free(e->session_id);
+    rt_free(e->ephemeral);
+    cJSON_Delete(e->history);
     for (size_t i = 0; i < e->nmedia; i++)
         rt_free(e->media[i]);
     rt_free(e->media);
@@ -79,6 +81,10 @@ gw_msg_event *gw_event_take(gw_msg_event *from, uint32_t type)
     e->nmedia = from->nmedia;
     e->adapter = from->adapter;
     e->internal = from->internal;
+    e->ephemeral = from->ephemeral;
+    e->history = from->history;
+    from->ephemeral = NULL;
+    from->history = NULL;
     memset(&from->src, 0, sizeof(from->src));
     memset(&from->reply, 0, sizeof(from->reply));
     from->text = from->message_id = from->session_id = NULL;
@@ -135,6 +141,9 @@ static void drop_text(rt_msg *m)
     gw_out_text *t = (gw_out_text *)m;
     gw_target_fini(&t->to);
     rt_free(t->text);
+    rt_free(t->tool);
+    rt_free(t->emoji);
+    rt_free(t->label);
 }
 
 rt_msg *gw_out_text_new(uint32_t type, const gw_target *to, const char *text, int kind)
@@ -145,6 +154,16 @@ rt_msg *gw_out_text_new(uint32_t type, const gw_target *to, const char *text, in
     t->kind = kind;
     t->part = t->parts = 1;
     t->hdr.drop = drop_text;
+    return &t->hdr;
+}
+
+rt_msg *gw_out_progress_new(const gw_target *to, const char *line, const char *tool,
+                            const char *emoji, const char *label)
+{
+    gw_out_text *t = (gw_out_text *)gw_out_text_new(GW_OUT_TEXT, to, line, GW_TEXT_PROGRESS);
+    t->tool = dupn(tool);
+    t->emoji = dupn(emoji);
+    t->label = dupn(label);
     return &t->hdr;
 }
 
