@@ -69,6 +69,7 @@ typedef struct ag_pending {
     char *sender;
     rt_ref sink;
     uint64_t input_id;
+    bool unanswered; /* ag_msg_input.unanswered */
     struct ag_pending *next;
 } ag_pending;
 
@@ -98,6 +99,7 @@ typedef struct ag_session {
 
     /* conversation */
     cJSON *messages;     /* the transcript, neutral format, no system message */
+    cJSON *seed;         /* opts.history, persisted with the session row, then freed */
     char *system_prompt; /* built once per session (agent-core §1.2) */
     bool session_created;
     cJSON *todos;
@@ -147,6 +149,7 @@ void ag__drop_delta(rt_msg *m);
 void ag__drop_done(rt_msg *m);
 void ag__drop_progress(rt_msg *m);
 void ag__drop_ask(rt_msg *m);
+rt_msg *ag__control_reply_new(const ag_msg_control *c, int err, int n, char *text, cJSON *info);
 
 /* ag_session.c: after compression, rebuild the prompt and ask the model again. */
 void ag__resume_after_compress(rt_ctx *cx, ag_session *s);

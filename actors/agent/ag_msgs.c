@@ -34,6 +34,7 @@ void ag__drop_done(rt_msg *m)
 {
     rt_free(((ag_msg_done *)m)->text);
     rt_free(((ag_msg_done *)m)->errmsg);
+    rt_free(((ag_msg_done *)m)->session_id);
 }
 static void drop_input(rt_msg *m)
 {
@@ -75,6 +76,34 @@ rt_msg *ag_text_new(uint32_t type, const char *text)
     m->text = ag__dupn(text);
     m->hdr.drop = drop_text;
     return &m->hdr;
+}
+
+static void drop_control_reply(rt_msg *m)
+{
+    rt_free(((ag_msg_control_reply *)m)->text);
+    cJSON_Delete(((ag_msg_control_reply *)m)->info);
+}
+
+rt_msg *ag_control_new(int op, rt_ref reply_to, uint64_t tag)
+{
+    ag_msg_control *m = RT_MSG_NEW(ag_msg_control, AG_MSG_CONTROL);
+    m->op = op;
+    m->reply_to = reply_to;
+    m->tag = tag;
+    return &m->hdr;
+}
+
+rt_msg *ag__control_reply_new(const ag_msg_control *c, int err, int n, char *text, cJSON *info)
+{
+    ag_msg_control_reply *r = RT_MSG_NEW(ag_msg_control_reply, AG_MSG_CONTROL_REPLY);
+    r->op = c->op;
+    r->tag = c->tag;
+    r->err = err;
+    r->n = n;
+    r->text = text;
+    r->info = info;
+    r->hdr.drop = drop_control_reply;
+    return &r->hdr;
 }
 
 void ag__to_sink(rt_ctx *cx, ag_session *s, rt_msg *m)

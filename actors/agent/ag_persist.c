@@ -24,12 +24,13 @@ static char *dupn(const char *s)
     return s ? rt_xstrdup(s) : NULL;
 }
 
-void ag_persist_create_session(rt_ctx *cx, rt_ref store, const char *id, const char *source,
-                               const char *user_id, const char *model)
+void ag_persist_create_session(rt_ctx *cx, rt_ref store, rt_ref ack_to, const char *id,
+                               const char *source, const char *user_id, const char *model)
 {
     if (!store)
         return;
     st_msg_create_session *m = st_create_session_new(id, source);
+    m->req.reply_to = ack_to; /* tag 0: the ack is ignored (an existing row is fine) */
     m->user_id = dupn(user_id);
     m->model = dupn(model);
     rt_send(cx, store, &m->hdr);
@@ -45,6 +46,12 @@ void ag_persist_create_child(rt_ctx *cx, rt_ref store, const char *id, const cha
     m->model = dupn(model);
     m->parent_session_id = dupn(parent_id);
     rt_send(cx, store, &m->hdr);
+}
+
+void ag_persist_truncate(rt_ctx *cx, rt_ref store, const char *id, int64_t keep)
+{
+    if (store)
+        rt_send(cx, store, &st_truncate_new(id, keep)->hdr);
 }
 
 void ag_persist_end_session(rt_ctx *cx, rt_ref store, const char *id, const char *reason)

@@ -13,11 +13,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-void ag_persist_create_session(rt_ctx *cx, rt_ref store, const char *id, const char *source,
-                               const char *user_id, const char *model);
+void ag_persist_create_session(rt_ctx *cx, rt_ref store, rt_ref ack_to, const char *id,
+                               const char *source, const char *user_id, const char *model);
 /* A session continuing parent_id after compression (sessions.parent_session_id). */
 void ag_persist_create_child(rt_ctx *cx, rt_ref store, const char *id, const char *source,
                              const char *user_id, const char *model, const char *parent_id);
+/* Keep the first keep messages of session id in state.db (/undo, /retry). */
+void ag_persist_truncate(rt_ctx *cx, rt_ref store, const char *id, int64_t keep);
 void ag_persist_end_session(rt_ctx *cx, rt_ref store, const char *id, const char *reason);
 void ag_persist_system_prompt(rt_ctx *cx, rt_ref store, const char *id, const char *prompt);
 void ag_persist_tokens(rt_ctx *cx, rt_ref store, const char *id, int64_t in, int64_t out);

@@ -119,13 +119,26 @@ static cJSON *request_messages(ag_session *s)
 
 /* ============================================================ turn start */
 
-static void take_pending(ag_session *s, rt_buf *text)
+/* Join the pending inputs into text; true when one of them asks to answer the transcript as
+ * it stands (ag_msg_input.unanswered). */
+static bool take_pending(ag_session *s, rt_buf *text)
 {
     ag_pending *p = s->pending;
+    bool unanswered = false;
     s->pending = NULL;
     s->pending_tail = &s->pending;
     while (p) {
         ag_pending *next = p->next;
+        if (p->unanswered) {
+            unanswered = true;
+            s->sink = p->sink;
+            s->input_id = p->input_id;
+            rt_free(p->text);
+            rt_free(p->sender);
+            rt_free(p);
+            p = next;
+            continue;
+        }
         if (text->len)
             rt_buf_append_str(text, "\n");
         if (p->sender)
@@ -138,6 +151,7 @@ static void take_pending(ag_session *s, rt_buf *text)
         rt_free(p);
         p = next;
     }
+    return unanswered;
 }
 
 static void request_prompt(rt_ctx *cx, ag_session *s)
@@ -170,11 +184,19 @@ static void persist_then_llm(rt_ctx *cx, ag_session *s)
     SET_PHASE(s, AG_PH_PERSIST);
 }
 
+/* The role of the transcript's last message, or "". */
+static const char *last_role(const ag_session *s)
+{
+    int n = cJSON_GetArraySize(s->messages);
+    const char *r = n ? ag__jstr(cJSON_GetArrayItem(s->messages, n - 1), "role") : NULL;
+    return r ? r : "";
+}
+
 static void begin_turn(rt_ctx *cx, ag_session *s)
 {
     rt_buf text;
     rt_buf_init(&text, SIZE_MAX / 2);
-    take_pending(s, &text);
+    bool unanswered = take_pending(s, &text);
     s->turn++;
     s->iterations = 0;
     s->overflow_retried = false;
@@ -186,10 +208,24 @@ static void begin_turn(rt_ctx *cx, ag_session *s)
         s->idle_timer = 0;
     }
     if (!s->session_created) {
-        ag_persist_create_session(cx, s->store, s->session_id, s->source, s->user_id, s->model);
+        ag_persist_create_session(cx, s->store, rt_self(cx), s->session_id, s->source, s->user_id,
+                                  s->model);
         s->session_created = true;
+        if (s->seed && cJSON_GetArraySize(s->messages) == 0) {
+            cJSON *m;
+            while ((m = cJSON_DetachItemFromArray(s->seed, 0)))
+                ag__append(cx, s, m, 0);
+        }
+        cJSON_Delete(s->seed);
+        s->seed = NULL;
     }
-    ag__append(cx, s, ag__msg_obj("user", rt_buf_cstr(&text)), 0);
+    if (!unanswered || text.len) {
+        ag__append(cx, s, ag__msg_obj("user", rt_buf_cstr(&text)), 0);
+    } else if (strcmp(last_role(s), "user") != 0 && strcmp(last_role(s), "tool") != 0) {
+        rt_buf_fini(&text); /* answered after all: nothing to do */
+        ag__end_turn(cx, s, NULL, -EALREADY, NULL, false);
+        return;
+    }
     rt_buf_fini(&text);
     if (!s->system_prompt && s->prompt_service)
         request_prompt(cx, s);
@@ -501,6 +537,7 @@ void ag__end_turn(rt_ctx *cx, ag_session *s, char *text, int err, char *errmsg, 
     d->api_calls = s->api_calls;
     d->prompt_tokens = s->prompt_tokens;
     d->completion_tokens = s->completion_tokens;
+    d->session_id = rt_xstrdup(s->session_id);
     d->hdr.drop = ag__drop_done;
     ag__to_sink(cx, s, &d->hdr);
     ag__free_calls(s);
@@ -579,6 +616,7 @@ static void on_input(rt_ctx *cx, ag_session *s, ag_msg_input *in)
     in->text = in->sender = NULL;
     p->sink = in->sink;
     p->input_id = in->input_id;
+    p->unanswered = in->unanswered;
     *s->pending_tail = p;
     s->pending_tail = &p->next;
     if (s->phase == AG_PH_IDLE) {
@@ -592,6 +630,40 @@ static void on_input(rt_ctx *cx, ag_session *s, ag_msg_input *in)
 
 /* ============================================================== actor */
 
+static bool role_is(const cJSON *m, const char *role)
+{
+    const char *r = ag__jstr(m, "role");
+    return r && strcmp(r, role) == 0;
+}
+
+/* Rule 1 after a crash: a transcript that ends in an assistant message with tool calls whose
+ * results were never written gets the cancellation text for each missing one. */
+static void repair_dangling_calls(rt_ctx *cx, ag_session *s)
+{
+    int n = cJSON_GetArraySize(s->messages);
+    int i = n - 1;
+    while (i >= 0 && role_is(cJSON_GetArrayItem(s->messages, i), "tool"))
+        i--;
+    if (i < 0)
+        return;
+    const cJSON *calls =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(s->messages, i), "tool_calls");
+    const cJSON *tc;
+    cJSON_ArrayForEach(tc, calls)
+    {
+        const char *id = ag__jstr(tc, "id");
+        bool found = false;
+        for (int j = i + 1; j < n && !found; j++) {
+            const char *got = ag__jstr(cJSON_GetArrayItem(s->messages, j), "tool_call_id");
+            found = id && got && strcmp(got, id) == 0;
+        }
+        if (!found)
+            ag__append_tool_result(
+                cx, s, id, ag__jstr(cJSON_GetObjectItemCaseSensitive(tc, "function"), "name"),
+                CANCELLED_TEXT);
+    }
+}
+
 static void on_loaded(rt_ctx *cx, ag_session *s, cJSON *history)
 {
     if (s->phase != AG_PH_LOADING)
@@ -600,7 +672,10 @@ static void on_loaded(rt_ctx *cx, ag_session *s, cJSON *history)
         cJSON_Delete(s->messages);
         s->messages = history;
         s->todos = ag_todo_hydrate(s->messages);
-        s->session_created = true;
+        /* No rows: the session may not exist yet (its row is created, idempotently, with
+         * the first turn). */
+        s->session_created = cJSON_GetArraySize(history) > 0;
+        repair_dangling_calls(cx, s);
     } else {
         cJSON_Delete(history);
     }
@@ -609,6 +684,78 @@ static void on_loaded(rt_ctx *cx, ag_session *s, cJSON *history)
         begin_turn(cx, s);
     else
         start_idle_timer(cx, s);
+}
+
+/* ============================================================ control */
+
+/* Index of the last user message, or -1. */
+static int last_user_index(const ag_session *s)
+{
+    for (int i = cJSON_GetArraySize(s->messages) - 1; i >= 0; i--) {
+        const char *r = ag__jstr(cJSON_GetArrayItem(s->messages, i), "role");
+        if (r && strcmp(r, "user") == 0)
+            return i;
+    }
+    return -1;
+}
+
+static cJSON *usage_info(const ag_session *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "session_id", s->session_id);
+    if (s->model)
+        cJSON_AddStringToObject(o, "model", s->model);
+    cJSON_AddNumberToObject(o, "messages", cJSON_GetArraySize(s->messages));
+    cJSON_AddNumberToObject(o, "api_calls", s->api_calls);
+    cJSON_AddNumberToObject(o, "prompt_tokens", (double)s->prompt_tokens);
+    cJSON_AddNumberToObject(o, "completion_tokens", (double)s->completion_tokens);
+    cJSON_AddNumberToObject(o, "last_prompt_tokens", (double)s->last_prompt_tokens);
+    cJSON_AddNumberToObject(o, "context_length", (double)s->context_length);
+    cJSON_AddNumberToObject(o, "compressions", s->compressions);
+    return o;
+}
+
+static void on_control(rt_ctx *cx, ag_session *s, ag_msg_control *c)
+{
+    if (s->phase != AG_PH_IDLE || s->pending) {
+        if (c->reply_to)
+            rt_send(cx, c->reply_to, ag__control_reply_new(c, -EBUSY, 0, NULL, NULL));
+        return;
+    }
+    if (c->op == AG_CTL_USAGE) {
+        if (c->reply_to)
+            rt_send(cx, c->reply_to, ag__control_reply_new(c, 0, 0, NULL, usage_info(s)));
+        return;
+    }
+    if (c->op != AG_CTL_UNDO && c->op != AG_CTL_RETRY) {
+        if (c->reply_to)
+            rt_send(cx, c->reply_to, ag__control_reply_new(c, -EINVAL, 0, NULL, NULL));
+        return;
+    }
+    int at = last_user_index(s);
+    if (at < 0) {
+        if (c->reply_to)
+            rt_send(cx, c->reply_to, ag__control_reply_new(c, -ENOENT, 0, NULL, NULL));
+        return;
+    }
+    int removed = cJSON_GetArraySize(s->messages) - at;
+    const char *content = ag__jstr(cJSON_GetArrayItem(s->messages, at), "content");
+    char *text = rt_xstrdup(content ? content : "");
+    while (cJSON_GetArraySize(s->messages) > at)
+        cJSON_DeleteItemFromArray(s->messages, at);
+    ag_persist_truncate(cx, s->store, s->session_id, at);
+    cJSON_Delete(s->todos);
+    s->todos = ag_todo_hydrate(s->messages);
+    if (c->reply_to)
+        rt_send(cx, c->reply_to, ag__control_reply_new(c, 0, removed, rt_xstrdup(text), NULL));
+    if (c->op == AG_CTL_RETRY) {
+        ag_msg_input in = {.text = text, .sink = c->sink, .input_id = c->input_id};
+        on_input(cx, s, &in);
+        rt_free(in.text);
+        rt_free(in.sender);
+        return;
+    }
+    rt_free(text);
 }
 
 static void session_behave(rt_ctx *cx, void *state, rt_msg *m)
@@ -628,6 +775,7 @@ static void session_behave(rt_ctx *cx, void *state, rt_msg *m)
         ((ag_msg_text *)m)->text = NULL;
         s->context_length = ag_context_length_for(s->model);
         break;
+    case AG_MSG_CONTROL: on_control(cx, s, (ag_msg_control *)m); break;
     case AG_MSG_PROMPT_REPLY: on_prompt(cx, s, (ag_msg_prompt_reply *)m); break;
     case AG_MSG_ASK_TIMEOUT: ag__on_ask_timeout(cx, s, (rt_msg_timeout *)m); break;
     case AG_MSG_FOLLOW_UP:
@@ -680,6 +828,7 @@ static void session_fini(void *state)
     rt_free(s->tools);
     cJSON_Delete(s->tool_schemas);
     cJSON_Delete(s->messages);
+    cJSON_Delete(s->seed);
     cJSON_Delete(s->todos);
     rt_free(s->system_prompt);
     for (size_t i = 0; i < s->napproved; i++)
@@ -744,6 +893,7 @@ rt_ref ag_session_spawn(rt_ctx *cx, const ag_session_opts *o, const rt_spawn_opt
     s->context_length = o->context_length > 0 ? o->context_length : ag_context_length_for(s->model);
     s->idle_timeout_ms = o->idle_timeout_ms;
     s->messages = cJSON_CreateArray();
+    s->seed = o->history ? cJSON_Duplicate(o->history, 1) : NULL;
     s->pending_tail = &s->pending;
     rt_map_init(&s->asks);
     /* Loading starts before anyone can message the actor (the state is ours until then). */

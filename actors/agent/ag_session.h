@@ -36,12 +36,14 @@ enum {
     AG_MSG_ANSWER = RT_MSG_TYPE(RT_MSG_MODULE_AG, 2),    /* ag_msg_answer */
     AG_MSG_EPHEMERAL = RT_MSG_TYPE(RT_MSG_MODULE_AG, 3), /* ag_msg_text: personality, context */
     AG_MSG_MODEL = RT_MSG_TYPE(RT_MSG_MODULE_AG, 4),     /* ag_msg_text: /model for this session */
+    AG_MSG_CONTROL = RT_MSG_TYPE(RT_MSG_MODULE_AG, 5), /* ag_msg_control -> AG_MSG_CONTROL_REPLY */
     /* from the session to the turn's sink */
-    AG_MSG_DELTA = RT_MSG_TYPE(RT_MSG_MODULE_AG, 16),    /* ag_msg_delta */
-    AG_MSG_PROGRESS = RT_MSG_TYPE(RT_MSG_MODULE_AG, 17), /* ag_msg_progress */
-    AG_MSG_STATUS = RT_MSG_TYPE(RT_MSG_MODULE_AG, 18),   /* ag_msg_status */
-    AG_MSG_ASK = RT_MSG_TYPE(RT_MSG_MODULE_AG, 19),      /* ag_msg_ask */
-    AG_MSG_DONE = RT_MSG_TYPE(RT_MSG_MODULE_AG, 20),     /* ag_msg_done */
+    AG_MSG_DELTA = RT_MSG_TYPE(RT_MSG_MODULE_AG, 16),         /* ag_msg_delta */
+    AG_MSG_PROGRESS = RT_MSG_TYPE(RT_MSG_MODULE_AG, 17),      /* ag_msg_progress */
+    AG_MSG_STATUS = RT_MSG_TYPE(RT_MSG_MODULE_AG, 18),        /* ag_msg_status */
+    AG_MSG_ASK = RT_MSG_TYPE(RT_MSG_MODULE_AG, 19),           /* ag_msg_ask */
+    AG_MSG_DONE = RT_MSG_TYPE(RT_MSG_MODULE_AG, 20),          /* ag_msg_done */
+    AG_MSG_CONTROL_REPLY = RT_MSG_TYPE(RT_MSG_MODULE_AG, 21), /* ag_msg_control_reply */
 };
 
 /* Interrupt codes (rt_interrupt's code). */
@@ -58,6 +60,9 @@ typedef struct ag_msg_input {
     rt_ref sink;       /* where this turn's output goes */
     uint64_t input_id; /* the caller's id, echoed in AG_MSG_DONE */
     bool queue;        /* /queue: wait for the running turn instead of interrupting it */
+    bool unanswered;   /* answer the transcript as it stands instead of adding text: its
+                          last message is the user's, left unanswered by a crash or restart
+                          (AG_MSG_DONE with err -EALREADY if it was answered after all) */
 } ag_msg_input;
 
 typedef struct ag_msg_text {
@@ -115,12 +120,46 @@ typedef struct ag_msg_done {
     int api_calls;
     int64_t prompt_tokens;
     int64_t completion_tokens;
+    char *session_id; /* owned: the session's id now (compression may have split it) */
 } ag_msg_done;
+
+/*
+ * Commands about the conversation itself, for the gateway's /undo, /retry and /usage. They
+ * are answered only while no turn runs (else -EBUSY): one AG_MSG_CONTROL_REPLY to reply_to.
+ *   AG_CTL_UNDO   remove the last user message and everything after it (transcript and
+ *                 state.db); reply n = messages removed, text = the removed user message;
+ *                 -ENOENT when there is no user message.
+ *   AG_CTL_RETRY  the same, then send the removed message again as a new input whose
+ *                 output goes to sink (input_id echoed): a turn starts; reply as for UNDO.
+ *   AG_CTL_USAGE  reply info = {session_id, model, messages, api_calls, prompt_tokens,
+ *                 completion_tokens, last_prompt_tokens, context_length, compressions}.
+ */
+enum { AG_CTL_UNDO = 1, AG_CTL_RETRY = 2, AG_CTL_USAGE = 3 };
+
+typedef struct ag_msg_control {
+    rt_msg hdr;
+    int op;
+    rt_ref reply_to;
+    uint64_t tag;
+    rt_ref sink; /* RETRY: the new turn's sink */
+    uint64_t input_id;
+} ag_msg_control;
+
+typedef struct ag_msg_control_reply {
+    rt_msg hdr;
+    int op;
+    uint64_t tag;
+    int err; /* 0 or -errno */
+    int n;
+    char *text;  /* owned, or NULL */
+    cJSON *info; /* owned, or NULL */
+} ag_msg_control_reply;
 
 /* Constructors (strings copied, drop set). */
 rt_msg *ag_input_new(const char *text, rt_ref sink, uint64_t input_id);
 rt_msg *ag_answer_new(uint64_t ask_id, int answer, const char *text);
 rt_msg *ag_text_new(uint32_t type, const char *text);
+rt_msg *ag_control_new(int op, rt_ref reply_to, uint64_t tag);
 
 typedef struct ag_session_opts {
     const char *session_id;     /* state.db id; NULL: a new YYYYMMDD_HHMMSS_<6 hex> id */
@@ -134,6 +173,8 @@ typedef struct ag_session_opts {
     rt_ref store;               /* state store writer; 0: nothing is persisted */
     rt_ref store_reader;        /* state store reader (resume); 0: none */
     rt_ref prompt_service;      /* builds system prompts (blocking file reads) */
+    const cJSON *history;       /* the conversation so far when the session is new (the API
+                                   server's request messages): copied, persisted first */
     tool_env *env;              /* referenced by the session */
     const char *const *tools;   /* resolved tool names; NULL: no tools */
     int max_iterations;         /* 0: 60 */

@@ -30,6 +30,8 @@ enum {
     S_INSERT_MESSAGE,
     S_BUMP,
     S_BUMP_TOOL,
+    S_TRUNCATE,
+    S_RECOUNT,
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
@@ -52,6 +54,11 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_BUMP] = "UPDATE sessions SET message_count = message_count + 1 WHERE id = ?",
     [S_BUMP_TOOL] = "UPDATE sessions SET message_count = message_count + 1, "
                     "tool_call_count = tool_call_count + 1 WHERE id = ?",
+    [S_TRUNCATE] = "DELETE FROM messages WHERE session_id = ?1 AND id NOT IN (SELECT id FROM "
+                   "messages WHERE session_id = ?1 ORDER BY timestamp, id LIMIT ?2)",
+    [S_RECOUNT] = "UPDATE sessions SET message_count = (SELECT COUNT(*) FROM messages WHERE "
+                  "session_id = ?1), tool_call_count = (SELECT COUNT(*) FROM messages WHERE "
+                  "session_id = ?1 AND (role = 'tool' OR tool_calls IS NOT NULL)) WHERE id = ?1",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -134,6 +141,20 @@ st_msg_set_prompt *st_set_prompt_new(const char *id, const char *system_prompt)
     m->hdr.drop = set_prompt_drop;
     m->id = rt_xstrdup(id);
     m->system_prompt = rt_xstrdup(system_prompt);
+    return m;
+}
+
+static void truncate_drop(rt_msg *m)
+{
+    rt_free(((st_msg_truncate *)m)->id);
+}
+
+st_msg_truncate *st_truncate_new(const char *id, int64_t keep)
+{
+    st_msg_truncate *m = RT_MSG_NEW(st_msg_truncate, ST_MSG_TRUNCATE);
+    m->hdr.drop = truncate_drop;
+    m->id = rt_xstrdup(id);
+    m->keep = keep;
     return m;
 }
 
@@ -225,7 +246,7 @@ static void ack_fail_sqlite(st_writer *w, st_msg_ack *a, int rc, const char *wha
 
 static bool is_write(uint32_t op)
 {
-    return op >= ST_MSG_CREATE_SESSION && op <= ST_MSG_APPEND;
+    return (op >= ST_MSG_CREATE_SESSION && op <= ST_MSG_APPEND) || op == ST_MSG_TRUNCATE;
 }
 
 /* Send an ack to `to` (with to == 0: log an error, send nothing); commit is the number of
@@ -422,6 +443,26 @@ static int set_prompt(st_writer *w, st_msg_set_prompt *m, st_msg_ack *a)
     return update_session(w, st, m->id, a, "update system prompt");
 }
 
+/* Delete, then recount; the recount's UPDATE names an unknown session (-ENOENT). */
+static int truncate_messages(st_writer *w, st_msg_truncate *m, st_msg_ack *a)
+{
+    sqlite3_stmt *st = w->stmt[S_TRUNCATE];
+    bind_text(st, 1, m->id);
+    sqlite3_bind_int64(st, 2, m->keep);
+    int rc = step_reset(st);
+    if (rc != SQLITE_OK) {
+        ack_fail_sqlite(w, a, rc, "truncate messages");
+        return rc;
+    }
+    a->id = sqlite3_changes(w->db);
+    st = w->stmt[S_RECOUNT];
+    bind_text(st, 1, m->id);
+    rc = update_session(w, st, m->id, a, "truncate messages");
+    if (rc != SQLITE_OK && a->id > 0)
+        w->must_abort = true; /* rows gone but counters stale: commit neither */
+    return rc;
+}
+
 static int add_tokens(st_writer *w, st_msg_add_tokens *m, st_msg_ack *a)
 {
     sqlite3_stmt *st = w->stmt[S_ADD_TOKENS];
@@ -558,6 +599,14 @@ static int validate(const rt_msg *m, st_msg_ack *a)
     }
     case ST_MSG_ADD_TOKENS:
         return validate_update(((const st_msg_add_tokens *)(const void *)m)->id, NULL, a);
+    case ST_MSG_TRUNCATE: {
+        const st_msg_truncate *t = (const void *)m;
+        if (t->keep < 0) {
+            ack_fail(a, -EINVAL, "truncate messages: keep must not be negative");
+            return -EINVAL;
+        }
+        return validate_update(t->id, NULL, a);
+    }
     default: return 0;
     }
 }
@@ -570,6 +619,7 @@ static int apply(st_writer *w, rt_msg *m, st_msg_ack *a)
     case ST_MSG_SET_PROMPT: return set_prompt(w, (st_msg_set_prompt *)m, a);
     case ST_MSG_ADD_TOKENS: return add_tokens(w, (st_msg_add_tokens *)m, a);
     case ST_MSG_APPEND: return append(w, (st_msg_append *)m, a);
+    case ST_MSG_TRUNCATE: return truncate_messages(w, (st_msg_truncate *)m, a);
     default: return SQLITE_OK;
     }
 }
@@ -650,6 +700,7 @@ static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
     case ST_MSG_END_SESSION:
     case ST_MSG_SET_PROMPT:
     case ST_MSG_ADD_TOKENS:
+    case ST_MSG_TRUNCATE:
     case ST_MSG_APPEND: on_write(w, cx, m); break;
     case ST_MSG_FLUSH: txn_commit(w, cx); break;
     case ST_MSG_SYNC: on_sync(w, cx, m); break;

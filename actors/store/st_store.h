@@ -55,7 +55,8 @@ enum {
     ST_MSG_SET_QUOTA = RT_MSG_TYPE(RT_MSG_MODULE_ST, 8), /* st_msg_set_quota -> ST_MSG_ACK */
     ST_MSG_STATS = RT_MSG_TYPE(RT_MSG_MODULE_ST, 9),     /* st_msg_ctl -> ST_MSG_STATS_REPLY */
     /* internal */
-    ST_MSG_FLUSH = RT_MSG_TYPE(RT_MSG_MODULE_ST, 10), /* rt_msg: commit the open transaction */
+    ST_MSG_FLUSH = RT_MSG_TYPE(RT_MSG_MODULE_ST, 10),    /* rt_msg: commit the open transaction */
+    ST_MSG_TRUNCATE = RT_MSG_TYPE(RT_MSG_MODULE_ST, 11), /* st_msg_truncate */
     /* replies */
     ST_MSG_ACK = RT_MSG_TYPE(RT_MSG_MODULE_ST, 16),         /* st_msg_ack */
     ST_MSG_STATS_REPLY = RT_MSG_TYPE(RT_MSG_MODULE_ST, 17), /* st_msg_stats */
@@ -126,6 +127,18 @@ typedef struct st_msg_append {
     bool has_token_count;
 } st_msg_append;
 
+/*
+ * Keep the first `keep` messages of a session (in timestamp, id order) and delete the rest,
+ * then recount message_count and tool_call_count: /undo, /retry. The ack's id is the number
+ * of messages deleted. An unknown session is -ENOENT.
+ */
+typedef struct st_msg_truncate {
+    rt_msg hdr;
+    st_req req;
+    char *id;
+    int64_t keep; /* >= 0 */
+} st_msg_truncate;
+
 /* SYNC, SHUTDOWN and STATS carry nothing else. */
 typedef struct st_msg_ctl {
     rt_msg hdr;
@@ -168,6 +181,7 @@ typedef struct st_msg_stats {
 st_msg_create_session *st_create_session_new(const char *id, const char *source);
 st_msg_end_session *st_end_session_new(const char *id, const char *reason);
 st_msg_set_prompt *st_set_prompt_new(const char *id, const char *system_prompt);
+st_msg_truncate *st_truncate_new(const char *id, int64_t keep);
 st_msg_add_tokens *st_add_tokens_new(const char *id, int64_t input_tokens, int64_t output_tokens);
 st_msg_append *st_append_new(const char *session_id, const char *role, const char *content);
 /* type: ST_MSG_SYNC, ST_MSG_SHUTDOWN or ST_MSG_STATS. */

@@ -38,6 +38,7 @@
 #ifndef RT_HTTP_H
 #define RT_HTTP_H
 
+#include "rt_http_header.h"
 #include "rt_actor.h"
 #include "rt_reactor.h"
 
@@ -107,11 +108,6 @@ enum {
     RT_IO_MSG_HTTP_DONE = RT_MSG_TYPE(RT_MSG_MODULE_IO, 0x103),
 };
 
-/* A response header. Names keep the server's spelling (HTTP/2: lower case). */
-typedef struct rt_http_header {
-    const char *name;
-    const char *value; /* leading and trailing blanks removed */
-} rt_http_header;
 
 /*
  * Case-insensitive lookup: the value of the first header named name, or NULL. Borrowed from

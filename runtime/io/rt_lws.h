@@ -30,6 +30,7 @@
 #ifndef RT_LWS_H
 #define RT_LWS_H
 
+#include "rt_http_header.h"
 #include "rt_actor.h"
 #include "rt_msg.h"
 #include "rt_sched.h"
@@ -44,12 +45,6 @@ struct lws_context;
 
 typedef struct rt_lws rt_lws;
 
-/* One HTTP header as delivered in messages: both strings NUL-terminated, borrowed from the
- * message that carries them. */
-typedef struct rt_http_header {
-    const char *name;
-    const char *value;
-} rt_http_header;
 
 /*
  * Start the service thread, create the lws context on it and attach it to rt

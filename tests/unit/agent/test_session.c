@@ -544,3 +544,210 @@ TEST(compression_replaces_the_middle_and_splits_the_session)
     st_reader_free(r);
     teardown(&f);
 }
+
+/* ------------------------------------------------ control: undo, retry, usage */
+
+static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
+static int nctl, ctl_err, ctl_n;
+static char ctl_text[256];
+static cJSON *ctl_info;
+
+static void ctl_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    (void)cx, (void)state;
+    if (m->type != AG_MSG_CONTROL_REPLY)
+        return;
+    ag_msg_control_reply *r = (ag_msg_control_reply *)m;
+    pthread_mutex_lock(&ctl_lock);
+    nctl++;
+    ctl_err = r->err;
+    ctl_n = r->n;
+    snprintf(ctl_text, sizeof(ctl_text), "%s", r->text ? r->text : "");
+    cJSON_Delete(ctl_info);
+    ctl_info = r->info;
+    r->info = NULL;
+    pthread_mutex_unlock(&ctl_lock);
+}
+static const rt_actor_type ctl_type = {"ctl", ctl_behave, NULL, 0};
+
+static void control(fixture *f, rt_ref to, int op, rt_ref sink, uint64_t input_id)
+{
+    pthread_mutex_lock(&ctl_lock);
+    int before = nctl;
+    pthread_mutex_unlock(&ctl_lock);
+    ag_msg_control *c = (ag_msg_control *)ag_control_new(op, to, 7);
+    c->sink = sink;
+    c->input_id = input_id;
+    rt_send(f->cx, f->session, &c->hdr);
+    int64_t t0 = rt_now_ns(f->rt);
+    for (;;) {
+        pthread_mutex_lock(&ctl_lock);
+        int n = nctl;
+        pthread_mutex_unlock(&ctl_lock);
+        if (n > before)
+            break;
+        ASSERT_LT(rt_now_ns(f->rt) - t0, 10000000000LL);
+        usleep(1000);
+    }
+}
+
+static int stored_messages(const char *session_id)
+{
+    int err = 0;
+    char errmsg[256];
+    st_reader *r = st_reader_open(store_path, &err, errmsg, sizeof(errmsg));
+    ASSERT_NOT_NULL(r);
+    cJSON *msgs = NULL;
+    ASSERT_OK(st_read_messages(r, session_id, &msgs));
+    int n = cJSON_GetArraySize(msgs);
+    cJSON_Delete(msgs);
+    st_reader_free(r);
+    return n;
+}
+
+TEST(undo_retry_and_usage)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.content = "one"};
+    scripts[nscripts++] =
+        (script){.tool_calls = "[" TC("c1", "test_echo", "{\\\"text\\\":\\\"z\\\"}") "]"};
+    scripts[nscripts++] = (script){.content = "two"};
+    scripts[nscripts++] = (script){.content = "two again"};
+    setup(&f, true, false, "sess_u");
+    rt_ref ctl = rt_spawn(f.cx, &ctl_type, NULL, NULL);
+    say(&f, "first", 1);
+    wait_done(&f, 1);
+    say(&f, "second question", 2);
+    wait_done(&f, 2);
+    ASSERT_EQ(6, stored_messages("sess_u"));
+
+    control(&f, ctl, AG_CTL_USAGE, 0, 0);
+    ASSERT_EQ(0, ctl_err);
+    ASSERT_EQ(6, (int)cJSON_GetObjectItem(ctl_info, "messages")->valuedouble);
+    ASSERT_EQ(3, (int)cJSON_GetObjectItem(ctl_info, "api_calls")->valuedouble);
+    ASSERT_EQ(30, (int)cJSON_GetObjectItem(ctl_info, "completion_tokens")->valuedouble);
+
+    /* /retry: the last user message and its answer go, the message is asked again. */
+    control(&f, ctl, AG_CTL_RETRY, f.sink, 3);
+    ASSERT_EQ(0, ctl_err);
+    ASSERT_EQ(4, ctl_n); /* user, assistant(call), tool, assistant */
+    ASSERT_STR_EQ("second question", ctl_text);
+    wait_done(&f, 3);
+    ASSERT_STR_EQ("two again", done_text[2]);
+    ASSERT_STR_EQ("second question", last_user);
+    ASSERT_EQ(3, last_nmessages); /* first, one, second question */
+    ASSERT_EQ(4, stored_messages("sess_u"));
+
+    /* /undo twice, then nothing left. */
+    control(&f, ctl, AG_CTL_UNDO, 0, 0);
+    ASSERT_EQ(2, ctl_n);
+    ASSERT_STR_EQ("second question", ctl_text);
+    control(&f, ctl, AG_CTL_UNDO, 0, 0);
+    ASSERT_EQ(2, ctl_n);
+    ASSERT_STR_EQ("first", ctl_text);
+    control(&f, ctl, AG_CTL_UNDO, 0, 0);
+    ASSERT_EQ(-ENOENT, ctl_err);
+    ASSERT_OK(rt_wait_quiescent(f.rt, 10000));
+    ASSERT_EQ(0, stored_messages("sess_u"));
+    cJSON_Delete(ctl_info);
+    ctl_info = NULL;
+    teardown(&f);
+}
+
+TEST(control_during_a_turn_is_busy)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.content = "slow", .delay_ms = 300};
+    setup(&f, false, false, NULL);
+    rt_ref ctl = rt_spawn(f.cx, &ctl_type, NULL, NULL);
+    say(&f, "go", 1);
+    control(&f, ctl, AG_CTL_UNDO, 0, 0);
+    ASSERT_EQ(-EBUSY, ctl_err);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("slow", done_text[0]);
+    teardown(&f);
+}
+
+TEST(unanswered_message_is_answered_after_a_restart)
+{
+    fixture f;
+    reset_records();
+    setup(&f, true, false, "sess_r");
+    /* A crash after the user's message was stored and a tool call began: the transcript
+     * ends with an assistant tool call and no result. */
+    rt_kill(f.cx, f.session);
+    ASSERT_OK(rt_wait_quiescent(f.rt, 10000));
+    st_msg_create_session *c = st_create_session_new("sess_r", "matrix");
+    rt_send(f.cx, f.store.writer, &c->hdr);
+    rt_send(f.cx, f.store.writer, &st_append_new("sess_r", "user", "please list files")->hdr);
+    st_msg_append *a = st_append_new("sess_r", "assistant", "");
+    a->tool_calls = rt_xstrdup("[" TC("c9", "test_echo", "{}") "]");
+    rt_send(f.cx, f.store.writer, &a->hdr);
+    rt_send(f.cx, f.store.writer, &st_ctl_new(ST_MSG_SYNC, 0, 0)->hdr);
+    ASSERT_OK(rt_wait_quiescent(f.rt, 10000));
+
+    scripts[nscripts++] = (script){.content = "here they are"};
+    ag_session_opts o = {.session_id = "sess_r",
+                         .provider = f.provider,
+                         .store = f.store.writer,
+                         .store_reader = f.store.readers[0],
+                         .env = f.env,
+                         .tools = tools_list,
+                         .resume = true};
+    f.session = ag_session_spawn(f.cx, &o, NULL);
+    ag_msg_input *in = (ag_msg_input *)ag_input_new(NULL, f.sink, 5);
+    in->unanswered = true;
+    rt_send(f.cx, f.session, &in->hdr);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("here they are", done_text[0]);
+    /* user, assistant(call), the repaired cancelled result; no new user message */
+    ASSERT_EQ(3, last_nmessages);
+    ASSERT_STR_EQ("[Tool execution cancelled - user interrupted]", last_user);
+    ASSERT_EQ(4, stored_messages("sess_r"));
+
+    /* Asking again finds it answered. */
+    in = (ag_msg_input *)ag_input_new(NULL, f.sink, 6);
+    in->unanswered = true;
+    rt_send(f.cx, f.session, &in->hdr);
+    wait_done(&f, 2);
+    ASSERT_EQ(-EALREADY, done_err[1]);
+    ASSERT_EQ(1, nrequests);
+    teardown(&f);
+}
+
+TEST(history_seeds_a_new_session_and_is_persisted)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.content = "Paris, still"};
+    rt_options ro = {0};
+    f.rt = rt_runtime_new(&ro);
+    f.cx = rt_ctx_external(f.rt);
+    f.provider = rt_spawn(f.cx, &provider_type, NULL, NULL);
+    f.env = tool_env_new();
+    snprintf(store_path, sizeof(store_path), "%s/state.db", test_tmpdir());
+    st_store_opts so = {.path = store_path, .readers = 1};
+    char err[256];
+    ASSERT_OK(st_store_start(f.cx, &so, &f.store, err, sizeof(err)));
+    cJSON *hist = cJSON_Parse("[{\"role\":\"user\",\"content\":\"capital of France?\"},"
+                              "{\"role\":\"assistant\",\"content\":\"Paris\"}]");
+    ag_session_opts o = {.session_id = "api-1",
+                         .source = "api_server",
+                         .provider = f.provider,
+                         .store = f.store.writer,
+                         .store_reader = f.store.readers[0],
+                         .env = f.env,
+                         .history = hist,
+                         .resume = true};
+    f.session = ag_session_spawn(f.cx, &o, NULL);
+    cJSON_Delete(hist);
+    f.sink = rt_spawn(f.cx, &sink_type, &f.session, NULL);
+    say(&f, "and now?", 1);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("Paris, still", done_text[0]);
+    ASSERT_EQ(3, last_nmessages);
+    ASSERT_EQ(4, stored_messages("api-1"));
+    teardown(&f);
+}

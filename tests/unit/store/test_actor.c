@@ -142,6 +142,50 @@ TEST(session_updates)
     h_stop(&h);
 }
 
+TEST(truncate_keeps_the_head_and_recounts)
+{
+    harness h;
+    h_start(&h, tmp_path("state.db"));
+    h_create(&h, S1, "cli");
+    h_append(&h, S1, "user", "first question");
+    h_append(&h, S1, "assistant", "first answer");
+    h_append(&h, S1, "user", "second question");
+    st_msg_append *t = st_append_new(S1, "tool", "tool output");
+    t->tool_call_id = rt_xstrdup("c1");
+    ASSERT_EQ(0, h_call(&h, &t->hdr).err);
+    h_append(&h, S1, "assistant", "second answer");
+    ASSERT_EQ(5, session_int(h.path, S1, "message_count"));
+    ASSERT_EQ(1, session_int(h.path, S1, "tool_call_count"));
+
+    col_entry e = h_call(&h, &st_truncate_new(S1, 2)->hdr);
+    ASSERT_EQ(0, e.err);
+    ASSERT_EQ(3, e.id); /* three deleted */
+    ASSERT_EQ(2, session_int(h.path, S1, "message_count"));
+    ASSERT_EQ(0, session_int(h.path, S1, "tool_call_count"));
+    cJSON *conv = read_json(&h, &st_get_new(ST_MSG_GET_MESSAGES, S1, 0, 0)->hdr, 0);
+    ASSERT_EQ(2, cJSON_GetArraySize(conv));
+    ASSERT_STR_EQ(
+        "first answer",
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(conv, 1), "content")->valuestring);
+    /* FTS follows the delete. */
+    sqlite3 *db = raw_open(h.path);
+    ASSERT_EQ(0, q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH "
+                           "'second'"));
+    sqlite3_close(db);
+
+    /* Keeping more than there is deletes nothing; bad input gets clear errors. */
+    e = h_call(&h, &st_truncate_new(S1, 10)->hdr);
+    ASSERT_EQ(0, e.err);
+    ASSERT_EQ(0, e.id);
+    e = h_call(&h, &st_truncate_new("nope", 0)->hdr);
+    ASSERT_EQ(-ENOENT, e.err);
+    e = h_call(&h, &st_truncate_new(S1, -1)->hdr);
+    ASSERT_EQ(-EINVAL, e.err);
+    ASSERT_NOT_NULL(strstr(e.errmsg, "keep"));
+
+    h_stop(&h);
+}
+
 #define GROUP_N 200
 
 TEST(group_commit_puts_a_burst_in_one_transaction)
