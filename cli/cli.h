@@ -23,6 +23,7 @@ extern const cli_cmd cli_commands[];
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int cli_version(int argc, char **argv);
+int cli_chat(int argc, char **argv);
 int cli_config(int argc, char **argv);
 
 #endif /* CLI_H */

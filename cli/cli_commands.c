@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 const cli_cmd cli_commands[] = {
+    {"chat", "talk to the agent: hermes chat -q \"question\"", cli_chat},
     {"version", "print the version", cli_version},
     {"config", "show or change settings", cli_config},
     {NULL, NULL, NULL},

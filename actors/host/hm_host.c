@@ -1,0 +1,341 @@
+/*
+ * hm_host — see hm_host.h.
+ */
+#include "hm_host.h"
+
+#include "ag_int.h"
+#include "hm_files.h"
+#include "rt_alloc.h"
+#include "rt_http.h"
+#include "rt_log.h"
+#include "rt_lws.h"
+#include "rt_proc.h"
+#include "rt_reactor.h"
+#include "rt_signal.h"
+#include "rt_util.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define OPENROUTER_BASE "https://openrouter.ai/api/v1"
+#define ANTHROPIC_BASE  "https://api.anthropic.com/v1"
+
+/* The process registry of the terminal tool, when that tool is linked in. */
+int term_procs_start(rt_ctx *cx) __attribute__((weak));
+
+static char *dupn(const char *s)
+{
+    return s ? rt_xstrdup(s) : NULL;
+}
+
+static const char *env_of(const hm_config *cfg, const char *name)
+{
+    const char *v = hm_config_getenv(cfg, name, NULL);
+    return v && *v ? v : NULL;
+}
+
+/* ================================================================ provider */
+
+void hm_provider_opts_fini(llm_provider_opts *o)
+{
+    rt_free((char *)o->name);
+    rt_free((char *)o->base_url);
+    rt_free((char *)o->api_key);
+    rt_free((char *)o->model);
+    memset(o, 0, sizeof(*o));
+}
+
+static char *trim_slash(const char *url)
+{
+    char *s = rt_xstrdup(url);
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '/')
+        s[--n] = '\0';
+    return s;
+}
+
+static int resolve_openai(const hm_config *cfg, const char *req, llm_provider_opts *o,
+                          bool *configured)
+{
+    const char *base = env_of(cfg, "OPENAI_BASE_URL");
+    const char *cfg_provider = hm_config_str(cfg, "model.provider");
+    bool cfg_auto = !cfg_provider || !*cfg_provider || strcmp(cfg_provider, "auto") == 0;
+    const char *cfg_base = hm_config_is_set(cfg, "model.base_url")
+                               ? hm_config_str(cfg, "model.base_url")
+                               : NULL;
+    if (!base && cfg_base && *cfg_base && (strcmp(req, "custom") == 0 || cfg_auto))
+        base = cfg_base;
+    if (!base)
+        base = env_of(cfg, "OPENROUTER_BASE_URL");
+    if (!base)
+        base = OPENROUTER_BASE;
+    bool openrouter = strstr(base, "openrouter") != NULL;
+    /* OpenRouter's own key wins on OpenRouter (as later upstream), OpenAI's elsewhere. */
+    const char *key = openrouter ? env_of(cfg, "OPENROUTER_API_KEY") : env_of(cfg, "OPENAI_API_KEY");
+    if (!key)
+        key = openrouter ? env_of(cfg, "OPENAI_API_KEY") : env_of(cfg, "OPENROUTER_API_KEY");
+    o->api = LLM_API_OPENAI;
+    o->name = rt_xstrdup(openrouter ? "openrouter" : "custom");
+    o->base_url = trim_slash(base);
+    o->api_key = dupn(key);
+    /* A custom endpoint may be a keyless local server; OpenRouter needs a key. */
+    *configured = key || !openrouter;
+    return 0;
+}
+
+int hm_resolve_provider(const hm_config *cfg, const char *requested, llm_provider_opts *o,
+                        char **name, bool *configured, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof(*o));
+    char req[32];
+    const char *r = requested ? requested : env_of(cfg, "HERMES_INFERENCE_PROVIDER");
+    if (!r)
+        r = hm_config_str(cfg, "model.provider");
+    snprintf(req, sizeof(req), "%s", r && *r ? r : "auto");
+    for (char *p = req; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    if (strcmp(req, "nous") == 0 || strcmp(req, "openai-codex") == 0) {
+        snprintf(err, errlen,
+                 "provider '%s' (OAuth login) is not supported by this build; use OpenRouter "
+                 "(OPENROUTER_API_KEY), an OpenAI-compatible endpoint (OPENAI_BASE_URL) or "
+                 "Anthropic (ANTHROPIC_API_KEY)",
+                 req);
+        return -ENOTSUP;
+    }
+    bool anthropic = strcmp(req, "anthropic") == 0;
+    if (strcmp(req, "auto") == 0)
+        anthropic = env_of(cfg, "ANTHROPIC_API_KEY") && !env_of(cfg, "OPENROUTER_API_KEY") &&
+                    !env_of(cfg, "OPENAI_API_KEY") && !env_of(cfg, "OPENAI_BASE_URL") &&
+                    !hm_config_is_set(cfg, "model.base_url");
+    else if (!anthropic && strcmp(req, "openrouter") != 0 && strcmp(req, "custom") != 0 &&
+             strcmp(req, "openai") != 0) {
+        snprintf(err, errlen,
+                 "unknown provider '%s' (valid: auto, openrouter, custom, anthropic)", req);
+        return -EINVAL;
+    }
+    if (anthropic) {
+        const char *key = env_of(cfg, "ANTHROPIC_API_KEY");
+        const char *base = env_of(cfg, "ANTHROPIC_BASE_URL");
+        o->api = LLM_API_ANTHROPIC;
+        o->name = rt_xstrdup("anthropic");
+        o->base_url = trim_slash(base ? base : ANTHROPIC_BASE);
+        o->api_key = dupn(key);
+        *configured = key != NULL;
+    } else {
+        resolve_openai(cfg, req, o, configured);
+    }
+    *name = rt_xstrdup(o->name);
+    return 0;
+}
+
+/* ============================================================ start and stop */
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int start_config(hm_host *h, const hm_host_opts *o, char *err, size_t errlen)
+{
+    h->home = o->home ? rt_xstrdup(o->home) : hm_config_home();
+    int rc = hm_config_ensure_home(h->home);
+    if (rc)
+        return fail(err, errlen, rc, "cannot create HERMES_HOME %s", h->home);
+    hm_config_diag diag;
+    hm_config_diag_init(&diag);
+    h->cfg = hm_config_load(h->home, HM_LOAD_SETENV | HM_LOAD_LOG, &diag, &rc);
+    if (!h->cfg) {
+        char first[512];
+        snprintf(first, sizeof(first), "%s",
+                 diag.n ? diag.items[0].msg : rt_strerror(rc));
+        hm_config_diag_fini(&diag);
+        return fail(err, errlen, rc ? rc : -EINVAL, "%s", first);
+    }
+    hm_config_diag_fini(&diag);
+    hm_config_export_env(h->cfg, o->ctx); /* before any thread starts */
+    const char *level = getenv("HERMES_LOG_LEVEL");
+    if (level)
+        (void)rt_log_set_level_name(level); /* an unknown name keeps the default */
+    rt_log_set_debug(getenv("HERMES_LOG_DEBUG"));
+    return 0;
+}
+
+static int start_services(hm_host *h, const hm_host_opts *o, char *err, size_t errlen)
+{
+    rt_options ro = {.workers = o->workers};
+    h->rt = rt_runtime_new(&ro);
+    h->reactor = rt_reactor_start(h->rt);
+    if (rt_http_init(h->reactor) < 0 || rt_proc_init(h->reactor) < 0)
+        return fail(err, errlen, -EIO, "the I/O services did not start");
+    if (o->lws) {
+        int e = 0;
+        h->lws = rt_lws_start(h->rt, &e);
+        if (!h->lws)
+            return fail(err, errlen, e ? e : -EIO, "the WebSocket/HTTP service did not start: %s",
+                        rt_strerror(e));
+    }
+    rt_ctx *cx = rt_ctx_external(h->rt);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/state.db", h->home);
+    st_store_opts so = {.path = path, .readers = 2};
+    char serr[256];
+    int rc = st_store_start(cx, &so, &h->store, serr, sizeof(serr));
+    if (rc)
+        return fail(err, errlen, rc, "state.db: %s", serr);
+    h->prompts = ag_prompt_service_start(cx);
+    hm_files_start(cx);
+    if (term_procs_start)
+        term_procs_start(cx);
+    return 0;
+}
+
+static int start_provider(hm_host *h, const hm_host_opts *o, char *err, size_t errlen)
+{
+    int rc = hm_resolve_provider(h->cfg, o->provider, &h->popts, &h->provider_name,
+                                 &h->provider_configured, err, errlen);
+    if (rc)
+        return rc;
+    if (!h->provider_configured && o->require_provider)
+        return fail(err, errlen, -ENOKEY,
+                    "No LLM provider is configured. Set OPENROUTER_API_KEY, or OPENAI_BASE_URL "
+                    "(and OPENAI_API_KEY if the endpoint needs one), or ANTHROPIC_API_KEY — for "
+                    "example: hermes config set OPENROUTER_API_KEY sk-or-...");
+    h->model = rt_xstrdup(hm_config_model(h->cfg, o->ctx, o->model, NULL));
+    const char *aux = env_of(h->cfg, "CONTEXT_COMPRESSION_MODEL");
+    h->aux_model = dupn(aux);
+    h->popts.model = rt_xstrdup(h->model);
+    if (hm_config_is_set(h->cfg, "agent.api_max_retries")) {
+        int64_t n = hm_config_int(h->cfg, "agent.api_max_retries");
+        h->popts.max_retries = n <= 0 ? -1 : (int)(n > 20 ? 20 : n);
+    }
+    h->provider = llm_provider_start(rt_ctx_external(h->rt), &h->popts);
+    return 0;
+}
+
+int hm_host_start(const hm_host_opts *o, hm_host **out, char *err, size_t errlen)
+{
+    (void)rt_signals_block(); /* first: every thread inherits the mask */
+    hm_host *h = rt_xcalloc(1, sizeof(*h));
+    h->ctx = o->ctx;
+    int rc = start_config(h, o, err, errlen);
+    if (!rc)
+        rc = start_services(h, o, err, errlen);
+    if (!rc)
+        rc = start_provider(h, o, err, errlen);
+    if (rc) {
+        hm_host_stop(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+void hm_host_stop(hm_host *h)
+{
+    if (!h)
+        return;
+    if (h->rt) {
+        rt_ctx *cx = rt_ctx_external(h->rt);
+        if (h->store.writer) {
+            /* Everything queued before this is committed before the writer ends. */
+            st_store_stop(cx, &h->store, 0, 0);
+            (void)rt_wait_quiescent(h->rt, 10000); /* -ETIMEDOUT: stop anyway */
+        }
+        rt_lws_stop(h->lws);
+        rt_reactor_stop(h->reactor);
+        rt_runtime_free(h->rt);
+    }
+    hm_provider_opts_fini(&h->popts);
+    rt_free(h->provider_name);
+    rt_free(h->model);
+    rt_free(h->aux_model);
+    hm_config_unref(h->cfg);
+    rt_free(h->home);
+    rt_free(h);
+}
+
+/* ================================================================== tools */
+
+static void warn_unknown(const char *name, void *arg)
+{
+    RT_WARN("config", "unknown toolset '%s' ignored", name);
+}
+
+const char **hm_host_tools(hm_host *h, const char *platform, const char *const *toolsets,
+                           const tool_env *env)
+{
+    if (toolsets && toolsets[0])
+        return tool_resolve(toolsets, NULL, env, warn_unknown, NULL);
+    char path[96];
+    snprintf(path, sizeof(path), "platform_toolsets.%s", platform);
+    const char *list[64];
+    size_t n = hm_config_list(h->cfg, path, list, 63);
+    char preset[64];
+    if (!n) {
+        snprintf(preset, sizeof(preset), "hermes-%s",
+                 strcmp(platform, "local") == 0 ? "cli" : platform);
+        list[n++] = preset;
+    }
+    list[n] = NULL;
+    return tool_resolve(list, NULL, env, warn_unknown, NULL);
+}
+
+static char **copy_list(const char **names)
+{
+    size_t n = 0;
+    while (names && names[n])
+        n++;
+    char **out = rt_xcalloc(n + 1, sizeof(*out));
+    for (size_t i = 0; i < n; i++)
+        out[i] = rt_xstrdup(names[i]);
+    return out;
+}
+
+tool_env *hm_host_tool_env(hm_host *h, const char *platform, const char *cwd, bool interactive)
+{
+    tool_env *e = tool_env_new();
+    e->hermes_home = rt_xstrdup(h->home);
+    e->platform = rt_xstrdup(platform);
+    e->interactive = interactive;
+    if (cwd) {
+        e->cwd = rt_xstrdup(cwd);
+    } else {
+        char buf[PATH_MAX];
+        e->cwd = rt_xstrdup(getcwd(buf, sizeof(buf)) ? buf : "/");
+    }
+    int64_t t = hm_config_env_int(h->cfg, "terminal.timeout", NULL);
+    e->terminal_timeout_s = t > 0 ? t : 180;
+    const char *allow[256];
+    size_t n = hm_config_list(h->cfg, "command_allowlist", allow, 255);
+    allow[n] = NULL;
+    e->command_allowlist = copy_list(allow);
+    e->store = h->store.writer;
+    return e;
+}
+
+void hm_host_session_opts(hm_host *h, ag_session_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->provider = h->provider;
+    o->store = h->store.writer;
+    o->store_reader = st_store_reader(&h->store, 0);
+    o->prompt_service = h->prompts;
+    o->model = h->model;
+    o->max_iterations = (int)hm_config_max_turns(h->cfg, h->ctx, 0, NULL);
+    o->stream = true;
+    o->compression_enabled = hm_config_env_bool(h->cfg, "compression.enabled", NULL);
+    o->compression_threshold = hm_config_env_double(h->cfg, "compression.threshold", NULL);
+}
