@@ -69,9 +69,14 @@ static int approval_from(const char *a)
     if (!a)
         return TOOL_ANSWER_TIMEOUT;
     switch (a[0]) {
-    case 'o': case 'O': case 'y': case 'Y': return TOOL_ANSWER_ONCE;
-    case 's': case 'S': return TOOL_ANSWER_SESSION;
-    case 'a': case 'A': return TOOL_ANSWER_ALWAYS;
+    case 'o':
+    case 'O':
+    case 'y':
+    case 'Y': return TOOL_ANSWER_ONCE;
+    case 's':
+    case 'S': return TOOL_ANSWER_SESSION;
+    case 'a':
+    case 'A': return TOOL_ANSWER_ALWAYS;
     default: return TOOL_ANSWER_DENY;
     }
 }
@@ -145,8 +150,8 @@ static void printer_behave(rt_ctx *cx, void *state, rt_msg *m)
     case AG_MSG_PROGRESS:
         if (!p->quiet) {
             ag_msg_progress *g = (ag_msg_progress *)m;
-            fprintf(stderr, "  \xe2\x94\x8a %s%s%s\n", g->tool, g->preview && *g->preview ? ": " : "",
-                    g->preview ? g->preview : "");
+            fprintf(stderr, "  \xe2\x94\x8a %s%s%s\n", g->tool,
+                    g->preview && *g->preview ? ": " : "", g->preview ? g->preview : "");
         }
         break;
     case AG_MSG_STATUS:
@@ -226,11 +231,13 @@ static int run_turn(hm_host *h, const char *question, const char **toolsets, boo
 
 int cli_chat(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"query", required_argument, NULL, 'q'},   {"model", required_argument, NULL, 'm'},
-        {"provider", required_argument, NULL, 'p'}, {"toolsets", required_argument, NULL, 't'},
-        {"quiet", no_argument, NULL, 'Q'},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"query", required_argument, NULL, 'q'},
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"provider", required_argument, NULL, 'p'},
+                                         {"toolsets", required_argument, NULL, 't'},
+                                         {"quiet", no_argument, NULL, 'Q'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *query = NULL, *model = NULL, *provider = NULL;
     char *toolsets = NULL;
     bool quiet = false;
@@ -252,8 +259,8 @@ int cli_chat(int argc, char **argv)
         return 2;
     }
     rt_log_set_level(RT_LOG_WARN); /* the answer goes to stdout; keep stderr for trouble */
-    hm_host_opts ho = {.ctx = HM_CTX_CLI, .model = model, .provider = provider,
-                       .require_provider = true};
+    hm_host_opts ho = {
+        .ctx = HM_CTX_CLI, .model = model, .provider = provider, .require_provider = true};
     hm_host *h = NULL;
     char err[512];
     int rc = hm_host_start(&ho, &h, err, sizeof(err));

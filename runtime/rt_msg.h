@@ -57,6 +57,7 @@ enum rt_msg_module {
     RT_MSG_MODULE_ADAPTER = 7, /* platform adapters */
     RT_MSG_MODULE_CRON = 8,    /* cron */
     RT_MSG_MODULE_LLM = 9,     /* LLM client */
+    RT_MSG_MODULE_HOST = 10,   /* the process: start-up, files, status */
 };
 
 /*

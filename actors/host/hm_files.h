@@ -17,8 +17,10 @@
 
 #define HM_FILES_NAME "hermes.files"
 
-enum { HM_MSG_FILE_WRITE = RT_MSG_TYPE(RT_MSG_MODULE_GW, 60),
-       HM_MSG_FILE_DONE = RT_MSG_TYPE(RT_MSG_MODULE_GW, 61) };
+enum {
+    HM_MSG_FILE_WRITE = RT_MSG_TYPE(RT_MSG_MODULE_HOST, 1),
+    HM_MSG_FILE_DONE = RT_MSG_TYPE(RT_MSG_MODULE_HOST, 2)
+};
 
 typedef struct hm_msg_file_done {
     rt_msg hdr;

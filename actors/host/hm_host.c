@@ -66,9 +66,8 @@ static int resolve_openai(const hm_config *cfg, const char *req, llm_provider_op
     const char *base = env_of(cfg, "OPENAI_BASE_URL");
     const char *cfg_provider = hm_config_str(cfg, "model.provider");
     bool cfg_auto = !cfg_provider || !*cfg_provider || strcmp(cfg_provider, "auto") == 0;
-    const char *cfg_base = hm_config_is_set(cfg, "model.base_url")
-                               ? hm_config_str(cfg, "model.base_url")
-                               : NULL;
+    const char *cfg_base =
+        hm_config_is_set(cfg, "model.base_url") ? hm_config_str(cfg, "model.base_url") : NULL;
     if (!base && cfg_base && *cfg_base && (strcmp(req, "custom") == 0 || cfg_auto))
         base = cfg_base;
     if (!base)
@@ -77,7 +76,8 @@ static int resolve_openai(const hm_config *cfg, const char *req, llm_provider_op
         base = OPENROUTER_BASE;
     bool openrouter = strstr(base, "openrouter") != NULL;
     /* OpenRouter's own key wins on OpenRouter (as later upstream), OpenAI's elsewhere. */
-    const char *key = openrouter ? env_of(cfg, "OPENROUTER_API_KEY") : env_of(cfg, "OPENAI_API_KEY");
+    const char *key =
+        openrouter ? env_of(cfg, "OPENROUTER_API_KEY") : env_of(cfg, "OPENAI_API_KEY");
     if (!key)
         key = openrouter ? env_of(cfg, "OPENAI_API_KEY") : env_of(cfg, "OPENROUTER_API_KEY");
     o->api = LLM_API_OPENAI;
@@ -115,8 +115,8 @@ int hm_resolve_provider(const hm_config *cfg, const char *requested, llm_provide
                     !hm_config_is_set(cfg, "model.base_url");
     else if (!anthropic && strcmp(req, "openrouter") != 0 && strcmp(req, "custom") != 0 &&
              strcmp(req, "openai") != 0) {
-        snprintf(err, errlen,
-                 "unknown provider '%s' (valid: auto, openrouter, custom, anthropic)", req);
+        snprintf(err, errlen, "unknown provider '%s' (valid: auto, openrouter, custom, anthropic)",
+                 req);
         return -EINVAL;
     }
     if (anthropic) {
@@ -159,8 +159,7 @@ static int start_config(hm_host *h, const hm_host_opts *o, char *err, size_t err
     h->cfg = hm_config_load(h->home, HM_LOAD_SETENV | HM_LOAD_LOG, &diag, &rc);
     if (!h->cfg) {
         char first[512];
-        snprintf(first, sizeof(first), "%s",
-                 diag.n ? diag.items[0].msg : rt_strerror(rc));
+        snprintf(first, sizeof(first), "%s", diag.n ? diag.items[0].msg : rt_strerror(rc));
         hm_config_diag_fini(&diag);
         return fail(err, errlen, rc ? rc : -EINVAL, "%s", first);
     }

@@ -28,13 +28,13 @@ typedef struct rt_reactor rt_reactor;
 typedef struct rt_lws rt_lws;
 
 typedef struct hm_host_opts {
-    hm_ctx ctx;             /* HM_CTX_CLI or HM_CTX_GATEWAY */
-    const char *home;       /* NULL: $HERMES_HOME or ~/.hermes */
-    const char *model;      /* --model, or NULL */
-    const char *provider;   /* --provider, or NULL */
-    bool lws;               /* start the WebSocket/HTTP-server thread (gateway) */
-    bool require_provider;  /* fail start-up when no provider is configured */
-    int workers;            /* 0: HERMES_WORKERS or one per CPU */
+    hm_ctx ctx;            /* HM_CTX_CLI or HM_CTX_GATEWAY */
+    const char *home;      /* NULL: $HERMES_HOME or ~/.hermes */
+    const char *model;     /* --model, or NULL */
+    const char *provider;  /* --provider, or NULL */
+    bool lws;              /* start the WebSocket/HTTP-server thread (gateway) */
+    bool require_provider; /* fail start-up when no provider is configured */
+    int workers;           /* 0: HERMES_WORKERS or one per CPU */
 } hm_host_opts;
 
 typedef struct hm_host {

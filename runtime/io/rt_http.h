@@ -108,7 +108,6 @@ enum {
     RT_IO_MSG_HTTP_DONE = RT_MSG_TYPE(RT_MSG_MODULE_IO, 0x103),
 };
 
-
 /*
  * Case-insensitive lookup: the value of the first header named name, or NULL. Borrowed from
  * the array. Any thread.

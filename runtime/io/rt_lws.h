@@ -45,7 +45,6 @@ struct lws_context;
 
 typedef struct rt_lws rt_lws;
 
-
 /*
  * Start the service thread, create the lws context on it and attach it to rt
  * (RT_SLOT_LWS). Returns NULL with *err = -EEXIST if rt already has one, -ENOMEM/-EIO when
