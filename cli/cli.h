@@ -25,5 +25,7 @@ void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_version(int argc, char **argv);
 int cli_chat(int argc, char **argv);
 int cli_config(int argc, char **argv);
+int cli_gateway(int argc, char **argv);
+int cli_pairing(int argc, char **argv);
 
 #endif /* CLI_H */

@@ -2,7 +2,8 @@
 # The whole test suite, exactly as CI runs it (.ci/run calls this script):
 #   1. install build and test dependencies (Debian packages);
 #   2. release build (build/), every ctest test;
-#   3. ThreadSanitizer build (build-tsan/), the runtime tests;
+#   3. ThreadSanitizer build (build-tsan/), the runtime tests and the actor tests (sessions,
+#      the gateway: everything where actors meet on several threads);
 #   4. ASan+UBSan build (build-asan/), the unit tests.
 # Fails on the first failing step.
 set -euo pipefail
@@ -19,11 +20,11 @@ cmake --preset release >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
 
-step "ThreadSanitizer: runtime tests"
+step "ThreadSanitizer: runtime and actor tests"
 cmake --preset tsan >/dev/null
 cmake --build build-tsan -j "$jobs"
 TSAN_OPTIONS="suppressions=$root/tsan.supp:halt_on_error=1:second_deadlock_stack=1" \
-  ctest --test-dir build-tsan --output-on-failure -L runtime -j "$jobs"
+  ctest --test-dir build-tsan --output-on-failure -L "runtime|actors" -j "$jobs"
 
 step "ASan + UBSan: unit tests"
 cmake --preset asan >/dev/null

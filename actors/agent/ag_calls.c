@@ -12,9 +12,8 @@
 
 #include <string.h>
 
-#define APPROVAL_TIMEOUT_MS 60000
-#define CLARIFY_TIMEOUT_MS  120000
-#define PREVIEW_MAX         120
+#define CLARIFY_TIMEOUT_MS 120000
+#define PREVIEW_MAX        120
 
 /* ========================================================= calls and asks */
 
@@ -259,7 +258,7 @@ void ag__on_tool_ask(rt_ctx *cx, ag_session *s, tool_msg_ask *q)
     a->kind = q->kind;
     a->pattern_key = q->pattern_key;
     q->pattern_key = NULL;
-    int64_t timeout = q->kind == TOOL_ASK_APPROVAL ? APPROVAL_TIMEOUT_MS : CLARIFY_TIMEOUT_MS;
+    int64_t timeout = q->kind == TOOL_ASK_APPROVAL ? s->approval_timeout_ms : CLARIFY_TIMEOUT_MS;
     rt_msg_timeout *t = RT_MSG_NEW(rt_msg_timeout, AG_MSG_ASK_TIMEOUT);
     t->tag = a->id;
     a->timer = rt_send_after(cx, rt_self(cx), &t->hdr, timeout);

@@ -47,8 +47,6 @@ typedef struct ag_msg_prompt_reply {
     char *text; /* owned */
 } ag_msg_prompt_reply;
 
-/* Start the detached actor that builds system prompts (it reads files). */
-rt_ref ag_prompt_service_start(rt_ctx *cx);
 /* A request with deep copies of o's strings. */
 rt_msg *ag_prompt_req_new(rt_ref reply_to, uint64_t tag, const ag_prompt_opts *o);
 
@@ -96,6 +94,7 @@ typedef struct ag_session {
     double compression_threshold;
     int64_t context_length;
     int64_t idle_timeout_ms;
+    int64_t approval_timeout_ms;
 
     /* conversation */
     cJSON *messages;     /* the transcript, neutral format, no system message */

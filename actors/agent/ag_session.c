@@ -33,8 +33,6 @@
 #include <time.h>
 
 #define DEFAULT_MAX_ITERATIONS 60
-#define APPROVAL_TIMEOUT_MS    60000
-#define CLARIFY_TIMEOUT_MS     120000
 #define MAX_FORMAT_RETRIES     3
 #define PREVIEW_MAX            120
 
@@ -892,6 +890,7 @@ rt_ref ag_session_spawn(rt_ctx *cx, const ag_session_opts *o, const rt_spawn_opt
     s->compression_threshold = o->compression_threshold > 0 ? o->compression_threshold : 0.85;
     s->context_length = o->context_length > 0 ? o->context_length : ag_context_length_for(s->model);
     s->idle_timeout_ms = o->idle_timeout_ms;
+    s->approval_timeout_ms = o->approval_timeout_ms > 0 ? o->approval_timeout_ms : 60000;
     s->messages = cJSON_CreateArray();
     s->seed = o->history ? cJSON_Duplicate(o->history, 1) : NULL;
     s->pending_tail = &s->pending;

@@ -186,10 +186,16 @@ typedef struct ag_session_opts {
     double compression_threshold; /* 0: 0.85 */
     int64_t context_length;       /* 0: from the model name */
     int64_t idle_timeout_ms;      /* end the actor after this long idle; 0: never */
+    int64_t approval_timeout_ms;  /* an unanswered approval is a timeout after this; 0: 60 s
+                                     (the gateway passes approvals.gateway_timeout) */
 } ag_session_opts;
 
 /* Spawn a session. opts and its strings are copied. so may be NULL. */
 rt_ref ag_session_spawn(rt_ctx *cx, const ag_session_opts *opts, const rt_spawn_opts *so);
+
+/* Start the detached actor that builds system prompts for sessions (it reads SOUL.md,
+ * memory and context files, so it must not run on a worker): ag_session_opts.prompt_service. */
+rt_ref ag_prompt_service_start(rt_ctx *cx);
 
 /* The model's context window from its name (agent-core §5 table), default 128,000. */
 int64_t ag_context_length_for(const char *model);

@@ -170,6 +170,95 @@ rt_msg *gw_out_progress_new(const gw_target *to, const char *line, const char *t
 rt_msg *gw_out_typing_new(const gw_target *to, bool on);
 rt_msg *gw_out_turn_end_new(const gw_target *to, int outcome, const char *session_id);
 
+/* ---- delivery: cron, send_message, notifications (gateway.md §6) ---- */
+
+enum {
+    GW_MSG_DELIVER = RT_MSG_TYPE(RT_MSG_MODULE_GW, 80),   /* gw_msg_deliver */
+    GW_MSG_DELIVERED = RT_MSG_TYPE(RT_MSG_MODULE_GW, 81), /* gw_msg_delivered */
+};
+
+/* Send text to a chat: platform's chat_id (thread_id optional), or the platform's home
+ * channel when chat_id is NULL. reply_to (if set) gets GW_MSG_DELIVERED with tag. */
+typedef struct gw_msg_deliver {
+    rt_msg hdr;
+    char *platform;
+    char *chat_id;
+    char *thread_id;
+    char *text;
+    rt_ref reply_to;
+    uint64_t tag;
+} gw_msg_deliver;
+
+typedef struct gw_msg_delivered {
+    rt_msg hdr;
+    uint64_t tag;
+    int err; /* 0, -ENOENT (no such platform connected), -EDESTADDRREQ (no home) */
+    char errmsg[160];
+    char *chat_id; /* where it went (the home channel when none was given), or NULL */
+} gw_msg_delivered;
+
+rt_msg *gw_deliver_new(const char *platform, const char *chat_id, const char *thread_id,
+                       const char *text, rt_ref reply_to, uint64_t tag);
+
+/* ---- starting the gateway ---- */
+
+/* What the gateway asks of its host for one conversation's agent. */
+typedef struct gw_session_req {
+    const char *session_id;
+    const char *session_key;
+    const char *platform;
+    const char *user_id;   /* may be NULL */
+    const char *ephemeral; /* the session context block and overlays, or NULL */
+    const cJSON *history;  /* a new session's earlier conversation, or NULL */
+    const char *model;     /* a /model override, or NULL */
+    bool resume;           /* the session may exist in state.db: load it first */
+    bool stream;           /* deltas wanted */
+} gw_session_req;
+
+/* Spawn the agent for a conversation (an ag_session, or a proxy session speaking the same
+ * messages): called on workers, concurrently; returns 0 on failure. */
+typedef rt_ref (*gw_spawn_fn)(rt_ctx *cx, const gw_session_req *req, void *arg);
+
+typedef struct hm_config hm_config;
+
+typedef struct gw_opts {
+    hm_config *cfg;    /* referenced by the gateway */
+    const char *home;  /* HERMES_HOME */
+    gw_spawn_fn spawn; /* required */
+    void *spawn_arg;
+    rt_ref store;           /* state.db writer (session ends), 0: none */
+    const char *state_db;   /* path, for the start-up scan of unanswered turns; NULL: none */
+    const char *model;      /* for /status, /new */
+    const char *provider;   /* provider name */
+    const char *base_url;   /* shown for local endpoints */
+    int64_t context_length; /* 0: from the model */
+    int64_t chat_idle_ms;   /* a conversation's actors leave memory after this long idle;
+                               0: 10 minutes */
+} gw_opts;
+
+/*
+ * Start the gateway actor (registered as GW_NAME) with its helpers (pairing, file writer).
+ * Loads sessions.json and lists the turns a crash left unanswered (they are answered when
+ * their platform's adapter comes up). 0, or -errno with err filled. From the main thread.
+ */
+int gw_start(rt_ctx *cx, const gw_opts *o, rt_ref *out, char *err, size_t errlen);
+
+/*
+ * Graceful stop: new turns are refused ("⏳ Gateway is shutting down…"), running turns get
+ * drain_ms (0: 60 s, agent.restart_drain_timeout) to finish, the rest are interrupted with a
+ * notice; sessions.json and the status file are written, and .clean_shutdown when the drain
+ * finished in time. reply_to then gets an rt_msg_timeout with tag (GW_MSG_SHUTDOWN_DONE is
+ * its type's meaning: the gateway actor may be stopped now).
+ */
+enum { GW_MSG_SHUTDOWN = RT_MSG_TYPE(RT_MSG_MODULE_GW, 74) };
+typedef struct gw_shutdown {
+    rt_msg hdr;
+    rt_ref reply_to;
+    uint64_t tag;
+    int64_t drain_ms;
+} gw_shutdown;
+rt_msg *gw_shutdown_new(rt_ref reply_to, uint64_t tag, int64_t drain_ms);
+
 /* ---- pure helpers (tested) ---- */
 
 /*

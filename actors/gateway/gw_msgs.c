@@ -2,6 +2,7 @@
  * gw_msgs — constructors of the gateway's messages (gw.h).
  */
 #include "gw.h"
+#include "gw_int.h"
 
 #include "rt_alloc.h"
 
@@ -196,4 +197,32 @@ rt_msg *gw_out_turn_end_new(const gw_target *to, int outcome, const char *sessio
     e->session_id = dupn(session_id);
     e->hdr.drop = drop_end;
     return &e->hdr;
+}
+
+static void drop_deliver(rt_msg *m)
+{
+    gw_msg_deliver *d = (gw_msg_deliver *)m;
+    rt_free(d->platform);
+    rt_free(d->chat_id);
+    rt_free(d->thread_id);
+    rt_free(d->text);
+}
+
+rt_msg *gw_deliver_new(const char *platform, const char *chat_id, const char *thread_id,
+                       const char *text, rt_ref reply_to, uint64_t tag)
+{
+    gw_msg_deliver *d = RT_MSG_NEW(gw_msg_deliver, GW_MSG_DELIVER);
+    d->platform = dupn(platform);
+    d->chat_id = dupn(chat_id);
+    d->thread_id = dupn(thread_id);
+    d->text = rt_xstrdup(text ? text : "");
+    d->reply_to = reply_to;
+    d->tag = tag;
+    d->hdr.drop = drop_deliver;
+    return &d->hdr;
+}
+
+void gw__drop_delivered(rt_msg *m)
+{
+    rt_free(((gw_msg_delivered *)m)->chat_id);
 }

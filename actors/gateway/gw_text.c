@@ -3,6 +3,7 @@
  * parsing (gateway.md §1.5, §1.8, §2.1).
  */
 #include "gw.h"
+#include "gw_int.h"
 
 #include "rt_alloc.h"
 #include "rt_buf.h"
@@ -198,4 +199,133 @@ bool gw_parse_command(const char *text, char **buf, const char **name, const cha
     *name = t;
     *args = rest;
     return true;
+}
+
+/* ============================================================ progress */
+
+const char *gw_tool_emoji(const char *tool)
+{
+    static const struct {
+        const char *name, *emoji;
+    } table[] = {
+        {"terminal", "\xf0\x9f\x92\xbb"},
+        {"web_search", "\xf0\x9f\x94\x8d"},
+        {"web_extract", "\xf0\x9f\x93\x84"},
+        {"read_file", "\xf0\x9f\x93\x96"},
+        {"write_file", "\xe2\x9c\x8d\xef\xb8\x8f"},
+        {"patch", "\xf0\x9f\x94\xa7"},
+        {"search_files", "\xf0\x9f\x94\x8e"},
+        {"execute_code", "\xf0\x9f\x90\x8d"},
+        {"delegate_task", "\xf0\x9f\x94\x80"},
+        {"memory", "\xf0\x9f\xa7\xa0"},
+        {"todo", "\xf0\x9f\x93\x8b"},
+        {"send_message", "\xf0\x9f\x93\xa8"},
+        {"cronjob", "\xe2\x8f\xb0"},
+        {"clarify", "\xe2\x9d\x93"},
+        {"vision_analyze", "\xf0\x9f\x91\x81\xef\xb8\x8f"},
+        {"text_to_speech", "\xf0\x9f\x94\x8a"},
+        {"skills", "\xf0\x9f\x93\x9a"},
+        {"skill_view", "\xf0\x9f\x93\x9a"},
+        {"skills_list", "\xf0\x9f\x93\x9a"},
+        {"process", "\xe2\x9a\x99\xef\xb8\x8f"},
+        {"session_search", "\xf0\x9f\x94\x8d"},
+    };
+    for (size_t i = 0; tool && i < sizeof(table) / sizeof(table[0]); i++)
+        if (strcmp(table[i].name, tool) == 0)
+            return table[i].emoji;
+    return "\xe2\x9a\x99\xef\xb8\x8f"; /* ⚙️ */
+}
+
+#define PREVIEW_CAP 40 /* gateway.md §7.1: previews in chats without tool_preview_length */
+
+char *gw_progress_line(const char *tool, const char *preview, int mode, const char **emoji,
+                       char **label)
+{
+    const char *e = gw_tool_emoji(tool);
+    if (emoji)
+        *emoji = e;
+    char *cut = NULL;
+    if (preview && *preview) {
+        size_t n = strlen(preview);
+        size_t cps = cp_len(preview, n);
+        if (mode != GW_PROGRESS_VERBOSE && cps > PREVIEW_CAP) {
+            size_t at = cp_offset(preview, PREVIEW_CAP - 3);
+            cut = rt_xasprintf("%.*s...", (int)at, preview);
+        } else {
+            cut = rt_xstrdup(preview);
+        }
+    }
+    char *line =
+        cut ? rt_xasprintf("%s %s: \"%s\"", e, tool, cut) : rt_xasprintf("%s %s...", e, tool);
+    if (label)
+        *label = cut;
+    else
+        rt_free(cut);
+    return line;
+}
+
+/* ====================================================== session context */
+
+static void platform_title(rt_buf *b, const char *p)
+{
+    if (!p || !*p)
+        return;
+    if (strcmp(p, "api_server") == 0) {
+        rt_buf_append_str(b, "API Server");
+        return;
+    }
+    rt_buf_printf(b, "%c%s", toupper((unsigned char)p[0]), p + 1);
+}
+
+char *gw_context_block(const gw_source *src, bool shared_thread, const char *const *platforms,
+                       const char *const *homes, size_t nplatforms)
+{
+    rt_buf b;
+    rt_buf_init(&b, SIZE_MAX / 2);
+    rt_buf_append_str(&b, "## Current Session Context\n\n**Source:** ");
+    platform_title(&b, src->platform);
+    const char *type = src->chat_type ? src->chat_type : "dm";
+    const char *name = src->chat_name ? src->chat_name : src->chat_id;
+    const char *who = src->user_name ? src->user_name : src->user_id;
+    rt_buf_append_str(&b, " (");
+    if (strcmp(type, "dm") == 0)
+        rt_buf_printf(&b, "DM with %s", who ? who : "user");
+    else if (strcmp(type, "group") == 0 || strcmp(type, "channel") == 0)
+        rt_buf_printf(&b, "%s: %s", type, name ? name : "");
+    else
+        rt_buf_append_str(&b, name ? name : type);
+    if (src->thread_id)
+        rt_buf_printf(&b, ", thread: %s", src->thread_id);
+    rt_buf_append_str(&b, ")\n");
+    if (shared_thread)
+        rt_buf_append_str(&b, "**Session type:** Multi-user thread \xe2\x80\x94 messages are "
+                              "prefixed with [sender name]. Multiple users may participate.\n");
+    else if (src->user_name)
+        rt_buf_printf(&b, "**User:** %s\n", src->user_name);
+    else if (src->user_id)
+        rt_buf_printf(&b, "**User ID:** %s\n", src->user_id);
+    rt_buf_append_str(&b, "**Connected Platforms:** local (files on this machine)");
+    for (size_t i = 0; i < nplatforms; i++) {
+        rt_buf_append_str(&b, ", ");
+        rt_buf_printf(&b, "%s: Connected \xe2\x9c\x93", platforms[i]);
+    }
+    rt_buf_append_str(&b, "\n");
+    bool any_home = false;
+    for (size_t i = 0; i < nplatforms; i++) {
+        if (!homes || !homes[i])
+            continue;
+        if (!any_home)
+            rt_buf_append_str(&b, "**Home Channels:**\n");
+        any_home = true;
+        rt_buf_printf(&b, "  - %s: %s\n", platforms[i], homes[i]);
+    }
+    rt_buf_append_str(&b, "\n**Delivery options for scheduled tasks:**\n"
+                          "- \"origin\" \xe2\x86\x92 back to this chat\n"
+                          "- \"local\" \xe2\x86\x92 save to files only (~/.hermes/cron/output/)\n");
+    for (size_t i = 0; i < nplatforms; i++)
+        if (homes && homes[i])
+            rt_buf_printf(&b, "- \"%s\" \xe2\x86\x92 the %s home channel\n", platforms[i],
+                          platforms[i]);
+    rt_buf_append_str(&b, "*For explicit targets, use \"platform:chat_id\" format.*\n");
+    return rt_buf_steal(&b, NULL);
 }

@@ -3,7 +3,6 @@
  */
 #include "hm_host.h"
 
-#include "ag_int.h"
 #include "hm_files.h"
 #include "rt_alloc.h"
 #include "rt_http.h"
@@ -337,4 +336,42 @@ void hm_host_session_opts(hm_host *h, ag_session_opts *o)
     o->stream = true;
     o->compression_enabled = hm_config_env_bool(h->cfg, "compression.enabled", NULL);
     o->compression_threshold = hm_config_env_double(h->cfg, "compression.threshold", NULL);
+}
+
+rt_ref hm_host_spawn_session(rt_ctx *cx, const gw_session_req *req, void *arg)
+{
+    hm_host *h = arg;
+    const char *cwd = hm_config_getenv(h->cfg, "MESSAGING_CWD", NULL);
+    if (!cwd || !*cwd)
+        cwd = getenv("HOME");
+    bool api = req->platform && strcmp(req->platform, "api_server") == 0;
+    tool_env *env = hm_host_tool_env(h, req->platform, cwd, !api);
+    env->session_key = dupn(req->session_key);
+    env->session_id = dupn(req->session_id);
+    env->task_id = dupn(req->session_key);
+    const char **names = hm_host_tools(h, req->platform, NULL, env);
+    size_t n = 0;
+    while (names[n])
+        n++;
+    env->enabled_tools = rt_xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        env->enabled_tools[i] = rt_xstrdup(names[i]);
+    ag_session_opts o;
+    hm_host_session_opts(h, &o);
+    o.session_id = req->session_id;
+    o.source = req->platform;
+    o.user_id = req->user_id;
+    o.ephemeral = req->ephemeral;
+    o.history = req->history;
+    if (req->model)
+        o.model = req->model;
+    o.resume = req->resume;
+    o.stream = req->stream;
+    o.env = env;
+    o.tools = names;
+    o.approval_timeout_ms = hm_config_int(h->cfg, "approvals.gateway_timeout") * 1000;
+    rt_ref ref = ag_session_spawn(cx, &o, NULL);
+    rt_free(names);
+    tool_env_unref(env);
+    return ref;
 }

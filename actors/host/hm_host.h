@@ -15,6 +15,7 @@
 #define HM_HOST_H
 
 #include "ag_session.h"
+#include "gw.h"
 #include "hm_config.h"
 #include "llm_provider.h"
 #include "rt_sched.h"
@@ -82,5 +83,9 @@ tool_env *hm_host_tool_env(hm_host *h, const char *platform, const char *cwd, bo
 /* Session options from the configuration (max iterations, compression, provider, store,
  * prompt builder). The caller sets the rest (ids, tools, env) before spawning. */
 void hm_host_session_opts(hm_host *h, ag_session_opts *o);
+
+/* The gateway's gw_spawn_fn (arg: the hm_host): an agent session for one conversation, with
+ * the platform's tools, in MESSAGING_CWD (default: the home directory). Any worker. */
+rt_ref hm_host_spawn_session(rt_ctx *cx, const gw_session_req *req, void *arg);
 
 #endif /* HM_HOST_H */

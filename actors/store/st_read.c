@@ -25,6 +25,7 @@ enum {
     R_MESSAGE_COUNT_ALL,
     R_MESSAGE_COUNT_SESSION,
     R_CONTEXT,
+    R_LAST_ROLES,
     R_COUNT
 };
 
@@ -40,6 +41,10 @@ static const char *const read_sql[R_COUNT] = {
     [R_SESSION_COUNT_SOURCE] = "SELECT COUNT(*) FROM sessions WHERE source = ?",
     [R_MESSAGE_COUNT_ALL] = "SELECT COUNT(*) FROM messages",
     [R_MESSAGE_COUNT_SESSION] = "SELECT COUNT(*) FROM messages WHERE session_id = ?",
+    /* The last message of every session that had one since ?: what a restart must answer. */
+    [R_LAST_ROLES] = "SELECT m.session_id, m.role FROM messages m JOIN (SELECT session_id, "
+                     "max(id) AS id FROM messages WHERE timestamp >= ? GROUP BY session_id) l "
+                     "ON m.id = l.id",
     [R_CONTEXT] = "SELECT role, content FROM messages "
                   "WHERE session_id = ? AND id >= ? - 1 AND id <= ? + 1 ORDER BY id",
 };
@@ -304,6 +309,33 @@ int st_read_session_count(st_reader *r, const char *source, int64_t *out)
 int st_read_message_count(st_reader *r, const char *session_id, int64_t *out)
 {
     return count(r, session_id ? R_MESSAGE_COUNT_SESSION : R_MESSAGE_COUNT_ALL, session_id, out);
+}
+
+int st_read_unanswered(st_reader *r, double since, cJSON **out)
+{
+    int err = 0;
+    *out = NULL;
+    r->errmsg[0] = '\0';
+    sqlite3_stmt *st = stmt_get(r, R_LAST_ROLES, &err);
+    if (!st)
+        return err;
+    sqlite3_bind_double(st, 1, since);
+    cJSON *arr = cJSON_CreateArray();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *role = (const char *)sqlite3_column_text(st, 1);
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (id && role && (strcmp(role, "user") == 0 || strcmp(role, "tool") == 0))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(id));
+    }
+    if (rc != SQLITE_DONE) {
+        err = fail_sqlite(r, rc, "list unanswered sessions");
+        cJSON_Delete(arr);
+    } else {
+        *out = arr;
+    }
+    stmt_done(st);
+    return err;
 }
 
 /* =================================================================== search */

@@ -75,6 +75,9 @@ int st_read_latest_session(st_reader *r, const char *source, cJSON **out);
 /* Sessions (of source, NULL: all) and messages (of session_id, NULL: all). */
 int st_read_session_count(st_reader *r, const char *source, int64_t *out);
 int st_read_message_count(st_reader *r, const char *session_id, int64_t *out);
+/* Ids of the sessions whose last message (stored at or after since, epoch seconds) is the
+ * user's or a tool result: turns a crash or restart left unanswered. */
+int st_read_unanswered(st_reader *r, double since, cJSON **out);
 
 /* ======================================================== the reader actor */
 

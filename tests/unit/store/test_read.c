@@ -314,3 +314,27 @@ TEST(session_lists_latest_and_counts)
     ASSERT_EQ(0, n);
     st_reader_free(r);
 }
+
+TEST(unanswered_sessions_are_the_ones_ending_with_the_user)
+{
+    st_reader *r = fixture_reader();
+    exec_on("INSERT INTO sessions (id, source, started_at) VALUES ('u1', 'matrix', 100.0), "
+            "('u2', 'matrix', 100.0), ('u3', 'matrix', 100.0), ('old', 'matrix', 1.0)");
+    exec_on("INSERT INTO messages (session_id, role, content, timestamp) VALUES "
+            "('u1', 'user', 'q', 2000000000.0), ('u1', 'assistant', 'a', 2000000001.0), "
+            "('u2', 'user', 'q1', 2000000000.0), ('u2', 'assistant', 'a1', 2000000001.0), "
+            "('u2', 'user', 'q2', 2000000002.0), "
+            "('u3', 'assistant', 'call', 2000000000.0), ('u3', 'tool', 'result', 2000000001.0), "
+            "('old', 'user', 'never answered, long ago', 10.0)");
+    cJSON *ids = NULL;
+    ASSERT_OK(st_read_unanswered(r, 1900000000.0, &ids));
+    char *txt = cJSON_PrintUnformatted(ids);
+    ASSERT_NOT_NULL(strstr(txt, "\"u2\""));
+    ASSERT_NOT_NULL(strstr(txt, "\"u3\""));
+    ASSERT_NULL(strstr(txt, "\"u1\""));
+    ASSERT_NULL(strstr(txt, "\"old\""));
+    ASSERT_EQ(2, cJSON_GetArraySize(ids));
+    cJSON_free(txt);
+    cJSON_Delete(ids);
+    st_reader_free(r);
+}

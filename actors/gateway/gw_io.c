@@ -1,0 +1,98 @@
+/*
+ * gw_io — the gateway's file writer: a detached actor (writing and fsyncing block), so the
+ * router and the chat actors never touch the disk themselves. Writes to one path are applied
+ * in the order they were sent (the router coalesces its sessions.json rewrites itself).
+ */
+#include "gw_int.h"
+
+#include "hm_env.h"
+#include "rt_alloc.h"
+#include "rt_log.h"
+#include "rt_util.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void drop_io(rt_msg *m)
+{
+    gw_io_msg *w = (gw_io_msg *)m;
+    rt_free(w->path);
+    rt_free(w->data);
+    rt_free(w->key);
+}
+
+static gw_io_msg *io_new(uint32_t type, const char *path, rt_ref reply_to, uint64_t tag)
+{
+    gw_io_msg *w = RT_MSG_NEW(gw_io_msg, type);
+    w->path = rt_xstrdup(path);
+    w->reply_to = reply_to;
+    w->tag = tag;
+    w->hdr.drop = drop_io;
+    return w;
+}
+
+void gw_io_write(rt_ctx *cx, rt_ref io, const char *path, char *data_taken, size_t len, int mode,
+                 rt_ref reply_to, uint64_t tag)
+{
+    gw_io_msg *w = io_new(GW_IO_WRITE, path, reply_to, tag);
+    w->data = data_taken;
+    w->len = len;
+    w->mode = mode;
+    rt_send(cx, io, &w->hdr);
+}
+
+void gw_io_setenv(rt_ctx *cx, rt_ref io, const char *path, const char *key, const char *value,
+                  rt_ref reply_to, uint64_t tag)
+{
+    gw_io_msg *w = io_new(GW_IO_SETENV, path, reply_to, tag);
+    w->key = rt_xstrdup(key);
+    w->data = rt_xstrdup(value ? value : "");
+    rt_send(cx, io, &w->hdr);
+}
+
+/* mkdir -p for the parent of path, 0700. */
+static void make_parent(const char *path)
+{
+    char *copy = rt_xstrdup(path);
+    char *dir = dirname(copy);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        (void)mkdir(dir, 0700);
+        *p = '/';
+    }
+    (void)mkdir(dir, 0700);
+    rt_free(copy);
+}
+
+static void io_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    (void)state;
+    if (m->type != GW_IO_WRITE && m->type != GW_IO_SETENV)
+        return;
+    gw_io_msg *w = (gw_io_msg *)m;
+    make_parent(w->path);
+    int err = m->type == GW_IO_WRITE
+                  ? hm_write_atomic(w->path, w->data ? w->data : "", w->len, (mode_t)w->mode)
+                  : hm_env_set_file(w->path, w->key, w->data);
+    if (err)
+        RT_LOG_LIMITED(RT_LOG_WARN, "gateway", 10000, "could not write %s: %s", w->path,
+                       rt_strerror(err));
+    if (w->reply_to) {
+        gw_io_done *d = RT_MSG_NEW(gw_io_done, GW_IO_DONE);
+        d->tag = w->tag;
+        d->err = err;
+        rt_send(cx, w->reply_to, &d->hdr);
+    }
+}
+
+static const rt_actor_type io_type = {"gateway.io", io_behave, NULL, 0};
+
+rt_ref gw_io_start(rt_ctx *cx)
+{
+    rt_spawn_opts o = {.flags = RT_SPAWN_DETACHED};
+    return rt_spawn(cx, &io_type, NULL, &o);
+}

@@ -1,0 +1,831 @@
+/*
+ * gw_router — the gateway actor (registered as GW_NAME): every inbound event passes here.
+ *
+ *   adapter ──GW_MSG_EVENT──► router: authorization (gw_auth; unknown users go to the
+ *                             pairing actor, which sends them back approved or answers them a
+ *                             pairing code) → session key (gw_session_key) → the sessions
+ *                             index and its reset policy → the chat actor of that key
+ *                             (spawned on demand, monitored) ──► gw_chat.c
+ *
+ * The router also owns: the adapters that are up (GW_MSG_ADAPTER_UP/DOWN, monitored), their
+ * home channels (/sethome), delivery to a chat or a home channel (GW_MSG_DELIVER), /status,
+ * sessions.json (rewritten through the file writer at most once per second), the runtime
+ * status file gateway_state.json, crash recovery (turns a crash left unanswered are answered
+ * when their platform comes up) and the drain on shutdown.
+ *
+ * /stop, /new and approvals travel to the chat on the urgent lane, ahead of anything queued.
+ *
+ * Threads: one actor; gw_start runs on the main thread before it (it may block on files).
+ */
+#include "gw_int.h"
+
+#include "ag_session.h"
+#include "gw_auth.h"
+#include "hm_env.h"
+#include "gw_pairing.h"
+#include "rt_alloc.h"
+#include "rt_buf.h"
+#include "rt_log.h"
+#include "rt_map.h"
+#include "rt_sched.h"
+#include "rt_timer.h"
+#include "rt_util.h"
+#include "st_read.h"
+#include "st_store.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ADAPTERS     16
+#define INDEX_WRITE_MS   1000  /* sessions.json at most once a second */
+#define TICK_MS          5000  /* status file refresh */
+#define RECOVER_WINDOW_S 86400 /* unanswered turns older than a day are left alone */
+#define DRAIN_DEFAULT_S  60
+
+enum { TAG_INDEX = 1, TAG_TICK = 2, TAG_DRAIN = 3, IO_TAG_INDEX = 10, IO_TAG_CLEAN = 11 };
+
+typedef struct adapter_ent {
+    char *platform;
+    rt_ref ref;
+    uint64_t mon;
+    gw_caps caps;
+    char *home;      /* home channel id, or NULL */
+    char *home_name; /* its display name, or NULL */
+    double since;
+} adapter_ent;
+
+typedef struct gw_router {
+    gw_shared *sh;
+    gw_auth *auth;
+    rt_ref pairing;
+    rt_map by_hash;     /* rt_hash_str(key) → gw_entry chain */
+    gw_entry **entries; /* every entry, for sessions.json */
+    size_t n, cap;
+    adapter_ent ad[MAX_ADAPTERS];
+    size_t nad;
+    char *index_path;
+    char *status_path;
+    bool index_dirty, index_timer;
+    double started_at;
+    const char *state; /* gateway_state */
+    bool draining;
+    bool drain_clean; /* the drain finished in time: .clean_shutdown is written last */
+    rt_ref drain_reply;
+    uint64_t drain_tag;
+    uint64_t events, denied;
+} gw_router;
+
+/* =============================================================== index */
+
+static uint64_t key_hash(const char *key)
+{
+    uint64_t h = rt_hash_str(key);
+    return h ? h : 1;
+}
+
+static gw_entry *find(gw_router *r, const char *key)
+{
+    for (gw_entry *e = rt_map_get(&r->by_hash, key_hash(key)); e; e = e->next_same_hash)
+        if (strcmp(e->key, key) == 0)
+            return e;
+    return NULL;
+}
+
+static void insert(gw_router *r, gw_entry *e)
+{
+    uint64_t h = key_hash(e->key);
+    e->next_same_hash = rt_map_get(&r->by_hash, h);
+    rt_map_put(&r->by_hash, h, e);
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 64;
+        r->entries = rt_xrealloc(r->entries, r->cap * sizeof(*r->entries));
+    }
+    r->entries[r->n++] = e;
+}
+
+static gw_entry *find_by_chat(gw_router *r, rt_ref chat)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->entries[i]->chat == chat)
+            return r->entries[i];
+    return NULL;
+}
+
+static double now_epoch(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void index_changed(rt_ctx *cx, gw_router *r)
+{
+    r->index_dirty = true;
+    if (r->index_timer)
+        return;
+    r->index_timer = true;
+    rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_INDEX), INDEX_WRITE_MS);
+}
+
+static void index_write(rt_ctx *cx, gw_router *r, rt_ref reply_to, uint64_t tag)
+{
+    r->index_dirty = false;
+    char *text = gw_index_render(r->entries, r->n);
+    gw_io_write(cx, r->sh->io, r->index_path, text, strlen(text), 0600, reply_to, tag);
+}
+
+/* ============================================================== adapters */
+
+static adapter_ent *adapter_of(gw_router *r, const char *platform)
+{
+    for (size_t i = 0; i < r->nad; i++)
+        if (platform && strcmp(r->ad[i].platform, platform) == 0)
+            return &r->ad[i];
+    return NULL;
+}
+
+static char *context_for(gw_router *r, const gw_source *src)
+{
+    const char *names[MAX_ADAPTERS], *homes[MAX_ADAPTERS];
+    for (size_t i = 0; i < r->nad; i++) {
+        names[i] = r->ad[i].platform;
+        homes[i] = r->ad[i].home;
+    }
+    bool shared = src->chat_type && strcmp(src->chat_type, "dm") != 0 && src->thread_id &&
+                  !r->sh->thread_per_user;
+    return gw_context_block(src, shared, names, homes, r->nad);
+}
+
+static void status_write(rt_ctx *cx, gw_router *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "pid", getpid());
+    cJSON_AddStringToObject(o, "kind", "hermes-gateway");
+    cJSON_AddItemToObject(o, "argv", cJSON_CreateArray());
+    cJSON_AddNumberToObject(o, "start_time", r->started_at);
+    cJSON_AddStringToObject(o, "gateway_state", r->state);
+    cJSON_AddNullToObject(o, "exit_reason");
+    cJSON_AddFalseToObject(o, "restart_requested");
+    size_t busy = 0, live = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        busy += r->entries[i]->busy;
+        live += r->entries[i]->chat != 0;
+    }
+    cJSON_AddNumberToObject(o, "active_agents", (double)busy);
+    cJSON_AddNumberToObject(o, "sessions_live", (double)live);
+    cJSON_AddNumberToObject(o, "sessions_known", (double)r->n);
+    cJSON_AddNumberToObject(o, "events", (double)r->events);
+    cJSON_AddNumberToObject(o, "denied", (double)r->denied);
+    rt_stats st;
+    rt_stats_get(rt_ctx_runtime(cx), &st);
+    cJSON_AddNumberToObject(o, "actors", (double)(st.spawned - st.exited));
+    cJSON_AddNumberToObject(o, "messages_handled", (double)st.total.msgs);
+    cJSON_AddNumberToObject(o, "dead_letters", (double)st.dead_letters);
+    cJSON *p = cJSON_AddObjectToObject(o, "platforms");
+    for (size_t i = 0; i < r->nad; i++) {
+        cJSON *e = cJSON_AddObjectToObject(p, r->ad[i].platform);
+        cJSON_AddStringToObject(e, "state", "connected");
+        cJSON_AddNullToObject(e, "error_code");
+        cJSON_AddNullToObject(e, "error_message");
+        cJSON_AddNumberToObject(e, "updated_at", r->ad[i].since);
+        if (r->ad[i].home)
+            cJSON_AddStringToObject(e, "home_channel", r->ad[i].home);
+    }
+    cJSON_AddNumberToObject(o, "updated_at", now_epoch());
+    char *txt = cJSON_Print(o);
+    cJSON_Delete(o);
+    char *data = rt_xstrdup(txt);
+    cJSON_free(txt);
+    gw_io_write(cx, r->sh->io, r->status_path, data, strlen(data), 0644, 0, 0);
+}
+
+static void spawn_chat(rt_ctx *cx, gw_router *r, gw_entry *e, adapter_ent *a, bool fresh)
+{
+    char *ctx = context_for(r, &e->origin);
+    char *hint = NULL;
+    if (fresh && a && !a->home && !a->caps.api) {
+        char title[64];
+        snprintf(title, sizeof(title), "%c%s", toupper((unsigned char)e->platform[0]),
+                 e->platform + 1);
+        hint = rt_xasprintf("\xf0\x9f\x93\xac No home channel is set for %s. A home channel is "
+                            "where Hermes delivers cron job results and cross-platform "
+                            "messages.\n\nType /sethome to make this chat your home channel, or "
+                            "ignore to skip.",
+                            title);
+    }
+    gw_chat_init in = {
+        .shared = r->sh,
+        .key = e->key,
+        .origin = &e->origin,
+        .adapter = a ? a->ref : 0,
+        .caps = a ? a->caps : (gw_caps){0},
+        .session_id = e->session_id,
+        .existing = !fresh,
+        .context = ctx,
+        .home_hint = hint,
+        .progress_mode = gw_progress_mode(r->sh->cfg, e->platform),
+    };
+    e->chat = gw_chat_spawn(cx, &in);
+    e->chat_mon = rt_monitor(cx, e->chat);
+    rt_free(ctx);
+    rt_free(hint);
+}
+
+static void recover_platform(rt_ctx *cx, gw_router *r, adapter_ent *a)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        gw_entry *e = r->entries[i];
+        if (!e->unanswered || !e->platform || strcmp(e->platform, a->platform) != 0 ||
+            !e->has_origin)
+            continue;
+        e->unanswered = false;
+        if (!e->chat)
+            spawn_chat(cx, r, e, a, false);
+        rt_send(cx, e->chat, rt_msg_new(GW_CHAT_RECOVER, sizeof(rt_msg)));
+    }
+}
+
+static void on_adapter_up(rt_ctx *cx, gw_router *r, gw_msg_adapter *m)
+{
+    adapter_ent *a = adapter_of(r, m->platform);
+    if (!a) {
+        if (r->nad == MAX_ADAPTERS) {
+            RT_ERROR("gateway", "too many adapters; %s ignored", m->platform);
+            return;
+        }
+        a = &r->ad[r->nad++];
+        memset(a, 0, sizeof(*a));
+        a->platform = rt_xstrdup(m->platform);
+    } else if (a->mon) {
+        rt_demonitor(cx, a->ref, a->mon);
+    }
+    a->ref = m->ref;
+    a->mon = rt_monitor(cx, m->ref);
+    a->caps = m->caps;
+    a->since = now_epoch();
+    if (m->home_channel) {
+        rt_free(a->home);
+        a->home = rt_xstrdup(m->home_channel);
+    }
+    RT_INFO("gateway", "%s connected", m->platform);
+    status_write(cx, r);
+    recover_platform(cx, r, a);
+}
+
+static void adapter_gone(rt_ctx *cx, gw_router *r, size_t i)
+{
+    RT_WARN("gateway", "%s disconnected", r->ad[i].platform);
+    rt_free(r->ad[i].platform);
+    rt_free(r->ad[i].home);
+    rt_free(r->ad[i].home_name);
+    r->ad[i] = r->ad[--r->nad];
+    status_write(cx, r);
+}
+
+static void on_adapter_down(rt_ctx *cx, gw_router *r, gw_msg_adapter *m)
+{
+    for (size_t i = 0; i < r->nad; i++)
+        if (r->ad[i].ref == m->ref) {
+            rt_demonitor(cx, r->ad[i].ref, r->ad[i].mon);
+            adapter_gone(cx, r, i);
+            return;
+        }
+}
+
+/* =============================================================== events */
+
+static bool urgent_command(const char *text)
+{
+    char *buf = NULL;
+    const char *name = NULL, *args = NULL;
+    bool urgent = false;
+    if (gw_parse_command(text, &buf, &name, &args))
+        urgent = strcmp(name, "stop") == 0 || strcmp(name, "approve") == 0 ||
+                 strcmp(name, "deny") == 0 || strcmp(name, "new") == 0 ||
+                 strcmp(name, "reset") == 0;
+    rt_free(buf);
+    return urgent;
+}
+
+static bool is_status(const char *text)
+{
+    char *buf = NULL;
+    const char *name = NULL, *args = NULL;
+    bool st = gw_parse_command(text, &buf, &name, &args) && strcmp(name, "status") == 0;
+    rt_free(buf);
+    return st;
+}
+
+static void fmt_local(double epoch, char *buf, size_t len)
+{
+    time_t t = (time_t)epoch;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M", &tm);
+}
+
+static void reply_status(rt_ctx *cx, gw_router *r, gw_entry *e, gw_msg_event *ev)
+{
+    rt_buf b;
+    rt_buf_init(&b, SIZE_MAX / 2);
+    char created[32], active[32];
+    fmt_local(e->created_at, created, sizeof(created));
+    fmt_local(e->updated_at, active, sizeof(active));
+    rt_buf_printf(&b,
+                  "\xf0\x9f\x93\x8a **Hermes Gateway Status**\n\n**Session ID:** `%s`\n"
+                  "**Created:** %s\n**Last Activity:** %s\n**Tokens:** %lld\n**Agent Running:** "
+                  "%s\n\n**Connected Platforms:** ",
+                  e->session_id, created, active, (long long)(e->input_tokens + e->output_tokens),
+                  e->busy ? "Yes \xe2\x9a\xa1" : "No");
+    for (size_t i = 0; i < r->nad; i++)
+        rt_buf_printf(&b, "%s%s", i ? ", " : "", r->ad[i].platform);
+    rt_send(cx, ev->adapter,
+            gw_out_text_new(GW_OUT_TEXT, &ev->reply, rt_buf_cstr(&b), GW_TEXT_NOTICE));
+    rt_buf_fini(&b);
+}
+
+static gw_entry *entry_for(rt_ctx *cx, gw_router *r, gw_msg_event *ev, const char *key,
+                           adapter_ent *a, bool *fresh)
+{
+    double now = now_epoch();
+    gw_entry *e = find(r, key);
+    *fresh = false;
+    if (!e) {
+        e = rt_xcalloc(1, sizeof(*e));
+        e->key = rt_xstrdup(key);
+        e->session_id = ev->session_id ? rt_xstrdup(ev->session_id) : gw_new_session_id();
+        e->created_at = now;
+        e->platform = rt_xstrdup(ev->src.platform);
+        e->chat_type = rt_xstrdup(ev->src.chat_type ? ev->src.chat_type : "dm");
+        e->display_name = ev->src.chat_name ? rt_xstrdup(ev->src.chat_name) : NULL;
+        gw_source_copy(&e->origin, &ev->src);
+        e->has_origin = ev->src.chat_id != NULL;
+        insert(r, e);
+        *fresh = ev->session_id == NULL; /* an explicit id may already be in state.db */
+    } else if (!ev->session_id) {
+        gw_reset_policy p = gw_reset_policy_for(r->sh->cfg, e->platform, e->chat_type);
+        char why[96];
+        const char *reason = e->busy ? NULL : gw_reset_due(e, &p, now, why, sizeof(why));
+        if (reason) {
+            bool had_activity = e->input_tokens + e->output_tokens > 0;
+            bool notify = e->suspended || (p.notify && had_activity);
+            char *old = e->session_id;
+            e->session_id = gw_new_session_id();
+            e->created_at = now;
+            e->suspended = false;
+            e->memory_flushed = false;
+            e->input_tokens = e->output_tokens = e->total_tokens = e->last_prompt_tokens = 0;
+            if (e->chat) {
+                rt_send(cx, e->chat, gw_chat_reset_new(e->session_id, reason, notify));
+            } else {
+                if (r->sh->store)
+                    rt_send(cx, r->sh->store, &st_end_session_new(old, "session_reset")->hdr);
+                *fresh = true;
+                if (notify && a)
+                    rt_send(
+                        cx, a->ref,
+                        gw_out_text_new(GW_OUT_TEXT, &ev->reply,
+                                        "\xe2\x97\x90 Session automatically reset. Conversation "
+                                        "history cleared.\nAdjust reset timing in config.yaml "
+                                        "under session_reset.",
+                                        GW_TEXT_NOTICE));
+            }
+            RT_INFO("gateway", "session %s reset (%s)", old, reason);
+            rt_free(old);
+        }
+        /* the origin follows the conversation (names change, threads move) */
+        gw_source_fini(&e->origin);
+        gw_source_copy(&e->origin, &ev->src);
+        e->has_origin = ev->src.chat_id != NULL;
+    }
+    e->updated_at = now;
+    index_changed(cx, r);
+    return e;
+}
+
+/* An authorized event: to its conversation. */
+static void route(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
+{
+    adapter_ent *a = adapter_of(r, ev->src.platform);
+    if (!ev->adapter && a)
+        ev->adapter = a->ref;
+    if (!ev->adapter) {
+        RT_WARN("gateway", "event from %s with no adapter to answer it: dropped",
+                ev->src.platform ? ev->src.platform : "?");
+        return;
+    }
+    char *key = gw_session_key(&ev->src, r->sh->group_per_user, r->sh->thread_per_user);
+    bool fresh = false;
+    gw_entry *e = entry_for(cx, r, ev, key, a, &fresh);
+    rt_free(key);
+    bool api = a && a->caps.api;
+    if (!api && is_status(ev->text)) {
+        reply_status(cx, r, e, ev);
+        return;
+    }
+    if (r->draining) {
+        rt_send(cx, ev->adapter,
+                gw_out_text_new(GW_OUT_TEXT, &ev->reply,
+                                "\xe2\x8f\xb3 Gateway is shutting down and is not accepting new "
+                                "work right now.",
+                                GW_TEXT_NOTICE));
+        rt_send(cx, ev->adapter, gw_out_turn_end_new(&ev->reply, GW_OUTCOME_CANCELLED, NULL));
+        return;
+    }
+    if (!e->chat)
+        spawn_chat(cx, r, e, a, fresh);
+    gw_msg_event *fwd = gw_event_take(ev, GW_MSG_EVENT);
+    if (!api && urgent_command(fwd->text))
+        rt_send_urgent(cx, e->chat, &fwd->hdr);
+    else
+        rt_send(cx, e->chat, &fwd->hdr);
+}
+
+static void on_event(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
+{
+    r->events++;
+    if (!ev->src.platform) {
+        RT_WARN_ONCE("gateway", "an event without a platform was dropped");
+        return;
+    }
+    if (!ev->internal) {
+        int v = gw_auth_check(r->auth, &ev->src);
+        if (v == GW_AUTH_DENY) {
+            r->denied++;
+            return; /* no user id: silently */
+        }
+        if (v == GW_AUTH_UNKNOWN) {
+            rt_send(cx, r->pairing, gw_pair_check_new(ev, rt_self(cx)));
+            return;
+        }
+    }
+    route(cx, r, ev);
+}
+
+static void on_chat_update(rt_ctx *cx, gw_router *r, gw_chat_update *u)
+{
+    gw_entry *e = find(r, u->key);
+    if (!e)
+        return;
+    if (strcmp(e->session_id, u->session_id) != 0) {
+        rt_free(e->session_id);
+        e->session_id = u->session_id;
+        u->session_id = NULL;
+        if (u->reset)
+            e->created_at = now_epoch();
+    }
+    e->input_tokens = u->input_tokens;
+    e->output_tokens = u->output_tokens;
+    e->total_tokens = u->input_tokens + u->output_tokens;
+    e->last_prompt_tokens = u->last_prompt_tokens;
+    e->busy = u->busy;
+    e->updated_at = now_epoch();
+    index_changed(cx, r);
+    if (r->draining && r->drain_reply) {
+        for (size_t i = 0; i < r->n; i++)
+            if (r->entries[i]->busy && r->entries[i]->chat)
+                return;
+        rt_send(cx, rt_self(cx), rt_timeout_new(TAG_DRAIN)); /* everyone is done */
+    }
+}
+
+static void on_sethome(rt_ctx *cx, gw_router *r, gw_chat_sethome *h)
+{
+    adapter_ent *a = adapter_of(r, h->platform);
+    if (!a)
+        return;
+    rt_free(a->home);
+    a->home = rt_xstrdup(h->chat_id);
+    rt_free(a->home_name);
+    a->home_name = h->chat_name ? rt_xstrdup(h->chat_name) : NULL;
+    char buf[96];
+    const char *var = gw_home_var(h->platform, buf, sizeof(buf));
+    char *env = rt_xasprintf("%s/.env", r->sh->home);
+    gw_io_setenv(cx, r->sh->io, env, var, h->chat_id, 0, 0);
+    rt_free(env);
+    char *msg = rt_xasprintf("\xe2\x9c\x85 Home channel set to **%s** (ID: %s).\nCron jobs and "
+                             "cross-platform messages will be delivered here.",
+                             h->chat_name ? h->chat_name : h->chat_id, h->chat_id);
+    rt_send(cx, a->ref, gw_out_text_new(GW_OUT_TEXT, &h->to, msg, GW_TEXT_NOTICE));
+    rt_free(msg);
+    status_write(cx, r);
+}
+
+static void on_deliver(rt_ctx *cx, gw_router *r, gw_msg_deliver *d)
+{
+    gw_msg_delivered *res = RT_MSG_NEW(gw_msg_delivered, GW_MSG_DELIVERED);
+    res->tag = d->tag;
+    adapter_ent *a = adapter_of(r, d->platform);
+    const char *chat = d->chat_id ? d->chat_id : (a ? a->home : NULL);
+    if (!a) {
+        res->err = -ENOENT;
+        snprintf(res->errmsg, sizeof(res->errmsg), "platform '%s' is not connected",
+                 d->platform ? d->platform : "");
+    } else if (!chat) {
+        res->err = -EDESTADDRREQ;
+        snprintf(res->errmsg, sizeof(res->errmsg), "no home channel is set for %s", d->platform);
+    } else {
+        gw_target t = {.chat_id = (char *)chat, .thread_id = d->thread_id};
+        rt_send(cx, a->ref, gw_out_text_new(GW_OUT_TEXT, &t, d->text, GW_TEXT_NOTICE));
+        res->chat_id = rt_xstrdup(chat);
+    }
+    res->hdr.drop = gw__drop_delivered;
+    if (d->reply_to)
+        rt_send(cx, d->reply_to, &res->hdr);
+    else
+        rt_msg_free(&res->hdr);
+}
+
+/* ============================================================ shutdown */
+
+static void finish_drain(rt_ctx *cx, gw_router *r, bool timed_out)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        gw_entry *e = r->entries[i];
+        if (e->chat && e->busy)
+            rt_send_urgent(cx, e->chat,
+                           gw_chat_drain_new("\xe2\x9a\xa0\xef\xb8\x8f Gateway shutting down "
+                                             "\xe2\x80\x94 Your current task will be interrupted.",
+                                             AG_INT_SHUTDOWN));
+    }
+    r->state = "stopped";
+    r->drain_clean = !timed_out;
+    status_write(cx, r);
+    index_write(cx, r, rt_self(cx), IO_TAG_INDEX);
+    if (r->drain_clean) {
+        /* written after the index (the writer keeps order): its presence says both landed */
+        char *p = rt_xasprintf("%s/.clean_shutdown", r->sh->home);
+        gw_io_write(cx, r->sh->io, p, rt_xstrdup(""), 0, 0600, rt_self(cx), IO_TAG_CLEAN);
+        rt_free(p);
+    }
+}
+
+static void on_shutdown(rt_ctx *cx, gw_router *r, gw_shutdown *s)
+{
+    if (r->draining)
+        return;
+    r->draining = true;
+    r->drain_reply = s->reply_to;
+    r->drain_tag = s->tag;
+    r->state = "draining";
+    status_write(cx, r);
+    size_t running = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        gw_entry *e = r->entries[i];
+        if (!e->chat)
+            continue;
+        rt_send(cx, e->chat, gw_chat_drain_new(NULL, 0)); /* refuse new turns, finish this one */
+        running += e->busy;
+    }
+    if (!running)
+        finish_drain(cx, r, false);
+    else
+        rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_DRAIN + 100),
+                      s->drain_ms > 0 ? s->drain_ms : DRAIN_DEFAULT_S * 1000);
+}
+
+/* ============================================================== actor */
+
+static void on_timeout(rt_ctx *cx, gw_router *r, uint64_t tag)
+{
+    switch (tag) {
+    case TAG_INDEX:
+        r->index_timer = false;
+        if (r->index_dirty)
+            index_write(cx, r, 0, 0);
+        break;
+    case TAG_TICK:
+        if (!r->draining) {
+            status_write(cx, r);
+            rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_TICK), TICK_MS);
+        }
+        break;
+    case TAG_DRAIN: /* every turn finished */
+        if (r->drain_reply && strcmp(r->state, "draining") == 0)
+            finish_drain(cx, r, false);
+        break;
+    case TAG_DRAIN + 100: /* the drain timed out */
+        if (strcmp(r->state, "draining") == 0)
+            finish_drain(cx, r, true);
+        break;
+    default: break;
+    }
+}
+
+/* The file writer finished the index (and, after a clean drain, .clean_shutdown). */
+static void drain_step(rt_ctx *cx, gw_router *r, uint64_t io_tag)
+{
+    if (io_tag == IO_TAG_INDEX && r->drain_clean)
+        return; /* .clean_shutdown comes next */
+    if (r->drain_reply) {
+        rt_send(cx, r->drain_reply, rt_timeout_new(r->drain_tag));
+        r->drain_reply = 0;
+    }
+}
+
+static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    gw_router *r = *(gw_router **)state;
+    switch (m->type) {
+    case GW_MSG_EVENT: on_event(cx, r, (gw_msg_event *)m); break;
+    case GW_PAIR_ALLOWED: route(cx, r, (gw_msg_event *)m); break;
+    case GW_MSG_ADAPTER_UP: on_adapter_up(cx, r, (gw_msg_adapter *)m); break;
+    case GW_MSG_ADAPTER_DOWN: on_adapter_down(cx, r, (gw_msg_adapter *)m); break;
+    case GW_CHAT_UPDATE: on_chat_update(cx, r, (gw_chat_update *)m); break;
+    case GW_CHAT_SETHOME: on_sethome(cx, r, (gw_chat_sethome *)m); break;
+    case GW_MSG_DELIVER: on_deliver(cx, r, (gw_msg_deliver *)m); break;
+    case GW_MSG_SHUTDOWN: on_shutdown(cx, r, (gw_shutdown *)m); break;
+    case GW_IO_DONE: drain_step(cx, r, ((gw_io_done *)m)->tag); break;
+    case RT_MSG_TIMEOUT: on_timeout(cx, r, ((rt_msg_timeout *)m)->tag); break;
+    case RT_MSG_DOWN: {
+        rt_msg_down *d = (rt_msg_down *)m;
+        gw_entry *e = find_by_chat(r, d->ref);
+        if (e) {
+            e->chat = 0;
+            e->chat_mon = 0;
+            e->busy = false;
+            break;
+        }
+        for (size_t i = 0; i < r->nad; i++)
+            if (r->ad[i].ref == d->ref) {
+                adapter_gone(cx, r, i);
+                break;
+            }
+        break;
+    }
+    case RT_MSG_STOP:
+        if (r->index_dirty)
+            index_write(cx, r, 0, 0);
+        break;
+    default: break;
+    }
+}
+
+static void router_fini(void *state)
+{
+    gw_router *r = *(gw_router **)state;
+    for (size_t i = 0; i < r->n; i++)
+        gw_entry_free(r->entries[i]);
+    rt_free(r->entries);
+    rt_map_fini(&r->by_hash);
+    for (size_t i = 0; i < r->nad; i++) {
+        rt_free(r->ad[i].platform);
+        rt_free(r->ad[i].home);
+        rt_free(r->ad[i].home_name);
+    }
+    gw_auth_free(r->auth);
+    rt_free(r->index_path);
+    rt_free(r->status_path);
+    gw_shared_unref(r->sh);
+    rt_free(r);
+}
+
+static const rt_actor_type router_type = {"gateway", router_behave, router_fini,
+                                          sizeof(gw_router *)};
+
+/* ============================================================== start */
+
+static int fail(char *err, size_t len, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t len, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* sessions.json into r (a corrupt file is kept aside as sessions.json.corrupt). */
+static void load_index(gw_router *r)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = hm_read_file(r->index_path, 64u << 20, &text, &len);
+    if (rc) {
+        if (rc != -ENOENT)
+            RT_WARN("gateway", "cannot read %s: %s", r->index_path, rt_strerror(rc));
+        return;
+    }
+    gw_entry **v = NULL;
+    size_t n = 0;
+    char err[160];
+    if (gw_index_parse(text, &v, &n, err, sizeof(err)) != 0) {
+        char *aside = rt_xasprintf("%s.corrupt", r->index_path);
+        RT_ERROR("gateway", "%s: %s; moved aside to %s, starting with an empty index",
+                 r->index_path, err, aside);
+        (void)rename(r->index_path, aside);
+        rt_free(aside);
+    }
+    for (size_t i = 0; i < n; i++)
+        insert(r, v[i]);
+    rt_free(v);
+    rt_free(text);
+}
+
+/* Mark the entries whose last turn a crash left unanswered. */
+static void scan_unanswered(gw_router *r, const char *state_db)
+{
+    if (!state_db || access(state_db, F_OK) != 0 || !r->n)
+        return;
+    int err = 0;
+    char msg[256];
+    st_reader *rd = st_reader_open(state_db, &err, msg, sizeof(msg));
+    if (!rd) {
+        RT_WARN("gateway", "cannot scan state.db for unanswered messages: %s", msg);
+        return;
+    }
+    cJSON *ids = NULL;
+    if (st_read_unanswered(rd, now_epoch() - RECOVER_WINDOW_S, &ids) == 0) {
+        const cJSON *id;
+        size_t marked = 0;
+        cJSON_ArrayForEach(id, ids)
+        {
+            for (size_t i = 0; i < r->n; i++)
+                if (strcmp(r->entries[i]->session_id, id->valuestring) == 0) {
+                    r->entries[i]->unanswered = true;
+                    marked++;
+                }
+        }
+        if (marked)
+            RT_INFO("gateway",
+                    "%zu conversation(s) have a message the last run did not answer; "
+                    "answering once their platform is up",
+                    marked);
+    }
+    cJSON_Delete(ids);
+    st_reader_free(rd);
+}
+
+int gw_start(rt_ctx *cx, const gw_opts *o, rt_ref *out, char *err, size_t errlen)
+{
+    if (!o->spawn || !o->cfg || !o->home)
+        return fail(err, errlen, -EINVAL, "gateway: spawn, cfg and home are required");
+    gw_shared *sh = rt_xcalloc(1, sizeof(*sh));
+    atomic_init(&sh->refs, 1);
+    sh->cfg = hm_config_ref(o->cfg);
+    sh->home = rt_xstrdup(o->home);
+    sh->spawn = o->spawn;
+    sh->spawn_arg = o->spawn_arg;
+    sh->store = o->store;
+    sh->model = o->model ? rt_xstrdup(o->model) : NULL;
+    sh->provider = o->provider ? rt_xstrdup(o->provider) : NULL;
+    sh->base_url = o->base_url ? rt_xstrdup(o->base_url) : NULL;
+    sh->context_length = o->context_length;
+    sh->chat_idle_ms = o->chat_idle_ms > 0 ? o->chat_idle_ms : 10 * 60 * 1000;
+    sh->approval_timeout_ms = hm_config_int(o->cfg, "approvals.gateway_timeout") * 1000;
+    sh->group_per_user = hm_config_bool(o->cfg, "group_sessions_per_user");
+    sh->thread_per_user = hm_config_bool(o->cfg, "thread_sessions_per_user");
+    const char *sp = hm_config_env_str(o->cfg, "agent.system_prompt", NULL);
+    sh->personality_default = sp && *sp ? rt_xstrdup(sp) : NULL;
+    sh->io = gw_io_start(cx);
+
+    gw_router *r = rt_xcalloc(1, sizeof(*r));
+    r->sh = sh;
+    rt_map_init(&r->by_hash);
+    r->index_path = rt_xasprintf("%s/sessions/sessions.json", o->home);
+    r->status_path = rt_xasprintf("%s/gateway_state.json", o->home);
+    r->started_at = now_epoch();
+    r->state = "running";
+    load_index(r);
+    scan_unanswered(r, o->state_db);
+    char *clean = rt_xasprintf("%s/.clean_shutdown", o->home);
+    (void)unlink(clean); /* present only while we are stopped cleanly */
+    rt_free(clean);
+
+    r->auth = gw_auth_new(o->cfg);
+    if (!gw_auth_has_lists(r->auth))
+        RT_WARN("gateway", "No user allowlists configured. All unauthorized users will be "
+                           "denied. Set GATEWAY_ALLOWED_USERS or <PLATFORM>_ALLOWED_USERS, or "
+                           "approve users with `hermes pairing approve`.");
+    int perr = 0;
+    r->pairing = gw_pairing_start(cx, o->home, r->auth, &perr);
+    if (!r->pairing) {
+        router_fini(&r);
+        return fail(err, errlen, perr ? perr : -EIO,
+                    "gateway: cannot open the pairing store under %s/platforms/pairing: %s",
+                    o->home, rt_strerror(perr ? perr : -EIO));
+    }
+    rt_spawn_opts so = {.flags = RT_SPAWN_TRAP_EXIT, .name = GW_NAME};
+    rt_ref ref = rt_spawn(cx, &router_type, &r, &so);
+    if (!ref)
+        return fail(err, errlen, -EEXIST, "gateway: another gateway actor is running");
+    rt_send(cx, ref, rt_timeout_new(TAG_TICK));
+    *out = ref;
+    return 0;
+}
+
+rt_msg *gw_shutdown_new(rt_ref reply_to, uint64_t tag, int64_t drain_ms)
+{
+    gw_shutdown *s = RT_MSG_NEW(gw_shutdown, GW_MSG_SHUTDOWN);
+    s->reply_to = reply_to;
+    s->tag = tag;
+    s->drain_ms = drain_ms;
+    return &s->hdr;
+}
