@@ -36,6 +36,22 @@
 
 #define TOOL_RESULT_MAX_CHARS 100000
 
+/* What delegate_task asks of the host for one subagent (tools/delegate). */
+typedef struct tool_child_req {
+    const char *goal;         /* the task (the child's first message, sent by the caller) */
+    const char *instructions; /* the child's ephemeral system prompt (task, context, how to
+                                 report back) */
+    const char *const *tools; /* the child's tool names (blocked ones already removed) */
+    const char *model;        /* override, or NULL: the parent's */
+    int max_iterations;       /* > 0 */
+    int depth;                /* the child's delegate_depth (parent + 1) */
+    const struct tool_env *parent;
+} tool_child_req;
+
+/* Spawn a subagent session (an ag_session; the caller sends it the goal with itself as the
+ * sink): returns its ref, or 0. Called inside the delegate_task call's actor. */
+typedef rt_ref (*tool_spawn_child_fn)(rt_ctx *cx, const tool_child_req *req, void *arg);
+
 /*
  * What a tool may know about the session that called it. Immutable once created and
  * shared by reference count between the session and its running calls.
@@ -57,6 +73,12 @@ typedef struct tool_env {
     rt_ref session;           /* the session actor */
     rt_ref store;             /* the state store actor, 0 if none */
     rt_ref memory;            /* the memory actor, 0 if none */
+    tool_spawn_child_fn spawn_child; /* subagents (delegate_task); NULL: not available */
+    void *spawn_arg;
+    int max_children;      /* delegation.max_concurrent_children (3) */
+    int max_tasks;         /* delegation.max_tasks: tasks one call may carry (3) */
+    int child_iterations;  /* delegation.max_iterations (25) */
+    char **child_toolsets; /* delegation.default_toolsets, NULL-terminated, or NULL */
 } tool_env;
 
 tool_env *tool_env_new(void);

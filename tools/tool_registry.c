@@ -335,6 +335,9 @@ void tool_env_unref(tool_env *e)
     for (char **t = e->command_allowlist; t && *t; t++)
         rt_free(*t);
     rt_free(e->command_allowlist);
+    for (char **t = e->child_toolsets; t && *t; t++)
+        rt_free(*t);
+    rt_free(e->child_toolsets);
     rt_free(e);
 }
 

@@ -89,6 +89,7 @@ static char *preview_of(const ag_call *c)
 static void progress(rt_ctx *cx, ag_session *s, const char *tool, char *preview)
 {
     ag_msg_progress *p = RT_MSG_NEW(ag_msg_progress, AG_MSG_PROGRESS);
+    p->from = rt_self(cx);
     p->turn = s->turn;
     p->tool = rt_xstrdup(tool);
     p->preview = preview;
@@ -265,6 +266,7 @@ void ag__on_tool_ask(rt_ctx *cx, ag_session *s, tool_msg_ask *q)
     rt_map_put(&s->asks, a->id, a);
 
     ag_msg_ask *m = RT_MSG_NEW(ag_msg_ask, AG_MSG_ASK);
+    m->from = rt_self(cx);
     m->turn = s->turn;
     m->ask_id = a->id;
     m->kind = q->kind;

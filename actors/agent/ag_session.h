@@ -80,6 +80,7 @@ typedef struct ag_msg_delta {
 typedef struct ag_msg_progress {
     rt_msg hdr;
     uint64_t turn;
+    rt_ref from;   /* the session (a sink serving several sessions tells them apart) */
     char *tool;    /* owned: tool name */
     char *preview; /* owned: a short summary of the arguments, or a tool's progress line */
 } ag_msg_progress;
@@ -93,6 +94,7 @@ typedef struct ag_msg_status {
 typedef struct ag_msg_ask {
     rt_msg hdr;
     uint64_t turn;
+    rt_ref from;        /* the session that asks */
     uint64_t ask_id;    /* to echo in AG_MSG_ANSWER */
     int kind;           /* TOOL_ASK_APPROVAL / _CLARIFY / _SUDO */
     char *text;         /* owned: the command or the question */

@@ -361,6 +361,8 @@ const hm_key hm_schema[] = {
     /* tools */
     K("delegation", MAP, 0, 0, 0, 0, "delegate_task subagents"),
     K("delegation.max_iterations", INT, "25", 0, 0, 0, "tool-calling turns per subagent"),
+    K("delegation.max_concurrent_children", INT, "3", 0, CPT, 0,
+      "subagents one delegate_task call may run at once (newer Hermes)"),
     K("delegation.default_toolsets", LIST, "[terminal, file, web]", 0, 0, 0,
       "toolsets of subagents"),
     K("delegation.model", STR, "", 0, 0, 0, "subagent model (empty = the parent's)"),

@@ -321,7 +321,56 @@ tool_env *hm_host_tool_env(hm_host *h, const char *platform, const char *cwd, bo
     allow[n] = NULL;
     e->command_allowlist = copy_list(allow);
     e->store = h->store.writer;
+    e->spawn_child = hm_host_spawn_child;
+    e->spawn_arg = h;
+    int64_t mc = hm_config_int(h->cfg, "delegation.max_concurrent_children");
+    e->max_children = mc > 0 ? (int)(mc > 1000 ? 1000 : mc) : 3;
+    int64_t mi = hm_config_int(h->cfg, "delegation.max_iterations");
+    e->child_iterations = mi > 0 ? (int)mi : 25;
+    const char *sets[32];
+    size_t ns = hm_config_list(h->cfg, "delegation.default_toolsets", sets, 31);
+    if (ns) {
+        sets[ns < 31 ? ns : 31] = NULL;
+        e->child_toolsets = copy_list(sets);
+    }
     return e;
+}
+
+rt_ref hm_host_spawn_child(rt_ctx *cx, const tool_child_req *req, void *arg)
+{
+    hm_host *h = arg;
+    const tool_env *parent = req->parent;
+    tool_env *env =
+        hm_host_tool_env(h, parent->platform ? parent->platform : "cli", parent->cwd, false);
+    env->delegate_depth = req->depth;
+    env->session_key = dupn(parent->session_key);
+    char *id = ag_new_session_id();
+    env->session_id = rt_xstrdup(id);
+    env->task_id = rt_xasprintf("subagent-%s", id); /* its own terminal */
+    size_t n = 0;
+    while (req->tools && req->tools[n])
+        n++;
+    env->enabled_tools = rt_xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        env->enabled_tools[i] = rt_xstrdup(req->tools[i]);
+    ag_session_opts o;
+    hm_host_session_opts(h, &o);
+    o.session_id = id;
+    o.source = env->platform;
+    if (req->model)
+        o.model = req->model;
+    o.ephemeral = req->instructions;
+    o.max_iterations = req->max_iterations;
+    o.skip_memory = true;
+    o.skip_context_files = true;
+    o.stream = false;
+    o.env = env;
+    o.tools = req->tools;
+    o.approval_timeout_ms = hm_config_int(h->cfg, "approvals.gateway_timeout") * 1000;
+    rt_ref ref = ag_session_spawn(cx, &o, NULL);
+    tool_env_unref(env);
+    rt_free(id);
+    return ref;
 }
 
 void hm_host_session_opts(hm_host *h, ag_session_opts *o)

@@ -88,4 +88,8 @@ void hm_host_session_opts(hm_host *h, ag_session_opts *o);
  * the platform's tools, in MESSAGING_CWD (default: the home directory). Any worker. */
 rt_ref hm_host_spawn_session(rt_ctx *cx, const gw_session_req *req, void *arg);
 
+/* The tool_env's spawn_child (delegate_task): a subagent session with the parent's platform
+ * and working directory, the given tools, no memory or context files (arg: the hm_host). */
+rt_ref hm_host_spawn_child(rt_ctx *cx, const tool_child_req *req, void *arg);
+
 #endif /* HM_HOST_H */
