@@ -16,6 +16,7 @@
  */
 #include "cli.h"
 
+#include "api_server.h"
 #include "gw.h"
 #include "hm_config.h"
 #include "hm_env.h"
@@ -47,19 +48,52 @@ extern char **environ;
 
 #define UNIT_NAME "hermes-gateway"
 
-/* Adapters link themselves in: each provides a start function the gateway calls when its
- * platform is enabled (weak, so the gateway runs with whatever adapters are built). */
-typedef struct gw_adapter_host {
-    rt_ctx *cx;
-    hm_host *host;
-    rt_ref gateway;
-} gw_adapter_host;
-int api_server_adapter_start(const gw_adapter_host *h, rt_ref *out, char *err, size_t errlen)
-    __attribute__((weak));
-int matrix_adapter_start(const gw_adapter_host *h, rt_ref *out, char *err, size_t errlen)
-    __attribute__((weak));
-int mattermost_adapter_start(const gw_adapter_host *h, rt_ref *out, char *err, size_t errlen)
-    __attribute__((weak));
+/* ================================================================ adapters */
+
+/* One running platform adapter and how to stop it. */
+typedef struct adapter_run {
+    const char *platform;
+    api_server *api; /* the API server (stopped from this thread, before the lws service) */
+} adapter_run;
+
+/* Start every enabled adapter. Returns how many failed to start (each logged). */
+static int start_adapters(hm_host *h, adapter_run *runs, size_t max, size_t *n)
+{
+    rt_ctx *cx = rt_ctx_external(h->rt);
+    int failures = 0;
+    *n = 0;
+    char err[512] = "";
+    api_server_opts ao;
+    int on = api_server_opts_from_config(h->cfg, &ao, err, sizeof(err));
+    if (on < 0) {
+        RT_ERROR("gateway", "api_server: %s", err);
+        failures++;
+    } else if (on == 1 && *n < max) {
+        ao.lws = h->lws;
+        ao.reactor = h->reactor;
+        api_server *srv = NULL;
+        int rc = api_server_start(cx, &ao, &srv, err, sizeof(err));
+        if (rc) {
+            RT_ERROR("gateway", "api_server: %s", err);
+            failures++;
+        } else {
+            RT_INFO("gateway", "API server listening on %s:%d", ao.host ? ao.host : "127.0.0.1",
+                    api_server_port(srv));
+            runs[(*n)++] = (adapter_run){.platform = "api_server", .api = srv};
+        }
+    }
+    if (on >= 0)
+        api_server_opts_fini(&ao);
+    return failures;
+}
+
+static void stop_adapters(hm_host *h, adapter_run *runs, size_t n, int64_t grace_ms)
+{
+    rt_ctx *cx = rt_ctx_external(h->rt);
+    for (size_t i = 0; i < n; i++)
+        if (runs[i].api)
+            api_server_stop(cx, runs[i].api, grace_ms);
+}
 
 /* =========================================================== pid and lock */
 
@@ -249,40 +283,6 @@ static void controller_behave(rt_ctx *cx, void *state, rt_msg *m)
 static const rt_actor_type controller_type = {"gateway.controller", controller_behave, NULL,
                                               sizeof(run_state *)};
 
-typedef struct adapter_def {
-    const char *platform;
-    int (*start)(const gw_adapter_host *, rt_ref *, char *, size_t);
-} adapter_def;
-
-static int start_adapters(hm_host *h, rt_ref gateway, rt_ref *refs, size_t max, size_t *n)
-{
-    adapter_def defs[] = {
-        {"api_server", api_server_adapter_start},
-        {"matrix", matrix_adapter_start},
-        {"mattermost", mattermost_adapter_start},
-    };
-    gw_adapter_host ah = {.cx = rt_ctx_external(h->rt), .host = h, .gateway = gateway};
-    *n = 0;
-    int failures = 0;
-    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]) && *n < max; i++) {
-        if (!defs[i].start)
-            continue;
-        rt_ref ref = 0;
-        char err[512] = "";
-        int rc = defs[i].start(&ah, &ref, err, sizeof(err));
-        if (rc == -ENOENT)
-            continue; /* not enabled */
-        if (rc) {
-            RT_ERROR("gateway", "%s: %s", defs[i].platform, err[0] ? err : rt_strerror(rc));
-            failures++;
-            continue;
-        }
-        refs[(*n)++] = ref;
-        RT_INFO("gateway", "%s adapter started", defs[i].platform);
-    }
-    return failures;
-}
-
 static void run_usage(void)
 {
     fprintf(stderr, "usage: hermes gateway [run] [--replace] [-v|-q] [--workers N]\n");
@@ -370,9 +370,9 @@ static int gateway_run(int argc, char **argv)
         return 1;
     }
 
-    rt_ref adapters[16];
+    adapter_run adapters[16];
     size_t nadapters = 0;
-    int failures = start_adapters(h, gateway, adapters, 16, &nadapters);
+    int failures = start_adapters(h, adapters, 16, &nadapters);
     if (!nadapters && failures) {
         cli_err("no messaging platform could start (see the errors above)");
         hm_host_stop(h);
@@ -402,8 +402,8 @@ static int gateway_run(int argc, char **argv)
         pthread_cond_wait(&rs.cond, &rs.lock);
     pthread_mutex_unlock(&rs.lock);
 
-    for (size_t i = 0; i < nadapters; i++)
-        rt_stop(cx, adapters[i], RT_EXIT_NORMAL);
+    stop_adapters(h, adapters, nadapters, 5000);
+    (void)rt_wait_quiescent(h->rt, 10000);
     rt_stop(cx, gateway, RT_EXIT_NORMAL);
     hm_host_stop(h);
     remove_pid_file(home);

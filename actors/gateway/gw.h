@@ -33,6 +33,7 @@ enum {
     GW_MSG_EVENT = RT_MSG_TYPE(RT_MSG_MODULE_GW, 1),        /* gw_msg_event */
     GW_MSG_ADAPTER_UP = RT_MSG_TYPE(RT_MSG_MODULE_GW, 2),   /* gw_msg_adapter */
     GW_MSG_ADAPTER_DOWN = RT_MSG_TYPE(RT_MSG_MODULE_GW, 3), /* gw_msg_adapter */
+    GW_MSG_CANCEL = RT_MSG_TYPE(RT_MSG_MODULE_GW, 20),      /* gw_msg_cancel */
     /* gateway → adapters */
     GW_OUT_TEXT = RT_MSG_TYPE(RT_MSG_MODULE_GW, 16),     /* gw_out_text */
     GW_OUT_DELTA = RT_MSG_TYPE(RT_MSG_MODULE_GW, 17),    /* gw_out_text (adapters that stream) */
@@ -90,6 +91,21 @@ typedef struct gw_msg_event {
                         used when the session is new (the API server without a session
                         header), or NULL */
 } gw_msg_event;
+
+/*
+ * An adapter withdraws an event it sent (its client went away: the API server's request).
+ * The gateway drops the event if it is still waiting, or interrupts the turn answering it;
+ * either way the event gets its one GW_OUT_TURN_END, outcome GW_OUTCOME_CANCELLED, addressed
+ * to `to`. Unknown requests are ignored.
+ */
+#define GW_HAVE_CANCEL 1
+typedef struct gw_msg_cancel {
+    rt_msg hdr;
+    char *platform;   /* the event's platform */
+    gw_target to;     /* the event's reply target (chat_id and request identify it) */
+    char *session_id; /* the event's session_id, or NULL */
+    rt_ref adapter;   /* the adapter that sent the event */
+} gw_msg_cancel;
 
 /* What an adapter can do; sent once with GW_MSG_ADAPTER_UP. */
 typedef struct gw_caps {
@@ -164,6 +180,8 @@ void gw_target_fini(gw_target *t);
 rt_msg *gw_adapter_up_new(const char *platform, rt_ref ref, const gw_caps *caps,
                           const char *home_channel);
 rt_msg *gw_adapter_down_new(const char *platform, rt_ref ref);
+rt_msg *gw_cancel_new(const char *platform, const gw_target *to, const char *session_id,
+                      rt_ref adapter);
 rt_msg *gw_out_text_new(uint32_t type, const gw_target *to, const char *text, int kind);
 rt_msg *gw_out_progress_new(const gw_target *to, const char *line, const char *tool,
                             const char *emoji, const char *label);

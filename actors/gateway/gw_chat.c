@@ -101,6 +101,9 @@ typedef struct gw_chat {
     pend_ask *asks; /* approvals and questions waiting for the user, oldest first */
     size_t nasks, asks_cap;
 
+    uint64_t cancelled[16]; /* requests withdrawn before their event arrived (a ring) */
+    unsigned ncancelled;
+
     uint64_t ctl_tag; /* the control request in flight (undo/retry/usage) */
     gw_target ctl_to;
 
@@ -462,8 +465,22 @@ static const char *sender_of(const gw_chat *c, const gw_msg_event *ev)
     return s->user_name ? s->user_name : s->user_id;
 }
 
+static bool was_cancelled(gw_chat *c, uint64_t request)
+{
+    for (unsigned i = 0; request && i < RT_ARRAY_LEN(c->cancelled); i++)
+        if (c->cancelled[i] == request) {
+            c->cancelled[i] = 0;
+            return true;
+        }
+    return false;
+}
+
 static void deliver(rt_ctx *cx, gw_chat *c, gw_msg_event *ev, bool queue)
 {
+    if (c->caps.api && was_cancelled(c, ev->reply.request)) {
+        turn_end(cx, c, &ev->reply, GW_OUTCOME_CANCELLED, NULL);
+        return;
+    }
     if (c->caps.api && busy(c)) {
         if (c->napiq == c->apiq_cap) {
             c->apiq_cap = c->apiq_cap ? c->apiq_cap * 2 : 4;
@@ -1118,6 +1135,30 @@ static void on_drain(rt_ctx *cx, gw_chat *c, gw_chat_drain *d)
         rt_interrupt(cx, c->session, d->code);
 }
 
+/* An adapter withdrew a request (GW_MSG_CANCEL): drop it if it waits, stop it if it runs. */
+static void on_cancel(rt_ctx *cx, gw_chat *c, gw_msg_cancel *m)
+{
+    uint64_t req = m->to.request;
+    for (size_t i = 0; i < c->napiq; i++) {
+        gw_msg_event *ev = c->apiq[i];
+        if (ev->reply.request != req)
+            continue;
+        turn_end(cx, c, &ev->reply, GW_OUTCOME_CANCELLED, NULL);
+        rt_msg_free(&ev->hdr);
+        memmove(c->apiq + i, c->apiq + i + 1, (c->napiq - i - 1) * sizeof(*c->apiq));
+        c->napiq--;
+        return;
+    }
+    for (size_t i = 0; i < c->ntargets; i++) {
+        if (c->targets[i].t.request != req || c->targets[i].input_id <= c->answered)
+            continue;
+        if (c->session)
+            rt_interrupt(cx, c->session, AG_INT_STOP); /* its DONE ends the turn: cancelled */
+        return;
+    }
+    c->cancelled[c->ncancelled++ % RT_ARRAY_LEN(c->cancelled)] = req;
+}
+
 static void on_session_down(rt_ctx *cx, gw_chat *c, rt_msg_down *d)
 {
     if (d->ref != c->session)
@@ -1165,6 +1206,7 @@ static void chat_behave(rt_ctx *cx, void *state, rt_msg *m)
     case GW_CHAT_RESET: on_reset(cx, c, (gw_chat_reset *)m); break;
     case GW_CHAT_RECOVER: on_recover(cx, c); break;
     case GW_CHAT_DRAIN: on_drain(cx, c, (gw_chat_drain *)m); break;
+    case GW_MSG_CANCEL: on_cancel(cx, c, (gw_msg_cancel *)m); break;
     case RT_MSG_TIMEOUT: {
         uint64_t tag = ((rt_msg_timeout *)m)->tag;
         if (tag == TAG_PROGRESS_FLUSH) {

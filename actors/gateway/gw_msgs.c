@@ -226,3 +226,23 @@ void gw__drop_delivered(rt_msg *m)
 {
     rt_free(((gw_msg_delivered *)m)->chat_id);
 }
+
+static void drop_cancel(rt_msg *m)
+{
+    gw_msg_cancel *c = (gw_msg_cancel *)m;
+    rt_free(c->platform);
+    rt_free(c->session_id);
+    gw_target_fini(&c->to);
+}
+
+rt_msg *gw_cancel_new(const char *platform, const gw_target *to, const char *session_id,
+                      rt_ref adapter)
+{
+    gw_msg_cancel *c = RT_MSG_NEW(gw_msg_cancel, GW_MSG_CANCEL);
+    c->platform = dupn(platform);
+    gw_target_copy(&c->to, to);
+    c->session_id = dupn(session_id);
+    c->adapter = adapter;
+    c->hdr.drop = drop_cancel;
+    return &c->hdr;
+}

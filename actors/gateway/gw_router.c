@@ -468,6 +468,16 @@ static void on_event(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
     route(cx, r, ev);
 }
 
+static void on_cancel(rt_ctx *cx, gw_router *r, gw_msg_cancel *m)
+{
+    gw_source src = {.platform = m->platform, .chat_type = "dm", .chat_id = m->to.chat_id};
+    char *key = gw_session_key(&src, r->sh->group_per_user, r->sh->thread_per_user);
+    gw_entry *e = find(r, key);
+    rt_free(key);
+    if (e && e->chat) /* urgent: ahead of whatever the chat still has queued */
+        rt_send_urgent(cx, e->chat, gw_cancel_new(m->platform, &m->to, m->session_id, m->adapter));
+}
+
 static void on_chat_update(rt_ctx *cx, gw_router *r, gw_chat_update *u)
 {
     gw_entry *e = find(r, u->key);
@@ -640,6 +650,7 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
     case GW_CHAT_UPDATE: on_chat_update(cx, r, (gw_chat_update *)m); break;
     case GW_CHAT_SETHOME: on_sethome(cx, r, (gw_chat_sethome *)m); break;
     case GW_MSG_DELIVER: on_deliver(cx, r, (gw_msg_deliver *)m); break;
+    case GW_MSG_CANCEL: on_cancel(cx, r, (gw_msg_cancel *)m); break;
     case GW_MSG_SHUTDOWN: on_shutdown(cx, r, (gw_shutdown *)m); break;
     case GW_IO_DONE: drain_step(cx, r, ((gw_io_done *)m)->tag); break;
     case RT_MSG_TIMEOUT: on_timeout(cx, r, ((rt_msg_timeout *)m)->tag); break;

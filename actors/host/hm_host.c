@@ -4,6 +4,7 @@
 #include "hm_host.h"
 
 #include "hm_files.h"
+#include "proxy.h"
 #include "rt_alloc.h"
 #include "rt_http.h"
 #include "rt_log.h"
@@ -390,6 +391,13 @@ void hm_host_session_opts(hm_host *h, ag_session_opts *o)
 rt_ref hm_host_spawn_session(rt_ctx *cx, const gw_session_req *req, void *arg)
 {
     hm_host *h = arg;
+    proxy_opts po;
+    if (proxy_opts_from_config(h->cfg, &po) == 1) {
+        /* proxy mode (gateway.md §10.5): the turn runs on the remote Hermes */
+        po.session_id = req->session_id;
+        po.context = req->ephemeral;
+        return proxy_session_spawn(cx, &po, NULL);
+    }
     const char *cwd = hm_config_getenv(h->cfg, "MESSAGING_CWD", NULL);
     if (!cwd || !*cwd)
         cwd = getenv("HOME");

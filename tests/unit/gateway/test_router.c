@@ -195,6 +195,7 @@ typedef struct out {
     char chat[128];
     char text[2048];
     char session[96];
+    uint64_t request;
 } out;
 
 static out outs[256];
@@ -217,6 +218,7 @@ static void adapter_behave(rt_ctx *cx, void *state, rt_msg *m)
         } else if (m->type == GW_OUT_TURN_END) {
             gw_out_turn_end *e = (gw_out_turn_end *)m;
             o->outcome = e->outcome;
+            o->request = e->to.request;
             snprintf(o->chat, sizeof(o->chat), "%s", e->to.chat_id ? e->to.chat_id : "");
             snprintf(o->session, sizeof(o->session), "%s", e->session_id ? e->session_id : "");
             nouts++;
@@ -723,5 +725,50 @@ TEST(shutdown_drains_and_marks_a_clean_stop)
     ASSERT_OK(access(path, F_OK));
     msg_in(&F, "dm", "dm-alice", "alice", NULL, "late");
     wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-alice", "Gateway is shutting down", 0);
+    stop_gateway(&F);
+}
+
+/* An API adapter: requests on one session wait for each other; a withdrawn one ends
+ * cancelled whether it was waiting or running. */
+TEST(api_requests_queue_and_cancel)
+{
+    start_gateway(&F, true);
+    rt_ref api = rt_spawn(F.cx, &adapter_type, NULL, NULL);
+    gw_caps caps = {.api = true, .streams = true, .progress = true};
+    rt_send(F.cx, F.gateway, gw_adapter_up_new("api_server", api, &caps, NULL));
+    scripts[nscripts++] = (script){.content = "slow one", .delay_ms = 5000};
+    for (uint64_t req = 1; req <= 3; req++) {
+        char text[16];
+        snprintf(text, sizeof(text), "q%llu", (unsigned long long)req);
+        gw_msg_event *e = gw_event_new("api_server", "dm", "sess-a", "api", text);
+        e->session_id = rt_xstrdup("sess-a");
+        e->internal = true;
+        e->reply.request = req;
+        e->adapter = api;
+        rt_send(F.cx, F.gateway, &e->hdr);
+        if (req == 1)
+            wait_requests(1);
+    }
+    /* withdraw the waiting second one, then the running first one */
+    gw_target t2 = {.chat_id = "sess-a", .request = 2};
+    rt_send(F.cx, F.gateway, gw_cancel_new("api_server", &t2, "sess-a", api));
+    int i = wait_out(GW_OUT_TURN_END, -1, "sess-a", NULL, 0);
+    ASSERT_EQ(2, (int)outs[i].request);
+    ASSERT_EQ(GW_OUTCOME_CANCELLED, outs[i].outcome);
+    gw_target t1 = {.chat_id = "sess-a", .request = 1};
+    rt_send(F.cx, F.gateway, gw_cancel_new("api_server", &t1, "sess-a", api));
+    i = wait_out(GW_OUT_TURN_END, -1, "sess-a", NULL, 1);
+    ASSERT_EQ(1, (int)outs[i].request);
+    ASSERT_EQ(GW_OUTCOME_CANCELLED, outs[i].outcome);
+    /* the third runs after them, alone, and is answered */
+    i = wait_out(GW_OUT_TURN_END, -1, "sess-a", NULL, 2);
+    ASSERT_EQ(3, (int)outs[i].request);
+    ASSERT_EQ(GW_OUTCOME_SUCCESS, outs[i].outcome);
+    i = wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "sess-a", NULL, 0);
+    ASSERT_STR_EQ("echo: q3", out_text(i));
+    ASSERT_EQ(1, count_out(GW_OUT_TEXT, GW_TEXT_REPLY, "sess-a"));
+    /* a cancel for something unknown is ignored */
+    gw_target t9 = {.chat_id = "sess-a", .request = 99};
+    rt_send(F.cx, F.gateway, gw_cancel_new("api_server", &t9, "sess-a", api));
     stop_gateway(&F);
 }
