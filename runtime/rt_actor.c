@@ -167,8 +167,12 @@ bool rt__ext_enter(rt_ctx *cx)
 
 void rt__ext_leave(rt_ctx *cx, bool entered)
 {
-    if (entered && --tl_rcu_depth == 0)
+    if (entered && --tl_rcu_depth == 0) {
+        /* An external thread's last look at an actor happens before that actor is freed:
+         * grace_cb acquires rcu_hb after the grace period (TSan cannot see RCU's ordering). */
+        RT_TSAN_RELEASE(&cx->rt->rcu_hb);
         urcu_qsbr_thread_offline();
+    }
 }
 
 /* ================================================================== registry */
