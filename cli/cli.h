@@ -27,5 +27,7 @@ int cli_chat(int argc, char **argv);
 int cli_config(int argc, char **argv);
 int cli_gateway(int argc, char **argv);
 int cli_pairing(int argc, char **argv);
+int cli_status(int argc, char **argv);
+int cli_doctor(int argc, char **argv);
 
 #endif /* CLI_H */

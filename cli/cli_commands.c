@@ -9,6 +9,8 @@ const cli_cmd cli_commands[] = {
     {"chat", "talk to the agent: hermes chat -q \"question\"", cli_chat},
     {"version", "print the version", cli_version},
     {"config", "show or change settings", cli_config},
+    {"status", "what is configured: provider, platforms, gateway", cli_status},
+    {"doctor", "check the installation and configuration", cli_doctor},
     {"pairing", "approve or revoke users who asked to talk to the bot", cli_pairing},
     {"gateway", "run the messaging gateway: hermes gateway [run|status|install|start|stop]",
      cli_gateway},

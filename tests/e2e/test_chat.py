@@ -95,3 +95,24 @@ def test_usage_errors(hermes_bin, home):
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 2
     assert "usage" in (r.stderr + r.stdout).lower()
+
+
+def test_status_and_doctor(hermes_bin, llm, home):
+    r = subprocess.run([hermes_bin, "doctor"], env=hermes_env(home), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1, r.stdout
+    assert "no provider is configured" in r.stdout
+    r = subprocess.run([hermes_bin, "doctor"], env=hermes_env(home, llm), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+    assert "reachable (HTTP 200)" in r.stdout
+    (home / "config.yaml").write_text("agent:\n  max_turns: [not, a, number]\n")
+    r = subprocess.run([hermes_bin, "doctor"], env=hermes_env(home, llm), capture_output=True,
+                       text=True, timeout=60)
+    assert "config.yaml:2" in r.stdout
+    r = subprocess.run([hermes_bin, "status"], env=hermes_env(home, llm), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0
+    assert "Provider:      custom" in r.stdout
+    assert "sk-test-key-123456" not in r.stdout
+    assert "sk-t...3456" in r.stdout
