@@ -102,6 +102,8 @@ def test_answer_streaming_and_persistence(gateway, llm, home):
     assert reply["choices"][0]["message"]["content"] == "echo: hello gateway"
     sid = headers["X-Hermes-Session-Id"]
     assert sid.startswith("api-")
+    # the answer's row is committed in the store's next group commit, right after the reply
+    _wait_for(lambda: len(rows(home, sid)) == 2, what="the answer in state.db")
     assert rows(home, sid) == [("user", "hello gateway"), ("assistant", "echo: hello gateway")]
 
     body = dict(user_says("stream this"), stream=True)
@@ -123,7 +125,7 @@ def test_session_header_continues_the_conversation(gateway, llm, home):
     assert headers["X-Hermes-Session-Id"] == "my-session-1"
     sent = [m["content"] for m in llm.requests()[-1]["body"]["messages"] if m["role"] == "user"]
     assert sent == ["my name is Ada", "what is my name?"]
-    assert len(rows(home, "my-session-1")) == 4
+    _wait_for(lambda: len(rows(home, "my-session-1")) == 4, what="the answers in state.db")
 
 
 def test_two_requests_on_one_session_are_served_in_order(gateway, llm, home):
@@ -228,7 +230,8 @@ def test_a_proxy_chain_of_two_gateways(hermes_bin, llm, tmp_path):
         assert json.loads(body)["choices"][0]["message"]["content"] == "echo: through the chain"
         # the host ran the agent (its model saw the text); the thin side called no model
         assert llm.requests()[-1]["body"]["messages"][-1]["content"] == "through the chain"
-        assert rows(host_home, "chain-1")[-1] == ("assistant", "echo: through the chain")
+        _wait_for(lambda: rows(host_home, "chain-1")[-1:] ==
+                  [("assistant", "echo: through the chain")], what="the host's state.db")
         code, _, body = thin.request(dict(user_says("and streamed"), stream=True), h)
         assert code == 200
         assert "echo: " in body and "data: [DONE]" in body
