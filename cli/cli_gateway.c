@@ -16,7 +16,7 @@
  */
 #include "cli.h"
 
-#include "api_server.h"
+#include "gw_adapter.h"
 #include "gw.h"
 #include "hm_config.h"
 #include "hm_env.h"
@@ -52,47 +52,41 @@ extern char **environ;
 
 /* One running platform adapter and how to stop it. */
 typedef struct adapter_run {
-    const char *platform;
-    api_server *api; /* the API server (stopped from this thread, before the lws service) */
+    const gw_adapter_def *def;
+    void *handle;
 } adapter_run;
 
-/* Start every enabled adapter. Returns how many failed to start (each logged). */
-static int start_adapters(hm_host *h, adapter_run *runs, size_t max, size_t *n)
+/* Start every enabled adapter (gw_adapters[], generated from the folders under adapters/).
+ * Returns how many failed to start (each logged). */
+static int start_adapters(hm_host *h, rt_ref gateway, adapter_run *runs, size_t max, size_t *n)
 {
     rt_ctx *cx = rt_ctx_external(h->rt);
+    gw_adapter_env env = {
+        .cfg = h->cfg, .home = h->home, .gateway = gateway, .reactor = h->reactor, .lws = h->lws};
     int failures = 0;
     *n = 0;
-    char err[512] = "";
-    api_server_opts ao;
-    int on = api_server_opts_from_config(h->cfg, &ao, err, sizeof(err));
-    if (on < 0) {
-        RT_ERROR("gateway", "api_server: %s", err);
-        failures++;
-    } else if (on == 1 && *n < max) {
-        ao.lws = h->lws;
-        ao.reactor = h->reactor;
-        api_server *srv = NULL;
-        int rc = api_server_start(cx, &ao, &srv, err, sizeof(err));
-        if (rc) {
-            RT_ERROR("gateway", "api_server: %s", err);
+    for (size_t i = 0; gw_adapters[i] && *n < max; i++) {
+        const gw_adapter_def *d = gw_adapters[i];
+        char err[512] = "";
+        void *handle = NULL;
+        int rc = d->start(cx, &env, &handle, err, sizeof(err));
+        if (rc < 0) {
+            RT_ERROR("gateway", "%s: %s", d->platform, err[0] ? err : rt_strerror(rc));
             failures++;
-        } else {
-            RT_INFO("gateway", "API server listening on %s:%d", ao.host ? ao.host : "127.0.0.1",
-                    api_server_port(srv));
-            runs[(*n)++] = (adapter_run){.platform = "api_server", .api = srv};
+        } else if (rc == 1) {
+            RT_INFO("gateway", "platform %s started", d->platform);
+            runs[(*n)++] = (adapter_run){.def = d, .handle = handle};
         }
     }
-    if (on >= 0)
-        api_server_opts_fini(&ao);
     return failures;
 }
 
+/* Stop them in reverse order of starting. */
 static void stop_adapters(hm_host *h, adapter_run *runs, size_t n, int64_t grace_ms)
 {
     rt_ctx *cx = rt_ctx_external(h->rt);
-    for (size_t i = 0; i < n; i++)
-        if (runs[i].api)
-            api_server_stop(cx, runs[i].api, grace_ms);
+    while (n--)
+        runs[n].def->stop(cx, runs[n].handle, grace_ms);
 }
 
 /* =========================================================== pid and lock */
@@ -372,7 +366,7 @@ static int gateway_run(int argc, char **argv)
 
     adapter_run adapters[16];
     size_t nadapters = 0;
-    int failures = start_adapters(h, adapters, 16, &nadapters);
+    int failures = start_adapters(h, gateway, adapters, 16, &nadapters);
     if (!nadapters && failures) {
         cli_err("no messaging platform could start (see the errors above)");
         hm_host_stop(h);
