@@ -5,8 +5,12 @@
 #include "rt_alloc.h"
 #include "rt_util.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ========================================================== sink messages */
 
@@ -74,15 +78,30 @@ void ag__send_status(rt_ctx *cx, ag_session *s, const char *text)
 
 char *ag_new_session_id(void)
 {
+    /* The original's shape, YYYYMMDD_HHMMSS_<6 hex>. Random suffixes collide within a second
+     * under load (birthday bound: 1000 new sessions a second collide 3% of seconds), so this
+     * process counts up from a random start: ids made here in one second never repeat (below
+     * 16M a second), and another process starts elsewhere. */
+    static _Atomic uint32_t next;
+    static _Atomic bool seeded;
+    if (!atomic_load_explicit(&seeded, memory_order_acquire)) {
+        uint32_t r = 0;
+        if (getentropy(&r, sizeof(r)) != 0) {
+            struct timespec t;
+            clock_gettime(CLOCK_REALTIME, &t);
+            r = (uint32_t)rt_hash_u64((uint64_t)t.tv_nsec ^ (uint64_t)getpid());
+        }
+        uint32_t zero = 0;
+        (void)atomic_compare_exchange_strong(&next, &zero, r | 1u);
+        atomic_store_explicit(&seeded, true, memory_order_release);
+    }
+    uint32_t n = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
     char ts[32];
     strftime(ts, sizeof(ts), "%Y%m%d_%H%M%S", &tm);
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    uint64_t h = rt_hash_u64((uint64_t)t.tv_nsec ^ ((uint64_t)t.tv_sec << 32) ^ (uintptr_t)&t);
-    return rt_xasprintf("%s_%06llx", ts, (unsigned long long)(h & 0xffffff));
+    return rt_xasprintf("%s_%06x", ts, (unsigned)(n & 0xffffff));
 }
 
 int64_t ag_context_length_for(const char *model)

@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* ----------------------------------------------------------- a test tool */
@@ -750,4 +752,29 @@ TEST(history_seeds_a_new_session_and_is_persisted)
     ASSERT_EQ(3, last_nmessages);
     ASSERT_EQ(4, stored_messages("api-1"));
     teardown(&f);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Thousands of sessions created in one second must not share an id (the original's random
+ * six hex digits collide: the store then refuses the second session). */
+TEST(session_ids_are_unique_under_load)
+{
+    enum { N = 50000 };
+    char **ids = rt_xcalloc(N, sizeof(*ids));
+    for (size_t i = 0; i < N; i++) {
+        ids[i] = ag_new_session_id();
+        ASSERT_EQ(strlen(ids[i]), strlen("20261121_203459_8ab9c1"));
+        ASSERT_EQ(ids[i][8], '_');
+        ASSERT_EQ(ids[i][15], '_');
+    }
+    qsort(ids, N, sizeof(*ids), cmp_str);
+    for (size_t i = 1; i < N; i++)
+        ASSERT_TRUE(strcmp(ids[i - 1], ids[i]) != 0);
+    for (size_t i = 0; i < N; i++)
+        rt_free(ids[i]);
+    rt_free(ids);
 }
