@@ -23,6 +23,7 @@
 #include "gw_auth.h"
 #include "hm_env.h"
 #include "gw_pairing.h"
+#include "gw_seen.h"
 #include "rt_alloc.h"
 #include "rt_buf.h"
 #include "rt_log.h"
@@ -78,7 +79,8 @@ typedef struct gw_router {
     bool drain_clean; /* the drain finished in time: .clean_shutdown is written last */
     rt_ref drain_reply;
     uint64_t drain_tag;
-    uint64_t events, denied;
+    uint64_t events, denied, duplicates;
+    gw_seen *seen; /* updates accepted lately (exactly-once handling) */
 } gw_router;
 
 /* =============================================================== index */
@@ -182,6 +184,7 @@ static void status_write(rt_ctx *cx, gw_router *r)
     cJSON_AddNumberToObject(o, "sessions_known", (double)r->n);
     cJSON_AddNumberToObject(o, "events", (double)r->events);
     cJSON_AddNumberToObject(o, "denied", (double)r->denied);
+    cJSON_AddNumberToObject(o, "duplicates", (double)r->duplicates);
     rt_stats st;
     rt_stats_get(rt_ctx_runtime(cx), &st);
     cJSON_AddNumberToObject(o, "actors", (double)(st.spawned - st.exited));
@@ -409,6 +412,35 @@ static gw_entry *entry_for(rt_ctx *cx, gw_router *r, gw_msg_event *ev, const cha
     return e;
 }
 
+/*
+ * Exactly-once handling: an update from a platform that names itself (message_id) is
+ * remembered when it is accepted, in memory and in state.db's hc_inbound. The store gets the
+ * key before anything the update causes (the chat actor, the session, their writes), so when
+ * a restart finds the user's message in state.db, it finds its key too, and the platform's
+ * redelivery of the update is dropped here instead of being answered a second time. The API
+ * server's requests are left alone: Idempotency-Key is the API's own mechanism (api_idem.c).
+ */
+static bool is_duplicate(gw_router *r, const gw_msg_event *ev, bool api)
+{
+    if (api || !ev->message_id || !*ev->message_id)
+        return false;
+    if (!gw_seen_has(r->seen, gw_seen_key(ev->src.platform, ev->message_id)))
+        return false;
+    r->duplicates++;
+    RT_INFO("gateway", "%s update %.80s was already handled: not answering it again",
+            ev->src.platform, ev->message_id);
+    return true;
+}
+
+static void remember(rt_ctx *cx, gw_router *r, const gw_msg_event *ev, const char *key, bool api)
+{
+    if (api || !ev->message_id || !*ev->message_id)
+        return;
+    (void)gw_seen_add(r->seen, gw_seen_key(ev->src.platform, ev->message_id));
+    if (r->sh->store)
+        rt_send(cx, r->sh->store, &st_inbound_new(ev->src.platform, ev->message_id, key)->hdr);
+}
+
 /* An authorized event: to its conversation. */
 static void route(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
 {
@@ -420,11 +452,15 @@ static void route(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
                 ev->src.platform ? ev->src.platform : "?");
         return;
     }
+    bool api = a && a->caps.api;
+    if (is_duplicate(r, ev, api))
+        return;
     char *key = gw_session_key(&ev->src, r->sh->group_per_user, r->sh->thread_per_user);
     bool fresh = false;
     gw_entry *e = entry_for(cx, r, ev, key, a, &fresh);
+    if (!r->draining) /* refused while draining: a redelivery after the restart is answered */
+        remember(cx, r, ev, key, api);
     rt_free(key);
-    bool api = a && a->caps.api;
     if (!api && is_status(ev->text)) {
         reply_status(cx, r, e, ev);
         return;
@@ -691,6 +727,7 @@ static void router_fini(void *state)
         rt_free(r->ad[i].home_name);
     }
     gw_auth_free(r->auth);
+    gw_seen_free(r->seen);
     rt_free(r->index_path);
     rt_free(r->status_path);
     gw_shared_unref(r->sh);
@@ -774,6 +811,29 @@ static void scan_unanswered(gw_router *r, const char *state_db)
     st_reader_free(rd);
 }
 
+static void seen_add_cb(void *arg, const char *platform, const char *message_id)
+{
+    (void)gw_seen_add(arg, gw_seen_key(platform, message_id));
+}
+
+/* The updates accepted before this start (the most recent GW_SEEN_DEFAULT_CAP). */
+static void load_seen(gw_router *r, const char *state_db)
+{
+    if (!state_db || access(state_db, F_OK) != 0)
+        return;
+    int err = 0;
+    char msg[256];
+    st_reader *rd = st_reader_open(state_db, &err, msg, sizeof(msg));
+    if (!rd) {
+        RT_WARN("gateway", "cannot read the updates already handled from state.db: %s", msg);
+        return;
+    }
+    if (st_read_inbound_recent(rd, GW_SEEN_DEFAULT_CAP, seen_add_cb, r->seen) != 0)
+        RT_WARN("gateway", "cannot read the updates already handled from state.db: %s",
+                st_reader_errmsg(rd));
+    st_reader_free(rd);
+}
+
 int gw_start(rt_ctx *cx, const gw_opts *o, rt_ref *out, char *err, size_t errlen)
 {
     if (!o->spawn || !o->cfg || !o->home)
@@ -806,6 +866,8 @@ int gw_start(rt_ctx *cx, const gw_opts *o, rt_ref *out, char *err, size_t errlen
     r->state = "running";
     load_index(r);
     scan_unanswered(r, o->state_db);
+    r->seen = gw_seen_new(GW_SEEN_DEFAULT_CAP);
+    load_seen(r, o->state_db);
     char *clean = rt_xasprintf("%s/.clean_shutdown", o->home);
     (void)unlink(clean); /* present only while we are stopped cleanly */
     rt_free(clean);

@@ -26,6 +26,7 @@ enum {
     R_MESSAGE_COUNT_SESSION,
     R_CONTEXT,
     R_LAST_ROLES,
+    R_INBOUND_RECENT,
     R_COUNT
 };
 
@@ -45,6 +46,9 @@ static const char *const read_sql[R_COUNT] = {
     [R_LAST_ROLES] = "SELECT m.session_id, m.role FROM messages m JOIN (SELECT session_id, "
                      "max(id) AS id FROM messages WHERE timestamp >= ? GROUP BY session_id) l "
                      "ON m.id = l.id",
+    [R_INBOUND_RECENT] = "SELECT platform, message_id FROM (SELECT platform, message_id, "
+                         "received_at FROM hc_inbound ORDER BY received_at DESC LIMIT ?) "
+                         "ORDER BY received_at",
     [R_CONTEXT] = "SELECT role, content FROM messages "
                   "WHERE session_id = ? AND id >= ? - 1 AND id <= ? + 1 ORDER BY id",
 };
@@ -334,6 +338,27 @@ int st_read_unanswered(st_reader *r, double since, cJSON **out)
     } else {
         *out = arr;
     }
+    stmt_done(st);
+    return err;
+}
+
+int st_read_inbound_recent(st_reader *r, size_t limit, st_inbound_fn fn, void *arg)
+{
+    int err = 0;
+    r->errmsg[0] = '\0';
+    sqlite3_stmt *st = stmt_get(r, R_INBOUND_RECENT, &err);
+    if (!st)
+        return err;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(limit > INT64_MAX ? INT64_MAX : limit));
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *platform = (const char *)sqlite3_column_text(st, 0);
+        const char *id = (const char *)sqlite3_column_text(st, 1);
+        if (platform && id)
+            fn(arg, platform, id);
+    }
+    if (rc != SQLITE_DONE)
+        err = fail_sqlite(r, rc, "list recent inbound updates");
     stmt_done(st);
     return err;
 }

@@ -78,6 +78,10 @@ int st_read_message_count(st_reader *r, const char *session_id, int64_t *out);
 /* Ids of the sessions whose last message (stored at or after since, epoch seconds) is the
  * user's or a tool result: turns a crash or restart left unanswered. */
 int st_read_unanswered(st_reader *r, double since, cJSON **out);
+/* The limit most recent updates the gateway accepted (hc_inbound), oldest first: fn is called
+ * once for each (strings borrowed for the call). */
+typedef void (*st_inbound_fn)(void *arg, const char *platform, const char *message_id);
+int st_read_inbound_recent(st_reader *r, size_t limit, st_inbound_fn fn, void *arg);
 
 /* ======================================================== the reader actor */
 

@@ -96,10 +96,22 @@ static const char hc_schema_sql[] = "CREATE TABLE IF NOT EXISTS hc_schema (\n"
 
 /*
  * The built-in list. Append only (st_schema.h rules a-c); bump ST_HC_SCHEMA_VERSION with it.
- * Later issues add the inbound idempotency table (hc_inbound) and the outbox (hc_outbox) here.
+ * Later issues add the outbox (hc_outbox) here.
  */
+static const char hc_inbound_sql[] =
+    "CREATE TABLE hc_inbound (\n"
+    "    platform TEXT NOT NULL,\n"
+    "    message_id TEXT NOT NULL,\n"
+    "    session_key TEXT,\n"
+    "    received_at REAL NOT NULL,\n"
+    "    PRIMARY KEY (platform, message_id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX idx_hc_inbound_received ON hc_inbound(received_at);\n";
+
 static const st_migration builtin_migrations[] = {
     {1, "baseline: the original Hermes schema v2 (sessions, messages, messages_fts)", NULL},
+    {2, "hc_inbound: the platform updates the gateway accepted (exactly-once handling)",
+     hc_inbound_sql},
 };
 _Static_assert(RT_ARRAY_LEN(builtin_migrations) == ST_HC_SCHEMA_VERSION,
                "ST_HC_SCHEMA_VERSION names the last built-in migration");

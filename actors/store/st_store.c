@@ -32,6 +32,8 @@ enum {
     S_BUMP_TOOL,
     S_TRUNCATE,
     S_RECOUNT,
+    S_INSERT_INBOUND,
+    S_PRUNE_INBOUND,
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
@@ -59,6 +61,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_RECOUNT] = "UPDATE sessions SET message_count = (SELECT COUNT(*) FROM messages WHERE "
                   "session_id = ?1), tool_call_count = (SELECT COUNT(*) FROM messages WHERE "
                   "session_id = ?1 AND (role = 'tool' OR tool_calls IS NOT NULL)) WHERE id = ?1",
+    [S_INSERT_INBOUND] = "INSERT OR IGNORE INTO hc_inbound (platform, message_id, session_key, "
+                         "received_at) VALUES (?, ?, ?, ?)",
+    [S_PRUNE_INBOUND] = "DELETE FROM hc_inbound WHERE received_at < ?",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -87,6 +92,7 @@ typedef struct st_writer {
     uint64_t writes;
     uint64_t write_errors;
     uint64_t max_batch;
+    uint64_t inbound_n; /* ST_MSG_INBOUND writes, for pruning */
 } st_writer;
 
 /* ================================================================ constructors */
@@ -125,6 +131,26 @@ st_msg_end_session *st_end_session_new(const char *id, const char *reason)
     m->hdr.drop = end_session_drop;
     m->id = rt_xstrdup(id);
     m->reason = rt_xstrdup(reason);
+    return m;
+}
+
+static void inbound_drop(rt_msg *m)
+{
+    st_msg_inbound *i = (st_msg_inbound *)m;
+    rt_free(i->platform);
+    rt_free(i->message_id);
+    rt_free(i->session_key);
+}
+
+st_msg_inbound *st_inbound_new(const char *platform, const char *message_id,
+                               const char *session_key)
+{
+    st_msg_inbound *m = RT_MSG_NEW(st_msg_inbound, ST_MSG_INBOUND);
+    m->hdr.drop = inbound_drop;
+    m->platform = platform ? rt_xstrdup(platform) : NULL;
+    m->message_id = message_id ? rt_xstrdup(message_id) : NULL;
+    m->session_key = session_key ? rt_xstrdup(session_key) : NULL;
+    m->received_at = st_now_epoch();
     return m;
 }
 
@@ -435,6 +461,31 @@ static int end_session(st_writer *w, st_msg_end_session *m, st_msg_ack *a)
     return update_session(w, st, m->id, a, "end session");
 }
 
+/* One accepted update; every 1024th also deletes the rows past ST_INBOUND_KEEP_S. */
+static int inbound(st_writer *w, st_msg_inbound *m, st_msg_ack *a)
+{
+    sqlite3_stmt *st = w->stmt[S_INSERT_INBOUND];
+    bind_text(st, 1, m->platform);
+    bind_text(st, 2, m->message_id);
+    bind_text(st, 3, m->session_key);
+    sqlite3_bind_double(st, 4, m->received_at);
+    int rc = step_reset(st);
+    if (rc != SQLITE_OK) {
+        ack_fail_sqlite(w, a, rc, "record an inbound update");
+        return rc;
+    }
+    if ((++w->inbound_n & 1023) == 1) {
+        st = w->stmt[S_PRUNE_INBOUND];
+        sqlite3_bind_double(st, 1, m->received_at - ST_INBOUND_KEEP_S);
+        rc = step_reset(st);
+        if (rc != SQLITE_OK) {
+            ack_fail_sqlite(w, a, rc, "prune old inbound updates");
+            return rc;
+        }
+    }
+    return SQLITE_OK;
+}
+
 static int set_prompt(st_writer *w, st_msg_set_prompt *m, st_msg_ack *a)
 {
     sqlite3_stmt *st = w->stmt[S_SET_PROMPT];
@@ -599,6 +650,17 @@ static int validate(const rt_msg *m, st_msg_ack *a)
     }
     case ST_MSG_ADD_TOKENS:
         return validate_update(((const st_msg_add_tokens *)(const void *)m)->id, NULL, a);
+    case ST_MSG_INBOUND: {
+        const st_msg_inbound *i = (const void *)m;
+        int err = require(a, "inbound update", "platform", i->platform);
+        if (!err)
+            err = require(a, "inbound update", "message_id", i->message_id);
+        if (!err) {
+            const char *t[] = {i->platform, i->message_id, i->session_key};
+            err = check_texts(a, "inbound update", t, RT_ARRAY_LEN(t));
+        }
+        return err;
+    }
     case ST_MSG_TRUNCATE: {
         const st_msg_truncate *t = (const void *)m;
         if (t->keep < 0) {
@@ -620,6 +682,7 @@ static int apply(st_writer *w, rt_msg *m, st_msg_ack *a)
     case ST_MSG_ADD_TOKENS: return add_tokens(w, (st_msg_add_tokens *)m, a);
     case ST_MSG_APPEND: return append(w, (st_msg_append *)m, a);
     case ST_MSG_TRUNCATE: return truncate_messages(w, (st_msg_truncate *)m, a);
+    case ST_MSG_INBOUND: return inbound(w, (st_msg_inbound *)m, a);
     default: return SQLITE_OK;
     }
 }
@@ -701,6 +764,7 @@ static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
     case ST_MSG_SET_PROMPT:
     case ST_MSG_ADD_TOKENS:
     case ST_MSG_TRUNCATE:
+    case ST_MSG_INBOUND:
     case ST_MSG_APPEND: on_write(w, cx, m); break;
     case ST_MSG_FLUSH: txn_commit(w, cx); break;
     case ST_MSG_SYNC: on_sync(w, cx, m); break;

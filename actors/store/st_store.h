@@ -57,6 +57,7 @@ enum {
     /* internal */
     ST_MSG_FLUSH = RT_MSG_TYPE(RT_MSG_MODULE_ST, 10),    /* rt_msg: commit the open transaction */
     ST_MSG_TRUNCATE = RT_MSG_TYPE(RT_MSG_MODULE_ST, 11), /* st_msg_truncate */
+    ST_MSG_INBOUND = RT_MSG_TYPE(RT_MSG_MODULE_ST, 12),  /* st_msg_inbound */
     /* replies */
     ST_MSG_ACK = RT_MSG_TYPE(RT_MSG_MODULE_ST, 16),         /* st_msg_ack */
     ST_MSG_STATS_REPLY = RT_MSG_TYPE(RT_MSG_MODULE_ST, 17), /* st_msg_stats */
@@ -89,6 +90,22 @@ typedef struct st_msg_end_session {
     char *id;
     char *reason; /* may be NULL */
 } st_msg_end_session;
+
+/*
+ * The gateway accepted a platform update: (platform, message_id) goes into hc_inbound (an
+ * update already there is left as it is: INSERT OR IGNORE). Rows older than
+ * ST_INBOUND_KEEP_S are deleted as new ones arrive. The gateway sends this before it passes
+ * the update on, so by the time anything the update caused is committed, its key is too.
+ */
+#define ST_INBOUND_KEEP_S (7 * 86400)
+typedef struct st_msg_inbound {
+    rt_msg hdr;
+    st_req req;
+    char *platform;
+    char *message_id;
+    char *session_key; /* may be NULL */
+    double received_at;
+} st_msg_inbound;
 
 /* sessions.system_prompt = system_prompt (the assembled prompt snapshot). */
 typedef struct st_msg_set_prompt {
@@ -187,6 +204,8 @@ st_msg_append *st_append_new(const char *session_id, const char *role, const cha
 /* type: ST_MSG_SYNC, ST_MSG_SHUTDOWN or ST_MSG_STATS. */
 st_msg_ctl *st_ctl_new(uint32_t type, rt_ref reply_to, uint64_t tag);
 st_msg_set_quota *st_set_quota_new(int64_t max_bytes);
+st_msg_inbound *st_inbound_new(const char *platform, const char *message_id,
+                               const char *session_key);
 
 typedef struct st_store_opts {
     const char *path;    /* state.db; required */

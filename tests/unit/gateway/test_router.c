@@ -772,3 +772,49 @@ TEST(api_requests_queue_and_cancel)
     rt_send(F.cx, F.gateway, gw_cancel_new("api_server", &t9, "sess-a", api));
     stop_gateway(&F);
 }
+
+/* An event the platform names (message_id), as adapters send them. */
+static void msg_in_id(fixture *f, const char *chat, const char *user, const char *id,
+                      const char *text)
+{
+    gw_msg_event *e = gw_event_new("test", "dm", chat, user, text);
+    e->message_id = rt_xstrdup(id);
+    e->adapter = f->adapter;
+    rt_send(f->cx, f->gateway, &e->hdr);
+}
+
+TEST(a_redelivered_update_is_answered_once_also_after_a_restart)
+{
+    start_gateway(&F, true);
+    msg_in_id(&F, "dm-alice", "alice", "$ev1", "hi");
+    wait_out(GW_OUT_TURN_END, -1, "dm-alice", NULL, 0);
+    msg_in_id(&F, "dm-alice", "alice", "$ev1", "hi"); /* redelivered */
+    msg_in_id(&F, "dm-alice", "alice", "$ev2", "second");
+    wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: second", 0);
+    ASSERT_EQ(1, count_text("dm-alice", "echo: hi"));
+
+    /* a turn the crash interrupts: its update comes again after the restart */
+    scripts[nscripts++] = (script){.content = "lost", .delay_ms = 60000};
+    msg_in_id(&F, "dm-alice", "alice", "$ev3", "are you there?");
+    wait_requests(3);
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000)); /* the store has what it was sent */
+    wait_index();
+    rt_runtime_free(F.rt); /* the crash: no drain */
+    hm_config_unref(F.cfg);
+
+    reset_records();
+    start_gateway(&F, false);
+    msg_in_id(&F, "dm-alice", "alice", "$ev1", "hi");             /* old news */
+    msg_in_id(&F, "dm-alice", "alice", "$ev3", "are you there?"); /* answered by recovery */
+    int i = wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: are you there?", 0);
+    (void)i;
+    msg_in_id(&F, "dm-alice", "alice", "$ev4", "marker");
+    wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: marker", 0);
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    ASSERT_EQ(0, count_text("dm-alice", "echo: hi"));
+    ASSERT_EQ(1, count_text("dm-alice", "echo: are you there?"));
+    pthread_mutex_lock(&lock);
+    ASSERT_EQ(2, nrequests); /* the recovered turn and the marker */
+    pthread_mutex_unlock(&lock);
+    stop_gateway(&F);
+}

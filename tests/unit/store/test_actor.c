@@ -4,6 +4,7 @@
  * reader actors, concurrent readers while writing, disk full and I/O errors with recovery,
  * restart, clean shutdown, bad input, 10 MB content, invalid UTF-8.
  */
+#include "rt_buf.h"
 #include "st_test.h"
 
 #include <signal.h>
@@ -139,6 +140,53 @@ TEST(session_updates)
     st_msg_create_session *c = st_create_session_new("child", "cli");
     c->parent_session_id = rt_xstrdup(S1);
     ASSERT_EQ(0, h_call(&h, &c->hdr).err);
+    h_stop(&h);
+}
+
+static void collect_inbound(void *arg, const char *platform, const char *message_id)
+{
+    rt_buf *b = arg;
+    rt_buf_printf(b, "%s/%s ", platform, message_id);
+}
+
+TEST(inbound_keys_are_kept_once_read_back_in_order_and_pruned_after_a_week)
+{
+    harness h;
+    h_start(&h, tmp_path("state.db"));
+    st_msg_inbound *old = st_inbound_new("matrix", "$old", "agent:main:matrix:dm:!r");
+    old->received_at -= ST_INBOUND_KEEP_S + 60;
+    ASSERT_EQ(0, h_call(&h, &old->hdr).err);
+    ASSERT_EQ(0, h_call(&h, &st_inbound_new("matrix", "$a", NULL)->hdr).err);
+    ASSERT_EQ(0, h_call(&h, &st_inbound_new("matrix", "$a", NULL)->hdr).err); /* again: kept once */
+    ASSERT_EQ(0, h_call(&h, &st_inbound_new("telegram", "$a", NULL)->hdr).err);
+    col_entry e = h_call(&h, &st_inbound_new(NULL, "$b", NULL)->hdr);
+    ASSERT_EQ(-EINVAL, e.err);
+    ASSERT_STR_CONTAINS(e.errmsg, "platform");
+
+    int err = 0;
+    char msg[256];
+    st_reader *r = st_reader_open(h.path, &err, msg, sizeof(msg));
+    ASSERT_NOT_NULL(r);
+    rt_buf b;
+    rt_buf_init(&b, 1 << 20);
+    ASSERT_OK(st_read_inbound_recent(r, 10, collect_inbound, &b));
+    ASSERT_STR_EQ("matrix/$old matrix/$a telegram/$a ", rt_buf_cstr(&b));
+    rt_buf_reset(&b);
+    ASSERT_OK(st_read_inbound_recent(r, 2, collect_inbound, &b)); /* the newest two */
+    ASSERT_STR_EQ("matrix/$a telegram/$a ", rt_buf_cstr(&b));
+
+    /* pruning runs every 1024 updates: the week-old row goes */
+    for (int i = 0; i < 1024; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "$n%d", i);
+        ASSERT_EQ(0, h_call(&h, &st_inbound_new("matrix", id, NULL)->hdr).err);
+    }
+    rt_buf_reset(&b);
+    ASSERT_OK(st_read_inbound_recent(r, 5000, collect_inbound, &b));
+    ASSERT_TRUE(strstr(rt_buf_cstr(&b), "$old") == NULL);
+    ASSERT_STR_CONTAINS(rt_buf_cstr(&b), "matrix/$n1023 ");
+    rt_buf_fini(&b);
+    st_reader_free(r);
     h_stop(&h);
 }
 
