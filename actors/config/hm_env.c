@@ -189,7 +189,7 @@ static char *read_key(scan *sc)
     if (sc->s[a] == '\'' || sc->s[a] == '"') {
         const char *q = memchr(sc->s + a + 1, sc->s[a], sc->n - a - 1);
         const char *nl = memchr(sc->s + a + 1, '\n', sc->n - a - 1);
-        if (!q || (nl && nl < q))
+        if (!q || (nl && nl < q) || q == sc->s + a + 1) /* unterminated, or '' */
             return NULL;
         sc->i = (size_t)(q - sc->s) + 1;
         return rt_xstrndup(sc->s + a + 1, (size_t)(q - sc->s) - a - 1);
@@ -282,18 +282,24 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 void hm_env_parse(hm_env *e, const char *text, size_t len)
 {
     char *latin = NULL;
+    size_t *orig = NULL; /* latin offset → offset in the caller's text (spans refer to it) */
+    size_t n0 = e->n;
     if (!utf8_valid((const unsigned char *)text, len)) { /* the original's latin-1 fallback */
         latin = rt_xmalloc(len * 2 + 1);
+        orig = rt_xmalloc((len * 2 + 1) * sizeof(*orig));
         size_t j = 0;
         for (size_t i = 0; i < len; i++) {
             unsigned char c = (unsigned char)text[i];
+            orig[j] = i;
             if (c < 0x80) {
                 latin[j++] = (char)c;
             } else {
                 latin[j++] = (char)(0xC0 | (c >> 6));
+                orig[j] = i;
                 latin[j++] = (char)(0x80 | (c & 0x3F));
             }
         }
+        orig[j] = len;
         text = latin;
         len = j;
     }
@@ -314,6 +320,12 @@ void hm_env_parse(hm_env *e, const char *text, size_t len)
             next_line(&sc);
         }
     }
+    if (orig) /* spans end on character boundaries, where orig is exact */
+        for (size_t k = n0; k < e->n; k++) {
+            e->v[k].start = orig[e->v[k].start];
+            e->v[k].end = orig[e->v[k].end];
+        }
+    rt_free(orig);
     rt_free(latin);
 }
 

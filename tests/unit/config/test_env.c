@@ -48,11 +48,12 @@ TEST(parse_like_python_dotenv)
 
 TEST(bad_lines_are_skipped_and_counted)
 {
-    hm_env e = parse("A=1\nthis is not ok\nB='unterminated\nC=3\n");
+    hm_env e = parse("A=1\nthis is not ok\nB='unterminated\n''=empty name\nC=3\n");
     ASSERT_STR_EQ("1", hm_env_get(&e, "A"));
     ASSERT_STR_EQ("3", hm_env_get(&e, "C"));
     ASSERT_NULL(hm_env_get(&e, "B"));
-    ASSERT_EQ(2, e.bad_lines);
+    ASSERT_NULL(hm_env_get(&e, ""));
+    ASSERT_EQ(3, e.bad_lines);
     ASSERT_EQ(2, e.first_bad);
     hm_env_fini(&e);
 }
@@ -77,6 +78,28 @@ TEST(latin1_files_are_read)
     hm_env e = parse("NAME=caf\xe9\n");
     ASSERT_STR_EQ("caf\xc3\xa9", hm_env_get(&e, "NAME"));
     hm_env_fini(&e);
+}
+
+/* `hermes config set` rewrites a latin-1 .env by the spans: they must be the file's bytes,
+ * not those of the UTF-8 copy the parser reads. */
+TEST(latin1_files_are_rewritten_in_place)
+{
+    char *dir = tmp_dir();
+    write_str(dir, ".env",
+              "# caf\xe9 \xe9\xe9\n"
+              "OPENAI_API_KEY=sk-old\n"
+              "NAME=caf\xe9\n");
+    char *path = rt_xasprintf("%s/.env", dir);
+    ASSERT_OK(hm_env_set_file(path, "OPENAI_API_KEY", "sk-new"));
+    char *out = slurp(path);
+    ASSERT_STR_EQ("# caf\xe9 \xe9\xe9\n"
+                  "OPENAI_API_KEY=sk-new\n"
+                  "NAME=caf\xe9\n",
+                  out);
+    rt_free(out);
+    rm_rf(dir, 0);
+    rt_free(path);
+    rt_free(dir);
 }
 
 TEST(apply_does_not_override_the_environment)
