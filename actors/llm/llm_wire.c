@@ -32,6 +32,17 @@ static const char *jstr(const cJSON *obj, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* A token count from a provider: a non-negative integral number, else 0 (a missing field,
+ * null, a string, NaN or something absurd; casting those to int64_t would be undefined). */
+static int64_t jcount(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v))
+        return 0;
+    double d = v->valuedouble;
+    return d >= 0 && d < 9.0e15 ? (int64_t)d : 0;
+}
+
 static char *print_json(const cJSON *j)
 {
     char *p = cJSON_PrintUnformatted(j);
@@ -370,14 +381,8 @@ static int parse_openai(const cJSON *root, llm_result *out, char *err, size_t er
             : (cJSON_GetObjectItemCaseSensitive(out->message, "tool_calls") ? "tool_calls"
                                                                             : "stop"));
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
-    out->usage.prompt_tokens =
-        (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens"));
-    out->usage.completion_tokens =
-        (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens"));
-    if (out->usage.prompt_tokens < 0 || out->usage.prompt_tokens > INT64_MAX / 2)
-        out->usage.prompt_tokens = 0; /* NaN and garbage read as 0 */
-    if (out->usage.completion_tokens < 0 || out->usage.completion_tokens > INT64_MAX / 2)
-        out->usage.completion_tokens = 0;
+    out->usage.prompt_tokens = jcount(u, "prompt_tokens");
+    out->usage.completion_tokens = jcount(u, "completion_tokens");
     return 0;
 }
 
@@ -427,14 +432,8 @@ static int parse_anthropic(const cJSON *root, llm_result *out, char *err, size_t
     rt_buf_fini(&reasoning);
     out->finish_reason = rt_xstrdup(anthropic_finish(jstr(root, "stop_reason")));
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
-    out->usage.prompt_tokens =
-        (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "input_tokens"));
-    out->usage.completion_tokens =
-        (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "output_tokens"));
-    if (out->usage.prompt_tokens < 0)
-        out->usage.prompt_tokens = 0;
-    if (out->usage.completion_tokens < 0)
-        out->usage.completion_tokens = 0;
+    out->usage.prompt_tokens = jcount(u, "input_tokens");
+    out->usage.completion_tokens = jcount(u, "output_tokens");
     return 0;
 }
 
@@ -549,10 +548,8 @@ static int openai_event(llm_stream *s, const cJSON *root, llm_delta_cb cb, void 
 {
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
     if (cJSON_IsObject(u)) {
-        s->usage.prompt_tokens =
-            (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens"));
-        s->usage.completion_tokens =
-            (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens"));
+        s->usage.prompt_tokens = jcount(u, "prompt_tokens");
+        s->usage.completion_tokens = jcount(u, "completion_tokens");
     }
     const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
     if (!c0)
@@ -574,8 +571,7 @@ static int anthropic_event(llm_stream *s, const char *type, const cJSON *root, l
     if (strcmp(type, "message_start") == 0) {
         const cJSON *u = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(root, "message"), "usage");
-        s->usage.prompt_tokens =
-            (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "input_tokens"));
+        s->usage.prompt_tokens = jcount(u, "input_tokens");
     } else if (strcmp(type, "content_block_start") == 0) {
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(root, "content_block");
         const char *bt = jstr(b, "type");
@@ -609,8 +605,7 @@ static int anthropic_event(llm_stream *s, const char *type, const cJSON *root, l
             set_str(&s->finish_reason, anthropic_finish(jstr(d, "stop_reason")));
         const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
         if (cJSON_GetObjectItemCaseSensitive(u, "output_tokens"))
-            s->usage.completion_tokens =
-                (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(u, "output_tokens"));
+            s->usage.completion_tokens = jcount(u, "output_tokens");
     } else if (strcmp(type, "message_stop") == 0) {
         s->done = true;
         return 1;

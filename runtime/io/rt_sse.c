@@ -105,8 +105,11 @@ static int process_line(rt_sse *p, const char *line, size_t len, rt_sse_fn fn, v
         if (!err)
             err = rt_buf_append(&p->data, "\n", 1);
     } else if (field_is(line, flen, "event")) {
-        rt_buf_reset(&p->type);
-        err = rt_buf_append(&p->type, v, vlen);
+        /* a type with a NUL could never be compared whole (as an id with one, it is ignored) */
+        if (!memchr(v, '\0', vlen)) {
+            rt_buf_reset(&p->type);
+            err = rt_buf_append(&p->type, v, vlen);
+        }
     } else if (field_is(line, flen, "id")) {
         if (!memchr(v, '\0', vlen)) {
             rt_buf_reset(&p->id);

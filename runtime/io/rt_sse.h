@@ -7,8 +7,9 @@
  *      the next are one line end.
  *   3. "field: value" — the first colon splits; one space after it is dropped. A line
  *      without a colon is a field with an empty value. A line starting with ':' is a comment.
- *   4. event sets the event type; data appends its value plus "\n" to the data buffer; id
- *      sets the last event ID unless the value contains NUL; retry sets the reconnection
+ *   4. event sets the event type and id the last event ID, each unless the value contains
+ *      NUL (it could never be compared whole); data appends its value plus "\n" to the data
+ *      buffer; retry sets the reconnection
  *      time if the value is all ASCII digits. Other fields are ignored.
  *   5. An empty line dispatches: if the data buffer is empty nothing is dispatched (the
  *      event type is reset); otherwise the trailing "\n" is removed and the event goes to the
