@@ -4,7 +4,8 @@
 #   2. release build (build/), every ctest test;
 #   3. ThreadSanitizer build (build-tsan/), the runtime tests and the actor tests (sessions,
 #      the gateway: everything where actors meet on several threads);
-#   4. ASan+UBSan build (build-asan/), the unit tests.
+#   4. ASan+UBSan build (build-asan/), the unit tests and the libFuzzer targets (tests/fuzz,
+#      20 s each from their seed corpora).
 # Fails on the first failing step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,10 +27,10 @@ cmake --build build-tsan -j "$jobs"
 TSAN_OPTIONS="suppressions=$root/tsan.supp:halt_on_error=1:second_deadlock_stack=1" \
   ctest --test-dir build-tsan --output-on-failure -L "runtime|actors" -j "$jobs"
 
-step "ASan + UBSan: unit tests"
+step "ASan + UBSan: unit tests, and each parser's fuzz target for a few seconds"
 cmake --preset asan >/dev/null
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS="abort_on_error=1:detect_leaks=1" UBSAN_OPTIONS="print_stacktrace=1" \
-  ctest --test-dir build-asan --output-on-failure -L unit -j "$jobs"
+  ctest --test-dir build-asan --output-on-failure -L "unit|fuzz" -j "$jobs"
 
 step "all tests passed"
