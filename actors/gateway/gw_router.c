@@ -66,6 +66,7 @@ typedef struct gw_router {
     gw_auth *auth;
     rt_ref pairing;
     rt_map by_hash;     /* rt_hash_str(key) → gw_entry chain */
+    rt_map by_chat;     /* chat actor ref → gw_entry, while the chat runs */
     gw_entry **entries; /* every entry, for sessions.json */
     size_t n, cap;
     adapter_ent ad[MAX_ADAPTERS];
@@ -113,10 +114,7 @@ static void insert(gw_router *r, gw_entry *e)
 
 static gw_entry *find_by_chat(gw_router *r, rt_ref chat)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (r->entries[i]->chat == chat)
-            return r->entries[i];
-    return NULL;
+    return chat ? rt_map_get(&r->by_chat, chat) : NULL;
 }
 
 static double now_epoch(void)
@@ -236,6 +234,8 @@ static void spawn_chat(rt_ctx *cx, gw_router *r, gw_entry *e, adapter_ent *a, bo
     };
     e->chat = gw_chat_spawn(cx, &in);
     e->chat_mon = rt_monitor(cx, e->chat);
+    if (e->chat)
+        rt_map_put(&r->by_chat, e->chat, e);
     rt_free(ctx);
     rt_free(hint);
 }
@@ -694,6 +694,7 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
         rt_msg_down *d = (rt_msg_down *)m;
         gw_entry *e = find_by_chat(r, d->ref);
         if (e) {
+            (void)rt_map_del(&r->by_chat, e->chat);
             e->chat = 0;
             e->chat_mon = 0;
             e->busy = false;
@@ -721,6 +722,7 @@ static void router_fini(void *state)
         gw_entry_free(r->entries[i]);
     rt_free(r->entries);
     rt_map_fini(&r->by_hash);
+    rt_map_fini(&r->by_chat);
     for (size_t i = 0; i < r->nad; i++) {
         rt_free(r->ad[i].platform);
         rt_free(r->ad[i].home);
@@ -860,6 +862,7 @@ int gw_start(rt_ctx *cx, const gw_opts *o, rt_ref *out, char *err, size_t errlen
     gw_router *r = rt_xcalloc(1, sizeof(*r));
     r->sh = sh;
     rt_map_init(&r->by_hash);
+    rt_map_init(&r->by_chat);
     r->index_path = rt_xasprintf("%s/sessions/sessions.json", o->home);
     r->status_path = rt_xasprintf("%s/gateway_state.json", o->home);
     r->started_at = now_epoch();
