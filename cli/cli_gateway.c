@@ -16,6 +16,7 @@
  */
 #include "cli.h"
 
+#include "cron.h"
 #include "gw_adapter.h"
 #include "gw.h"
 #include "hm_config.h"
@@ -364,6 +365,17 @@ static int gateway_run(int argc, char **argv)
         return 1;
     }
 
+    /* Scheduled jobs run whether or not any platform is configured. */
+    cron_opts co = {.home = home,
+                    .cfg = h->cfg,
+                    .spawn = cron_host_spawn,
+                    .spawn_arg = h,
+                    .gateway = gateway,
+                    .store = h->store.writer};
+    rt_ref cron = 0;
+    if (cron_start(cx, &co, &cron, msg, sizeof(msg)))
+        RT_WARN("gateway", "the cron scheduler did not start: %s", msg);
+
     adapter_run adapters[16];
     size_t nadapters = 0;
     int failures = start_adapters(h, gateway, adapters, 16, &nadapters);
@@ -396,6 +408,8 @@ static int gateway_run(int argc, char **argv)
         pthread_cond_wait(&rs.cond, &rs.lock);
     pthread_mutex_unlock(&rs.lock);
 
+    if (cron)
+        rt_stop(cx, cron, RT_EXIT_STOPPED);
     stop_adapters(h, adapters, nadapters, 5000);
     (void)rt_wait_quiescent(h->rt, 10000);
     rt_stop(cx, gateway, RT_EXIT_NORMAL);

@@ -194,8 +194,8 @@ static const char *date_line(hmod *m)
         struct tm tm;
         gmtime_r(&now, &tm);
         snprintf(m->date, sizeof(m->date), "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n",
-                 days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
-                 tm.tm_hour, tm.tm_min, tm.tm_sec);
+                 days[tm.tm_wday % 7], tm.tm_mday % 100, months[tm.tm_mon % 12],
+                 (tm.tm_year + 1900) % 10000, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100);
         m->date_sec = now;
     }
     return m->date;
