@@ -207,5 +207,8 @@ void ag__on_compress_result(rt_ctx *cx, ag_session *s, llm_msg_result *r)
     /* A new frozen memory snapshot: the system prompt is rebuilt before the next call. */
     rt_free(s->system_prompt);
     s->system_prompt = NULL;
-    ag__resume_after_compress(cx, s);
+    if (s->manual_compress)
+        ag__manual_compress_done(cx, s, 0);
+    else
+        ag__resume_after_compress(cx, s);
 }

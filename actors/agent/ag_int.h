@@ -129,6 +129,10 @@ typedef struct ag_session {
     int compressions;
     int compress_head, compress_tail; /* the cut of the compression in flight */
     bool overflow_retried;            /* this turn already compressed after an overflow */
+    bool manual_compress;             /* the compression in flight is a /compress */
+    rt_ref compress_reply;            /* who gets its AG_CTL_COMPRESS reply, or 0 */
+    uint64_t compress_tag;
+    int compress_before; /* messages before it */
 } ag_session;
 
 /* ag_session.c */
@@ -152,6 +156,8 @@ rt_msg *ag__control_reply_new(const ag_msg_control *c, int err, int n, char *tex
 
 /* ag_session.c: after compression, rebuild the prompt and ask the model again. */
 void ag__resume_after_compress(rt_ctx *cx, ag_session *s);
+/* ag_session.c: a /compress finished (err 0) or was cancelled: reply, back to idle. */
+void ag__manual_compress_done(rt_ctx *cx, ag_session *s, int err);
 
 /* ag_compress.c: pure parts (for tests) and the session's steps. */
 bool ag_compress_plan(const cJSON *messages, int *head_end, int *tail_start);

@@ -553,6 +553,31 @@ void ag__end_turn(rt_ctx *cx, ag_session *s, char *text, int err, char *errmsg, 
 
 /* ========================================================== interrupts */
 
+void ag__manual_compress_done(rt_ctx *cx, ag_session *s, int err)
+{
+    ag_msg_control c = {.op = AG_CTL_COMPRESS, .tag = s->compress_tag};
+    cJSON *info = NULL;
+    if (!err) {
+        info = cJSON_CreateObject();
+        cJSON_AddNumberToObject(info, "before", s->compress_before);
+        cJSON_AddNumberToObject(info, "after", cJSON_GetArraySize(s->messages));
+        cJSON_AddStringToObject(info, "session_id", s->session_id);
+    }
+    if (s->compress_reply)
+        rt_send(cx, s->compress_reply,
+                ag__control_reply_new(&c, err, s->compress_before, NULL, info));
+    else
+        cJSON_Delete(info);
+    s->manual_compress = false;
+    s->compress_reply = 0;
+    s->tag = 0;
+    SET_PHASE(s, AG_PH_IDLE);
+    if (s->pending)
+        rt_send(cx, rt_self(cx), rt_msg_new(AG_MSG_FOLLOW_UP, sizeof(rt_msg)));
+    else
+        start_idle_timer(cx, s);
+}
+
 static void interrupt_turn(rt_ctx *cx, ag_session *s, int code)
 {
     if (code == AG_INT_STOP) {
@@ -566,11 +591,16 @@ static void interrupt_turn(rt_ctx *cx, ag_session *s, int code)
         }
         s->pending_tail = &s->pending;
     }
+    if (s->phase == AG_PH_COMPRESS && s->manual_compress) { /* a /compress, not a turn */
+        rt_send_urgent(cx, s->aux_provider, llm_cancel_new(rt_self(cx), s->tag));
+        ag__manual_compress_done(cx, s, -ECANCELED);
+        return;
+    }
     switch (s->phase) {
     case AG_PH_LLM:
-    case AG_PH_SUMMARY:
+    case AG_PH_SUMMARY: rt_send_urgent(cx, s->provider, llm_cancel_new(rt_self(cx), s->tag)); break;
     case AG_PH_COMPRESS:
-        rt_send_urgent(cx, s->provider, llm_cancel_new(rt_self(cx), s->tag));
+        rt_send_urgent(cx, s->aux_provider, llm_cancel_new(rt_self(cx), s->tag));
         break;
     case AG_PH_TOOLS:
         /* The runtime already forwarded the interrupt to every call actor (they are linked
@@ -723,6 +753,24 @@ static void on_control(rt_ctx *cx, ag_session *s, ag_msg_control *c)
     if (c->op == AG_CTL_USAGE) {
         if (c->reply_to)
             rt_send(cx, c->reply_to, ag__control_reply_new(c, 0, 0, NULL, usage_info(s)));
+        return;
+    }
+    if (c->op == AG_CTL_COMPRESS) {
+        int n = cJSON_GetArraySize(s->messages);
+        if (n < 4 || !ag__start_compress(cx, s)) {
+            if (c->reply_to)
+                rt_send(cx, c->reply_to,
+                        ag__control_reply_new(c, n < 4 ? -ENOENT : -ENODATA, n, NULL, NULL));
+            return;
+        }
+        if (s->idle_timer) {
+            rt_timer_cancel(cx, s->idle_timer);
+            s->idle_timer = 0;
+        }
+        s->manual_compress = true;
+        s->compress_reply = c->reply_to;
+        s->compress_tag = c->tag;
+        s->compress_before = n;
         return;
     }
     if (c->op != AG_CTL_UNDO && c->op != AG_CTL_RETRY) {

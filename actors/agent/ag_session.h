@@ -135,8 +135,13 @@ typedef struct ag_msg_done {
  *                 output goes to sink (input_id echoed): a turn starts; reply as for UNDO.
  *   AG_CTL_USAGE  reply info = {session_id, model, messages, api_calls, prompt_tokens,
  *                 completion_tokens, last_prompt_tokens, context_length, compressions}.
+ *   AG_CTL_COMPRESS  compress the middle of the conversation now (/compress), as when the
+ *                 context fills up (the session continues under a new id); the reply comes
+ *                 when the summary is in: n = messages before, info = {before, after,
+ *                 session_id}; -ENOENT with fewer than 4 messages, -ENODATA when nothing
+ *                 lies between the kept head and tail, -ECANCELED when interrupted first.
  */
-enum { AG_CTL_UNDO = 1, AG_CTL_RETRY = 2, AG_CTL_USAGE = 3 };
+enum { AG_CTL_UNDO = 1, AG_CTL_RETRY = 2, AG_CTL_USAGE = 3, AG_CTL_COMPRESS = 4 };
 
 typedef struct ag_msg_control {
     rt_msg hdr;

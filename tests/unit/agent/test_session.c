@@ -778,3 +778,41 @@ TEST(session_ids_are_unique_under_load)
         rt_free(ids[i]);
     rt_free(ids);
 }
+
+/* /compress: on demand, answered when the summary is in; too little to compress is -ENOENT;
+ * a message sent meanwhile waits for it and is then answered from the compressed history. */
+TEST(compress_on_demand)
+{
+    fixture f;
+    reset_records();
+    for (int i = 0; i < 5; i++)
+        scripts[nscripts++] = (script){.content = "an answer"};
+    setup(&f, true, false, "sess_m");
+    rt_ref ctl = rt_spawn(f.cx, &ctl_type, NULL, NULL);
+    say(&f, "q1", 1);
+    wait_done(&f, 1);
+    control(&f, ctl, AG_CTL_COMPRESS, 0, 0);
+    ASSERT_EQ(-ENOENT, ctl_err); /* two messages */
+    for (int i = 2; i <= 5; i++) {
+        char q[8];
+        snprintf(q, sizeof(q), "q%d", i);
+        say(&f, q, (uint64_t)i);
+        wait_done(&f, i);
+    }
+    int before = nrequests;
+    scripts[nscripts++] = (script){.content = "[CONTEXT SUMMARY]: q1 to q3 were asked"};
+    control(&f, ctl, AG_CTL_COMPRESS, 0, 0);
+    ASSERT_EQ(0, ctl_err);
+    ASSERT_EQ(10, ctl_n);
+    ASSERT_EQ(10, (int)cJSON_GetObjectItem(ctl_info, "before")->valuedouble);
+    int after = (int)cJSON_GetObjectItem(ctl_info, "after")->valuedouble;
+    ASSERT_TRUE(after < 10);
+    ASSERT_TRUE(strcmp(cJSON_GetObjectItem(ctl_info, "session_id")->valuestring, "sess_m") != 0);
+    cJSON_Delete(ctl_info);
+    ctl_info = NULL;
+    ASSERT_EQ(before + 1, nrequests); /* the summary, nothing else */
+    say(&f, "q6", 6);
+    wait_done(&f, 6);
+    ASSERT_EQ(after + 1, last_nmessages);
+    teardown(&f);
+}
