@@ -1,8 +1,10 @@
 /*
- * cli_chat — `hermes chat -q "question"`: one turn of the agent, its answer streamed to
- * stdout as it arrives, tool progress on stderr, approval and clarify questions asked at
- * the terminal. Exit status: 0 answered, 1 failed (with the reason on stderr), 2 usage,
- * 130 interrupted (Ctrl+C).
+ * cli_chat — `hermes chat`: with -q "question", one turn of the agent, its answer streamed to
+ * stdout as it arrives, tool progress on stderr, approval and clarify questions asked at the
+ * terminal. Exit status: 0 answered, 1 failed (with the reason on stderr), 2 usage, 130
+ * interrupted (Ctrl+C). Without -q, on a terminal, the interactive chat (cli_repl.c).
+ * `hermes` with no command, or with options first (`hermes --toolsets web`), comes here too
+ * (cli_main.c); --list-tools and --list-toolsets print the listings and exit.
  *
  * The printer is a detached actor: it writes to the terminal and reads answers from it,
  * which blocks, so it must not run on a worker.
@@ -10,17 +12,19 @@
 #include "cli.h"
 
 #include "ag_session.h"
+#include "chat_session.h"
 #include "hm_host.h"
 #include "llm_wire.h"
+#include "repl.h"
 #include "rt_alloc.h"
 #include "rt_log.h"
 #include "rt_util.h"
 #include "rt_reactor.h"
 #include "rt_signal.h"
+#include "st_read.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +44,7 @@ typedef struct printer {
     bool streamed; /* content deltas were printed */
     bool quiet;
     bool interrupted_once;
+    const char *home; /* HERMES_HOME: "always" answers go to its config.yaml */
 } printer;
 
 static void finish(printer *p, int status)
@@ -51,36 +56,6 @@ static void finish(printer *p, int status)
     pthread_mutex_unlock(&p->res->lock);
 }
 
-/* Read one line from the terminal within timeout_ms; NULL on timeout or end of input. */
-static char *read_answer(int64_t timeout_ms)
-{
-    struct pollfd pfd = {.fd = 0, .events = POLLIN};
-    if (poll(&pfd, 1, (int)timeout_ms) <= 0)
-        return NULL;
-    char line[1024];
-    if (!fgets(line, sizeof(line), stdin))
-        return NULL;
-    line[strcspn(line, "\r\n")] = '\0';
-    return rt_xstrdup(line);
-}
-
-static int approval_from(const char *a)
-{
-    if (!a)
-        return TOOL_ANSWER_TIMEOUT;
-    switch (a[0]) {
-    case 'o':
-    case 'O':
-    case 'y':
-    case 'Y': return TOOL_ANSWER_ONCE;
-    case 's':
-    case 'S': return TOOL_ANSWER_SESSION;
-    case 'a':
-    case 'A': return TOOL_ANSWER_ALWAYS;
-    default: return TOOL_ANSWER_DENY;
-    }
-}
-
 static void on_ask(rt_ctx *cx, printer *p, ag_msg_ask *a)
 {
     if (!isatty(0)) {
@@ -88,32 +63,22 @@ static void on_ask(rt_ctx *cx, printer *p, ag_msg_ask *a)
         rt_send(cx, p->session, ag_answer_new(a->ask_id, TOOL_ANSWER_DENY, NULL));
         return;
     }
-    if (a->kind == TOOL_ASK_APPROVAL) {
-        fprintf(stderr,
-                "\n\xe2\x9a\xa0\xef\xb8\x8f  This command is potentially dangerous (%s):\n    %s\n"
-                "Allow it? [o]nce / [s]ession / [a]lways / [d]eny: ",
-                a->description ? a->description : "dangerous", a->text ? a->text : "");
-        char *ans = read_answer(a->timeout_ms);
-        int answer = approval_from(ans);
-        if (answer == TOOL_ANSWER_TIMEOUT)
-            fprintf(stderr, "\n(no answer in time: denied)\n");
-        rt_send(cx, p->session, ag_answer_new(a->ask_id, answer, NULL));
-        rt_free(ans);
-        return;
+    chat_print_ask(stderr, a->kind, a->text, a->description, a->choices, a->timeout_ms);
+    char *line = chat_read_line(a->timeout_ms, a->kind == TOOL_ASK_SUDO);
+    int answer;
+    const char *text;
+    chat_parse_answer(a->kind, line, a->choices, &answer, &text);
+    if (answer == TOOL_ANSWER_TIMEOUT)
+        fprintf(stderr, "\n%s\n", chat_timeout_text(a->kind));
+    if (answer == TOOL_ANSWER_ALWAYS) {
+        char key[128], msg[512];
+        if (chat_allowlist_add(p->home, a->text, key, sizeof(key), msg, sizeof(msg)) == 0)
+            fprintf(stderr, "      \xe2\x9c\x93 Pattern '%s' permanently approved\n", key);
+        else
+            fprintf(stderr, "      (could not save the approval: %s)\n", msg);
     }
-    fprintf(stderr, "\n\xe2\x9d\x93 %s\n", a->text ? a->text : "");
-    int i = 1;
-    const cJSON *c;
-    cJSON_ArrayForEach(c, a->choices)
-        fprintf(stderr, "  %d. %s\n", i++, cJSON_IsString(c) ? c->valuestring : "");
-    fprintf(stderr, "> ");
-    char *ans = read_answer(a->timeout_ms);
-    long n = ans ? strtol(ans, NULL, 10) : 0; /* a number picks a choice, else free text */
-    const cJSON *pick = n > 0 && n <= 4 ? cJSON_GetArrayItem(a->choices, (int)n - 1) : NULL;
-    const char *text = cJSON_IsString(pick) ? pick->valuestring : ans;
-    rt_send(cx, p->session,
-            ag_answer_new(a->ask_id, ans ? TOOL_ANSWER_TEXT : TOOL_ANSWER_TIMEOUT, text));
-    rt_free(ans);
+    rt_send(cx, p->session, ag_answer_new(a->ask_id, answer, text));
+    rt_free(line);
 }
 
 static void on_done(printer *p, ag_msg_done *d)
@@ -175,48 +140,33 @@ static void printer_behave(rt_ctx *cx, void *state, rt_msg *m)
 
 static const rt_actor_type printer_type = {"printer", printer_behave, NULL, sizeof(printer)};
 
-static void usage(void)
+static void usage(FILE *f)
 {
-    fprintf(stderr, "usage: hermes chat -q \"question\" [--model M] [--provider P] "
-                    "[--toolsets a,b] [--quiet]\n");
+    fprintf(f, "usage: hermes [chat] [options]          interactive chat (on a terminal)\n"
+               "       hermes chat -q \"question\" [options]  one question, the answer on stdout\n"
+               "\n"
+               "options:\n"
+               "  -q, --query TEXT       ask one question and exit\n"
+               "  -m, --model MODEL      the model to use\n"
+               "      --provider NAME    auto, openrouter, anthropic, ... (default: configured)\n"
+               "  -t, --toolsets LIST    comma-separated toolsets, e.g. \"web,terminal\"\n"
+               "  -r, --resume ID        continue the session ID\n"
+               "  -c, --continue         continue the most recent CLI session\n"
+               "      --list-tools       list the tools the chat would load, and exit\n"
+               "      --list-toolsets    list the toolsets, and exit\n"
+               "  -Q, --quiet            with -q: no tool progress, only the answer\n"
+               "  -h, --help             this text\n");
 }
 
-static const char **split_toolsets(char *list)
-{
-    size_t n = 1;
-    for (char *c = list; *c; c++)
-        n += *c == ',';
-    const char **out = rt_xcalloc(n + 1, sizeof(*out));
-    size_t i = 0;
-    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        out[i++] = t;
-    return out;
-}
-
-static int run_turn(hm_host *h, const char *question, const char **toolsets, bool quiet)
+static int run_turn(hm_host *h, const char *question, const chat_spawn *cs, bool quiet)
 {
     rt_ctx *cx = rt_ctx_external(h->rt);
-    tool_env *env = hm_host_tool_env(h, "cli", getenv("TERMINAL_CWD"), isatty(0));
-    const char **names = hm_host_tools(h, "cli", toolsets, env);
-    size_t n = 0;
-    while (names[n])
-        n++;
-    env->enabled_tools = rt_xcalloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        env->enabled_tools[i] = rt_xstrdup(names[i]);
-    ag_session_opts so;
-    hm_host_session_opts(h, &so);
-    so.source = "cli";
-    so.env = env;
-    so.tools = names;
-    rt_ref session = ag_session_spawn(cx, &so, NULL);
-    rt_free(names);
-    tool_env_unref(env);
+    rt_ref session = chat_spawn_session(h, cs, NULL);
 
     chat_result res = {.status = 1};
     pthread_mutex_init(&res.lock, NULL);
     pthread_cond_init(&res.cond, NULL);
-    printer pinit = {.res = &res, .session = session, .quiet = quiet};
+    printer pinit = {.res = &res, .session = session, .quiet = quiet, .home = h->home};
     rt_spawn_opts po = {.flags = RT_SPAWN_DETACHED};
     rt_ref printer_ref = rt_spawn(cx, &printer_type, &pinit, &po);
     (void)rt_signal_watch(h->reactor, printer_ref); /* Ctrl+C reaches the printer */
@@ -229,50 +179,193 @@ static int run_turn(hm_host *h, const char *question, const char **toolsets, boo
     return res.status;
 }
 
-int cli_chat(int argc, char **argv)
+/* Does the session exist in state.db? (--resume) Prints the reason when not. */
+static bool session_exists(hm_host *h, const char *id)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/state.db", h->home);
+    int err = 0;
+    char msg[256];
+    st_reader *r = st_reader_open(path, &err, msg, sizeof(msg));
+    cJSON *row = NULL;
+    bool ok = r && st_read_session(r, id, &row) == 0 && row;
+    if (!ok)
+        cli_err("Session not found: %s (see: hermes sessions list)", id);
+    cJSON_Delete(row);
+    st_reader_free(r);
+    return ok;
+}
+
+/* The id of the most recent CLI session (--continue), or NULL with the reason printed. */
+static char *latest_cli_session(hm_host *h)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/state.db", h->home);
+    int err = 0;
+    char msg[256];
+    st_reader *r = st_reader_open(path, &err, msg, sizeof(msg));
+    cJSON *row = NULL;
+    char *id = NULL;
+    if (r && st_read_latest_session(r, "cli", &row) == 0) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, "id");
+        if (cJSON_IsString(v))
+            id = rt_xstrdup(v->valuestring);
+    }
+    if (!id)
+        cli_err("no previous CLI session to continue");
+    cJSON_Delete(row);
+    st_reader_free(r);
+    return id;
+}
+
+typedef struct chat_args {
+    const char *query, *model, *provider, *resume;
+    char *toolsets;
+    bool quiet, cont, list_tools, list_toolsets;
+} chat_args;
+
+enum { OPT_LIST_TOOLS = 256, OPT_LIST_TOOLSETS, OPT_PROVIDER };
+
+/* 0 parsed, 1 --help shown, 2 usage error (reported). */
+static int parse_args(int argc, char **argv, chat_args *a)
 {
     static const struct option opts[] = {{"query", required_argument, NULL, 'q'},
                                          {"model", required_argument, NULL, 'm'},
-                                         {"provider", required_argument, NULL, 'p'},
+                                         {"provider", required_argument, NULL, OPT_PROVIDER},
                                          {"toolsets", required_argument, NULL, 't'},
+                                         {"resume", required_argument, NULL, 'r'},
+                                         {"continue", no_argument, NULL, 'c'},
+                                         {"list-tools", no_argument, NULL, OPT_LIST_TOOLS},
+                                         {"list-toolsets", no_argument, NULL, OPT_LIST_TOOLSETS},
                                          {"quiet", no_argument, NULL, 'Q'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *query = NULL, *model = NULL, *provider = NULL;
-    char *toolsets = NULL;
-    bool quiet = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "q:m:p:t:Qh", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":q:m:p:t:r:cQh", opts, NULL)) != -1) {
         switch (c) {
-        case 'q': query = optarg; break;
-        case 'm': model = optarg; break;
-        case 'p': provider = optarg; break;
-        case 't': toolsets = optarg; break;
-        case 'Q': quiet = true; break;
-        case 'h': usage(); return 0;
-        default: usage(); return 2;
+        case 'q': a->query = optarg; break;
+        case 'm': a->model = optarg; break;
+        case 'p':
+        case OPT_PROVIDER: a->provider = optarg; break;
+        case 't': a->toolsets = optarg; break;
+        case 'r': a->resume = optarg; break;
+        case 'c': a->cont = true; break;
+        case 'Q': a->quiet = true; break;
+        case OPT_LIST_TOOLS: a->list_tools = true; break;
+        case OPT_LIST_TOOLSETS: a->list_toolsets = true; break;
+        case 'h': usage(stdout); return 1;
+        case ':':
+            cli_err("option '%s' needs a value", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        default:
+            if (optopt)
+                cli_err("unknown option '-%c'", optopt);
+            else
+                cli_err("unknown option '%s'", argv[optind - 1]);
+            usage(stderr);
+            return 2;
         }
     }
-    if (!query) {
-        cli_err("the interactive chat needs a terminal session; use: hermes chat -q \"question\"");
+    if (optind < argc) {
+        cli_err("unexpected argument '%s'", argv[optind]);
+        usage(stderr);
         return 2;
     }
-    rt_log_set_level(RT_LOG_WARN); /* the answer goes to stdout; keep stderr for trouble */
-    hm_host_opts ho = {
-        .ctx = HM_CTX_CLI, .model = model, .provider = provider, .require_provider = true};
+    if (a->query && !*a->query) {
+        cli_err("the question (-q) is empty");
+        return 2;
+    }
+    if (a->resume && a->cont) {
+        cli_err("--resume and --continue do not go together");
+        return 2;
+    }
+    return 0;
+}
+
+/* --list-tools / --list-toolsets: the listings, without starting the agent. */
+static int list(const chat_args *a, const char *const *ts)
+{
+    hm_host_opts ho = {.ctx = HM_CTX_CLI, .model = a->model, .provider = a->provider};
     hm_host *h = NULL;
     char err[512];
-    int rc = hm_host_start(&ho, &h, err, sizeof(err));
-    if (rc) {
+    if (hm_host_start(&ho, &h, err, sizeof(err)) != 0) {
         cli_err("%s", err);
         return 1;
     }
-    char *ts_copy = toolsets ? rt_xstrdup(toolsets) : NULL;
-    const char **ts = ts_copy ? split_toolsets(ts_copy) : NULL;
-    int status = run_turn(h, query, ts, quiet);
+    if (a->list_tools) {
+        tool_env *env = hm_host_tool_env(h, "cli", getenv("TERMINAL_CWD"), false);
+        const char **names = hm_host_tools(h, "cli", ts, env);
+        chat_print_tools(stdout, (char *const *)names);
+        rt_free(names);
+        tool_env_unref(env);
+    }
+    if (a->list_toolsets)
+        chat_print_toolsets(stdout, h->cfg, ts);
+    fflush(stdout);
+    hm_host_stop(h);
+    return 0;
+}
+
+int cli_chat(int argc, char **argv)
+{
+    chat_args a = {0};
+    int prc = parse_args(argc, argv, &a);
+    if (prc)
+        return prc == 1 ? 0 : 2;
+    char *ts_copy = a.toolsets ? rt_xstrdup(a.toolsets) : NULL;
+    const char **ts = ts_copy ? chat_split_list(ts_copy) : NULL;
+    const char *bad = ts ? chat_unknown_toolset(ts) : NULL;
+    int status = 2;
+    if (ts && !ts[0]) {
+        cli_err("--toolsets needs at least one toolset name (see: hermes --list-toolsets)");
+        goto out;
+    }
+    if (bad) {
+        cli_err("unknown toolset '%s' (see: hermes --list-toolsets)", bad);
+        goto out;
+    }
+    if (a.list_tools || a.list_toolsets) {
+        rt_log_set_level(RT_LOG_WARN);
+        status = list(&a, ts);
+        goto out;
+    }
+    bool interactive = !a.query;
+    if (interactive && !(isatty(0) && isatty(1))) {
+        cli_err("the interactive chat needs a terminal session; use: hermes chat -q \"question\"");
+        goto out;
+    }
+    rt_log_set_level(RT_LOG_WARN);        /* the answer goes to stdout; keep stderr for trouble */
+    setenv("HERMES_INTERACTIVE", "1", 1); /* as the original's CLI: the cronjob tools' check */
+    hm_host_opts ho = {
+        .ctx = HM_CTX_CLI, .model = a.model, .provider = a.provider, .require_provider = true};
+    hm_host *h = NULL;
+    char err[512];
+    if (hm_host_start(&ho, &h, err, sizeof(err)) != 0) {
+        cli_err("%s", err);
+        status = 1;
+        goto out;
+    }
+    char *resume = a.resume ? rt_xstrdup(a.resume) : a.cont ? latest_cli_session(h) : NULL;
+    status = 1;
+    if ((a.cont && !resume) || (a.resume && !session_exists(h, a.resume))) {
+        status = 1;
+    } else if (interactive) {
+        repl_opts ro = {.toolsets = ts, .resume_id = resume};
+        status = repl_run(h, &ro);
+    } else {
+        chat_spawn cs = {.session_id = resume,
+                         .resume = resume != NULL,
+                         .toolsets = ts,
+                         .interactive = isatty(0)};
+        status = run_turn(h, a.query, &cs, a.quiet);
+    }
+    rt_free(resume);
+    hm_host_stop(h);
+out:
     rt_free(ts);
     rt_free(ts_copy);
-    hm_host_stop(h);
     return status;
 }

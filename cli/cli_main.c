@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef HERMES_VERSION
 #define HERMES_VERSION "0.1.0"
@@ -39,17 +40,21 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
+    if (argc < 2 && !(isatty(0) && isatty(1))) {
         usage(stderr);
         return 2;
     }
+    if (argc < 2) /* `hermes` on a terminal: the interactive chat */
+        return cli_chat(argc, argv);
     const char *name = argv[1];
     if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(name, "--version") == 0)
+    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0)
         name = "version";
+    else if (name[0] == '-') /* `hermes --toolsets web`, `hermes --list-tools`, ...: chat's */
+        return cli_chat(argc, argv);
     for (const cli_cmd *c = cli_commands; c->name; c++)
         if (strcmp(c->name, name) == 0)
             return c->run(argc - 1, argv + 1);
