@@ -130,23 +130,7 @@ static bool busy(const gw_chat *c)
 
 static void say(rt_ctx *cx, gw_chat *c, const gw_target *to, const char *text, int kind)
 {
-    if (!c->adapter || !text)
-        return;
-    if (c->caps.max_message && !c->caps.api) {
-        char **parts = gw_chunk(text, c->caps.max_message);
-        int n = 0;
-        while (parts[n])
-            n++;
-        for (int i = 0; i < n; i++) {
-            gw_out_text *t = (gw_out_text *)gw_out_text_new(GW_OUT_TEXT, to, parts[i], kind);
-            t->part = i + 1;
-            t->parts = n;
-            rt_send(cx, c->adapter, &t->hdr);
-        }
-        gw_chunks_free(parts);
-        return;
-    }
-    rt_send(cx, c->adapter, gw_out_text_new(GW_OUT_TEXT, to, text, kind));
+    gw_say(cx, c->adapter, &c->caps, to, text, kind);
 }
 
 static void sayf(rt_ctx *cx, gw_chat *c, const gw_target *to, int kind, const char *fmt, ...)
@@ -646,6 +630,8 @@ static const cmd_info commands[] = {
     {"deny", "", "Deny a pending dangerous command", NULL},
     {"sethome", "", "Set this chat as the home channel", "set-home"},
     {"usage", "", "Show token usage for the current session", NULL},
+    {"background", "<prompt>", "Run a prompt in the background", "bg"},
+    {"compress", "", "Manually compress conversation context", NULL},
     {"yolo", "", "Toggle YOLO mode (skip all dangerous command approvals)", NULL},
     {"profile", "", "Show active profile name and home directory", NULL},
     {"help", "", "Show available commands", NULL},
@@ -654,9 +640,9 @@ static const cmd_info commands[] = {
 
 /* Recognised commands of the original this gateway does not offer (yet). */
 static const char *const unavailable[] = {
-    "background", "bg",         "btw",       "compress", "title",   "resume",   "branch",
-    "fork",       "insights",   "reasoning", "fast",     "verbose", "voice",    "rollback",
-    "reload-mcp", "reload_mcp", "restart",   "update",   "debug",   "provider",
+    "btw",        "title",   "resume",  "branch", "fork",     "insights",
+    "reasoning",  "fast",    "verbose", "voice",  "rollback", "reload-mcp",
+    "reload_mcp", "restart", "update",  "debug",  "provider",
 };
 
 static const char *canonical(const char *name)
@@ -867,6 +853,30 @@ static void on_control_reply(rt_ctx *cx, gw_chat *c, ag_msg_control_reply *r)
              CMD_PREVIEW, r->text ? r->text : "",
              r->text && strlen(r->text) > CMD_PREVIEW ? "..." : "");
         return;
+    case AG_CTL_COMPRESS: {
+        set_typing(cx, c, to, false);
+        if (r->err) {
+            say(cx, c, to,
+                r->err == -EBUSY       ? "Agent is running \xe2\x80\x94 wait or /stop first."
+                : r->err == -ECANCELED ? "Compression was cancelled."
+                : r->err == -ENODATA
+                    ? "Nothing to compress yet: the first and the last few messages are always "
+                      "kept as they are."
+                    : "Not enough conversation to compress (need at least 4 messages).",
+                GW_TEXT_NOTICE);
+            return;
+        }
+        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(r->info, "session_id");
+        if (cJSON_IsString(sid) && strcmp(sid->valuestring, c->session_id) != 0) {
+            rt_free(c->session_id); /* the conversation continues under a new id */
+            c->session_id = rt_xstrdup(sid->valuestring);
+            report(cx, c, false);
+        }
+        sayf(cx, c, to, GW_TEXT_NOTICE,
+             "\xf0\x9f\x97\x9c\xef\xb8\x8f Compressed: %d \xe2\x86\x92 %d messages", r->n,
+             (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r->info, "after")));
+        return;
+    }
     case AG_CTL_RETRY:
         if (r->err) {
             c->answered = c->next_input; /* the input we reserved will never be answered */
@@ -905,6 +915,30 @@ static void on_control_reply(rt_ctx *cx, gw_chat *c, ag_msg_control_reply *r)
     }
     default: return;
     }
+}
+
+static void cmd_background(rt_ctx *cx, gw_chat *c, const gw_msg_event *ev, const char *args)
+{
+    const gw_target *to = &ev->reply;
+    if (!*args) {
+        say(cx, c, to,
+            "Usage: /background <prompt>\nExample: /background Summarize the top HN stories "
+            "today\n\nRuns the prompt in a separate background session. You can keep chatting "
+            "\xe2\x80\x94 results will appear here when done.",
+            GW_TEXT_NOTICE);
+        return;
+    }
+    char id[32];
+    if (gw_bg_start(cx, c->sh, c->adapter, &c->caps, to, &c->origin, args, id) != 0) {
+        say(cx, c, to, "Sorry, I could not start a background task.", GW_TEXT_ERROR);
+        return;
+    }
+    char *pv = gw_preview(args, 60);
+    sayf(cx, c, to, GW_TEXT_NOTICE,
+         "\xf0\x9f\x94\x84 Background task started: \"%s\"\nTask ID: %s\nYou can keep "
+         "chatting \xe2\x80\x94 results will appear when done.",
+         pv, id);
+    rt_free(pv);
 }
 
 /* A slash command; true when handled (false: send the text to the model). */
@@ -1011,6 +1045,19 @@ static bool on_command(rt_ctx *cx, gw_chat *c, gw_msg_event *ev, const char *nam
             rt_send(cx, gw, &h->hdr);
         else
             rt_msg_free(&h->hdr);
+    } else if (strcmp(cmd, "compress") == 0) {
+        if (busy(c)) {
+            say(cx, c, to, "Agent is running \xe2\x80\x94 wait or /stop first.", GW_TEXT_NOTICE);
+            return true;
+        }
+        if (!ensure_session(cx, c, NULL)) {
+            say(cx, c, to, "Sorry, I could not start an agent for this chat.", GW_TEXT_ERROR);
+            return true;
+        }
+        control(cx, c, to, AG_CTL_COMPRESS);
+        set_typing(cx, c, to, true);
+    } else if (strcmp(cmd, "background") == 0) {
+        cmd_background(cx, c, ev, args);
     } else if (strcmp(cmd, "yolo") == 0) {
         c->yolo = !c->yolo;
         say(cx, c, to,

@@ -55,6 +55,24 @@ typedef struct gw_shared {
 gw_shared *gw_shared_ref(gw_shared *s);
 void gw_shared_unref(gw_shared *s);
 
+/* The first n characters of s (whole UTF-8 sequences), with "..." when it was cut. New. */
+char *gw_preview(const char *s, size_t n);
+
+/* Send text to a chat through its adapter: split with gw_chunk at caps->max_message (not for
+ * programs: caps->api), each part numbered. adapter 0 or text NULL: nothing. */
+void gw_say(rt_ctx *cx, rt_ref adapter, const gw_caps *caps, const gw_target *to, const char *text,
+            int kind);
+
+/*
+ * /background <prompt>: run prompt in a fresh session of its own, beside the chat's, and send
+ * its answer to `to` when it ends ("✅ Background task complete …" or "❌ Background task <id>
+ * failed: …"). Nobody is asked anything: approvals are denied, clarify questions get no
+ * answer. Writes the task id (bg_HHMMSS_<6 hex>) to id. Returns 0, or -EAGAIN when the
+ * session could not be spawned.
+ */
+int gw_bg_start(rt_ctx *cx, gw_shared *sh, rt_ref adapter, const gw_caps *caps, const gw_target *to,
+                const gw_source *origin, const char *prompt, char id[32]);
+
 /* The tool progress mode of platform (display.platforms.<p>.tool_progress, the legacy
  * overrides, display.tool_progress, HERMES_TOOL_PROGRESS(_MODE), the built-in defaults). */
 int gw_progress_mode(const hm_config *cfg, const char *platform);

@@ -170,6 +170,37 @@ void gw_chunks_free(char **chunks)
     rt_free(chunks);
 }
 
+char *gw_preview(const char *s, size_t n)
+{
+    size_t i = 0, chars = 0;
+    for (; s[i]; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80 && chars++ == n)
+            break;
+    return rt_xasprintf("%.*s%s", (int)i, s, s[i] ? "..." : "");
+}
+
+void gw_say(rt_ctx *cx, rt_ref adapter, const gw_caps *caps, const gw_target *to, const char *text,
+            int kind)
+{
+    if (!adapter || !text)
+        return;
+    if (!caps->max_message || caps->api) {
+        rt_send(cx, adapter, gw_out_text_new(GW_OUT_TEXT, to, text, kind));
+        return;
+    }
+    char **parts = gw_chunk(text, caps->max_message);
+    int n = 0;
+    while (parts[n])
+        n++;
+    for (int i = 0; i < n; i++) {
+        gw_out_text *t = (gw_out_text *)gw_out_text_new(GW_OUT_TEXT, to, parts[i], kind);
+        t->part = i + 1;
+        t->parts = n;
+        rt_send(cx, adapter, &t->hdr);
+    }
+    gw_chunks_free(parts);
+}
+
 /* ================================================================ commands */
 
 bool gw_parse_command(const char *text, char **buf, const char **name, const char **args)

@@ -818,3 +818,48 @@ TEST(a_redelivered_update_is_answered_once_also_after_a_restart)
     pthread_mutex_unlock(&lock);
     stop_gateway(&F);
 }
+
+TEST(background_tasks_answer_beside_the_conversation)
+{
+    start_gateway(&F, true);
+    scripts[nscripts++] = (script){.delay_ms = 400}; /* the background turn takes its time */
+    msg_in(&F, "dm", "dm-alice", "alice", NULL, "/background summarize this");
+    int i = wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-alice", "Background task started", 0);
+    ASSERT_STR_CONTAINS(out_text(i), "\"summarize this\"\nTask ID: bg_");
+    wait_requests(1);
+    /* the conversation goes on meanwhile */
+    msg_in(&F, "dm", "dm-alice", "alice", NULL, "hello");
+    wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: hello", 0);
+    ASSERT_EQ(0, count_text("dm-alice", "Background task complete"));
+    i = wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "Background task complete", 0);
+    ASSERT_STR_CONTAINS(out_text(i), "Prompt: \"summarize this\"\n\necho: summarize this");
+    /* its own session, not the conversation's */
+    pthread_mutex_lock(&lock);
+    ASSERT_TRUE(strstr(all_users, "summarize this") == NULL || strstr(all_users, "hello") == NULL);
+    pthread_mutex_unlock(&lock);
+    msg_in(&F, "dm", "dm-alice", "alice", NULL, "/bg");
+    wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-alice", "Usage: /background <prompt>", 0);
+    stop_gateway(&F);
+}
+
+TEST(compress_on_demand)
+{
+    start_gateway(&F, true);
+    msg_in(&F, "dm", "dm-bob", "bob", NULL, "m1");
+    wait_out(GW_OUT_TURN_END, -1, "dm-bob", NULL, 0);
+    msg_in(&F, "dm", "dm-bob", "bob", NULL, "/compress");
+    wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-bob", "Not enough conversation to compress", 0);
+    for (int i = 2; i <= 5; i++) {
+        char m[8];
+        snprintf(m, sizeof(m), "m%d", i);
+        msg_in(&F, "dm", "dm-bob", "bob", NULL, m);
+        wait_out(GW_OUT_TURN_END, -1, "dm-bob", NULL, i - 1);
+    }
+    msg_in(&F, "dm", "dm-bob", "bob", NULL, "/compress");
+    int i = wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-bob", "Compressed: 10 \xe2\x86\x92 ", 0);
+    (void)i;
+    /* the conversation goes on from the compressed history */
+    msg_in(&F, "dm", "dm-bob", "bob", NULL, "after");
+    wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-bob", "echo: after", 0);
+    stop_gateway(&F);
+}
