@@ -469,6 +469,17 @@ static int gateway_status(void)
            NUM("actors"), NUM("messages_handled"), NUM("events"), NUM("denied"),
            NUM("dead_letters"));
 #undef NUM
+    const cJSON *ob = cJSON_GetObjectItemCaseSensitive(st, "outbox");
+    if (cJSON_IsObject(ob)) {
+#define OB(k) (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ob, k))
+        printf("Outbox: %lld waiting, %lld sent, %lld given up", OB("pending"), OB("sent"),
+               OB("failed"));
+#undef OB
+        const cJSON *lf = cJSON_GetObjectItemCaseSensitive(ob, "last_failure");
+        if (cJSON_IsString(lf))
+            printf(" (last: %s)", lf->valuestring);
+        printf("\n");
+    }
     cJSON_Delete(st);
     rt_free(home);
     return 0;

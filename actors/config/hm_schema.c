@@ -335,6 +335,8 @@ const hm_key hm_schema[] = {
     K("gateway", MAP, 0, 0, 0, 0, "gateway process"),
     K("gateway.proxy_url", STR, 0, "GATEWAY_PROXY_URL", 0, 0,
       "proxy mode: forward turns to this remote Hermes API server"),
+    K("gateway.delivery_deadline", INT, "21600", "GATEWAY_DELIVERY_DEADLINE", 0, 0,
+      "seconds the outbox keeps retrying a reply a platform did not take (Hermes in C)"),
     K("approvals", MAP, 0, 0, 0, 0, "dangerous-command approval"),
     K("approvals.mode", STR, "manual", 0, 0, "manual|smart|off",
       "how dangerous commands are approved"),

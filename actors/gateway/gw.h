@@ -34,6 +34,7 @@ enum {
     GW_MSG_ADAPTER_UP = RT_MSG_TYPE(RT_MSG_MODULE_GW, 2),   /* gw_msg_adapter */
     GW_MSG_ADAPTER_DOWN = RT_MSG_TYPE(RT_MSG_MODULE_GW, 3), /* gw_msg_adapter */
     GW_MSG_CANCEL = RT_MSG_TYPE(RT_MSG_MODULE_GW, 20),      /* gw_msg_cancel */
+    GW_MSG_SENT = RT_MSG_TYPE(RT_MSG_MODULE_GW, 21),        /* gw_msg_sent */
     /* gateway → adapters */
     GW_OUT_TEXT = RT_MSG_TYPE(RT_MSG_MODULE_GW, 16),     /* gw_out_text */
     GW_OUT_DELTA = RT_MSG_TYPE(RT_MSG_MODULE_GW, 17),    /* gw_out_text (adapters that stream) */
@@ -113,6 +114,10 @@ typedef struct gw_caps {
     bool streams;       /* wants GW_OUT_DELTA (the API server); others get the final text */
     bool markdown;      /* renders Markdown */
     bool progress;      /* tool progress messages are welcome */
+    bool acks;          /* answers every GW_OUT_TEXT whose `delivery` is set with one
+                           GW_MSG_SENT to the gateway, once the platform took it or refused
+                           it: replies are then retried by the gateway's outbox until they
+                           land */
     bool api;           /* a program, not a person (the API server): no slash commands, a
                            message during a turn waits for it instead of interrupting it,
                            dangerous commands are refused ("approval required") since nobody
@@ -142,6 +147,7 @@ typedef struct gw_out_text {
     int kind; /* gw_text_kind */
     int part; /* 1-based chunk number of a split reply */
     int parts;
+    uint64_t delivery; /* != 0: an outbox entry; adapters with caps.acks answer GW_MSG_SENT */
     /* GW_TEXT_PROGRESS only, for adapters that show progress their own way (the API
      * server's hermes.tool.progress event); text is the rendered line. May be NULL. */
     char *tool;
@@ -166,6 +172,22 @@ typedef struct gw_out_turn_end {
     int64_t completion_tokens;
 } gw_out_turn_end;
 
+/*
+ * An adapter's answer (to the gateway, GW_NAME) to a GW_OUT_TEXT with a delivery id
+ * (caps.acks). err 0: the platform
+ * has it. Otherwise the outbox retries with backoff (at the earliest after retry_after_ms, if
+ * the platform said so) unless permanent (the platform refused the message itself: a 4xx
+ * other than 408/429), until its delivery deadline.
+ */
+typedef struct gw_msg_sent {
+    rt_msg hdr;
+    uint64_t delivery;
+    int err; /* 0 or -errno */
+    bool permanent;
+    int64_t retry_after_ms; /* 0: the outbox's own backoff */
+    char errmsg[160];
+} gw_msg_sent;
+
 /* ---- constructors (copy their arguments; drops set) ---- */
 
 gw_msg_event *gw_event_new(const char *platform, const char *chat_type, const char *chat_id,
@@ -187,6 +209,8 @@ rt_msg *gw_out_progress_new(const gw_target *to, const char *line, const char *t
                             const char *emoji, const char *label);
 rt_msg *gw_out_typing_new(const gw_target *to, bool on);
 rt_msg *gw_out_turn_end_new(const gw_target *to, int outcome, const char *session_id);
+/* errmsg may be NULL (truncated to fit). */
+rt_msg *gw_sent_new(uint64_t delivery, int err, const char *errmsg);
 
 /* ---- delivery: cron, send_message, notifications (gateway.md §6) ---- */
 
@@ -252,6 +276,11 @@ typedef struct gw_opts {
     int64_t context_length; /* 0: from the model */
     int64_t chat_idle_ms;   /* a conversation's actors leave memory after this long idle;
                                0: 10 minutes */
+    /* The outbox (docs/reliability.md): replies are written to state.db and retried until
+     * the platform took them. Tests shorten its clock. */
+    int64_t delivery_retry_ms;    /* first backoff; 0: 1 s */
+    int64_t delivery_deadline_ms; /* give up after; 0: gateway.delivery_deadline (6 h) */
+    int64_t delivery_ack_ms;      /* an adapter must confirm a send by then; 0: 2 minutes */
 } gw_opts;
 
 /*

@@ -130,6 +130,13 @@ static bool busy(const gw_chat *c)
 
 static void say(rt_ctx *cx, gw_chat *c, const gw_target *to, const char *text, int kind)
 {
+    /* Answers and failures are written down and retried until the platform has them;
+     * notices and progress go straight (a lost one is not worth a retry). */
+    if (c->sh->outbox && !c->caps.api && (kind == GW_TEXT_REPLY || kind == GW_TEXT_ERROR) &&
+        c->origin.platform && to && to->chat_id) {
+        gw_outbox_say(cx, c->sh->outbox, c->origin.platform, &c->caps, to, text, kind);
+        return;
+    }
     gw_say(cx, c->adapter, &c->caps, to, text, kind);
 }
 

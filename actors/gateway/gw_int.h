@@ -42,7 +42,8 @@ typedef struct gw_shared {
     gw_spawn_fn spawn;
     void *spawn_arg;
     rt_ref store;
-    rt_ref io; /* the gateway's file writer (gw_io.c) */
+    rt_ref io;     /* the gateway's file writer (gw_io.c) */
+    rt_ref outbox; /* replies go through it (gw_outbox.c); 0: straight to the adapter */
     char *model, *provider, *base_url;
     int64_t context_length;
     int64_t chat_idle_ms;
@@ -54,6 +55,53 @@ typedef struct gw_shared {
 
 gw_shared *gw_shared_ref(gw_shared *s);
 void gw_shared_unref(gw_shared *s);
+
+/* ================================================================ outbox */
+
+/* gw_outbox.c: replies written to state.db before they are sent, and sent until a platform
+ * took them (see the file's header). */
+#define GW_OUTBOX_NAME "hermes.outbox"
+enum {
+    GW_OUTBOX_PUT = RT_MSG_TYPE(RT_MSG_MODULE_GW, 52),     /* gw_outbox_put: chat → outbox */
+    GW_OUTBOX_ADAPTER = RT_MSG_TYPE(RT_MSG_MODULE_GW, 53), /* gw_outbox_adapter: router → */
+    GW_OUTBOX_STATS = RT_MSG_TYPE(RT_MSG_MODULE_GW, 54),   /* gw_outbox_stats: → router */
+};
+typedef struct gw_outbox_put {
+    rt_msg hdr;
+    char *platform;
+    gw_target to;
+    char *text;
+    int kind, part, parts;
+} gw_outbox_put;
+typedef struct gw_outbox_adapter {
+    rt_msg hdr;
+    char *platform;
+    rt_ref ref;
+    gw_caps caps;
+    bool up;
+} gw_outbox_adapter;
+typedef struct gw_outbox_stats {
+    rt_msg hdr;
+    size_t pending;
+    uint64_t sent, failed;
+    char last_error[200];
+} gw_outbox_stats;
+typedef struct gw_outbox_opts {
+    rt_ref store;           /* 0: nothing is written down (replies still go in order) */
+    const char *state_db;   /* load what a previous run left; NULL: nothing */
+    int64_t retry_base_ms;  /* first backoff; 0: 1 s (doubling, capped at 60 s) */
+    int64_t deadline_ms;    /* give up after; 0: 6 hours */
+    int64_t ack_timeout_ms; /* an adapter's GW_MSG_SENT must come by then; 0: 2 minutes */
+} gw_outbox_opts;
+
+/* Spawn the outbox (registered as GW_OUTBOX_NAME); 0 if one runs already. */
+rt_ref gw_outbox_start(rt_ctx *cx, const gw_outbox_opts *o);
+rt_msg *gw_outbox_put_new(const char *platform, const gw_target *to, const char *text, int kind,
+                          int part, int parts);
+rt_msg *gw_outbox_adapter_new(const char *platform, rt_ref ref, const gw_caps *caps, bool up);
+/* Hand text for a chat to the outbox, split as gw_say splits it. */
+void gw_outbox_say(rt_ctx *cx, rt_ref outbox, const char *platform, const gw_caps *caps,
+                   const gw_target *to, const char *text, int kind);
 
 /* The first n characters of s (whole UTF-8 sequences), with "..." when it was cut. New. */
 char *gw_preview(const char *s, size_t n);

@@ -5,6 +5,7 @@
 #include "gw_int.h"
 
 #include "rt_alloc.h"
+#include "rt_util.h"
 
 #include <string.h>
 
@@ -197,6 +198,16 @@ rt_msg *gw_out_turn_end_new(const gw_target *to, int outcome, const char *sessio
     e->session_id = dupn(session_id);
     e->hdr.drop = drop_end;
     return &e->hdr;
+}
+
+rt_msg *gw_sent_new(uint64_t delivery, int err, const char *errmsg)
+{
+    gw_msg_sent *m = RT_MSG_NEW(gw_msg_sent, GW_MSG_SENT);
+    m->delivery = delivery;
+    m->err = err;
+    if (errmsg)
+        rt_strlcpy(m->errmsg, errmsg, sizeof(m->errmsg));
+    return &m->hdr;
 }
 
 static void drop_deliver(rt_msg *m)

@@ -81,7 +81,8 @@ typedef struct gw_router {
     rt_ref drain_reply;
     uint64_t drain_tag;
     uint64_t events, denied, duplicates;
-    gw_seen *seen; /* updates accepted lately (exactly-once handling) */
+    gw_outbox_stats outbox; /* as last reported (pending, sent, failed, last_error) */
+    gw_seen *seen;          /* updates accepted lately (exactly-once handling) */
 } gw_router;
 
 /* =============================================================== index */
@@ -183,6 +184,12 @@ static void status_write(rt_ctx *cx, gw_router *r)
     cJSON_AddNumberToObject(o, "events", (double)r->events);
     cJSON_AddNumberToObject(o, "denied", (double)r->denied);
     cJSON_AddNumberToObject(o, "duplicates", (double)r->duplicates);
+    cJSON *ob = cJSON_AddObjectToObject(o, "outbox");
+    cJSON_AddNumberToObject(ob, "pending", (double)r->outbox.pending);
+    cJSON_AddNumberToObject(ob, "sent", (double)r->outbox.sent);
+    cJSON_AddNumberToObject(ob, "failed", (double)r->outbox.failed);
+    if (r->outbox.last_error[0])
+        cJSON_AddStringToObject(ob, "last_failure", r->outbox.last_error);
     rt_stats st;
     rt_stats_get(rt_ctx_runtime(cx), &st);
     cJSON_AddNumberToObject(o, "actors", (double)(st.spawned - st.exited));
@@ -271,6 +278,8 @@ static void on_adapter_up(rt_ctx *cx, gw_router *r, gw_msg_adapter *m)
     a->ref = m->ref;
     a->mon = rt_monitor(cx, m->ref);
     a->caps = m->caps;
+    if (r->sh->outbox)
+        rt_send(cx, r->sh->outbox, gw_outbox_adapter_new(m->platform, m->ref, &m->caps, true));
     a->since = now_epoch();
     if (m->home_channel) {
         rt_free(a->home);
@@ -284,6 +293,9 @@ static void on_adapter_up(rt_ctx *cx, gw_router *r, gw_msg_adapter *m)
 static void adapter_gone(rt_ctx *cx, gw_router *r, size_t i)
 {
     RT_WARN("gateway", "%s disconnected", r->ad[i].platform);
+    if (r->sh->outbox)
+        rt_send(cx, r->sh->outbox,
+                gw_outbox_adapter_new(r->ad[i].platform, r->ad[i].ref, NULL, false));
     rt_free(r->ad[i].platform);
     rt_free(r->ad[i].home);
     rt_free(r->ad[i].home_name);
@@ -578,7 +590,10 @@ static void on_deliver(rt_ctx *cx, gw_router *r, gw_msg_deliver *d)
         snprintf(res->errmsg, sizeof(res->errmsg), "no home channel is set for %s", d->platform);
     } else {
         gw_target t = {.chat_id = (char *)chat, .thread_id = d->thread_id};
-        rt_send(cx, a->ref, gw_out_text_new(GW_OUT_TEXT, &t, d->text, GW_TEXT_NOTICE));
+        if (r->sh->outbox && !a->caps.api)
+            gw_outbox_say(cx, r->sh->outbox, d->platform, &a->caps, &t, d->text, GW_TEXT_NOTICE);
+        else
+            rt_send(cx, a->ref, gw_out_text_new(GW_OUT_TEXT, &t, d->text, GW_TEXT_NOTICE));
         res->chat_id = rt_xstrdup(chat);
     }
     res->hdr.drop = gw__drop_delivered;
@@ -682,6 +697,23 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
     case GW_MSG_EVENT: on_event(cx, r, (gw_msg_event *)m); break;
     case GW_PAIR_ALLOWED: route(cx, r, (gw_msg_event *)m); break;
     case GW_MSG_ADAPTER_UP: on_adapter_up(cx, r, (gw_msg_adapter *)m); break;
+    case GW_MSG_SENT: /* an adapter's answer about an outbox entry */
+        if (r->sh->outbox) {
+            const gw_msg_sent *s = (const gw_msg_sent *)m;
+            gw_msg_sent *f = (gw_msg_sent *)gw_sent_new(s->delivery, s->err, s->errmsg);
+            f->permanent = s->permanent;
+            f->retry_after_ms = s->retry_after_ms;
+            rt_send(cx, r->sh->outbox, &f->hdr);
+        }
+        break;
+    case GW_OUTBOX_STATS: {
+        const gw_outbox_stats *s = (const gw_outbox_stats *)m;
+        r->outbox.pending = s->pending;
+        r->outbox.sent = s->sent;
+        r->outbox.failed = s->failed;
+        rt_strlcpy(r->outbox.last_error, s->last_error, sizeof(r->outbox.last_error));
+        break;
+    }
     case GW_MSG_ADAPTER_DOWN: on_adapter_down(cx, r, (gw_msg_adapter *)m); break;
     case GW_CHAT_UPDATE: on_chat_update(cx, r, (gw_chat_update *)m); break;
     case GW_CHAT_SETHOME: on_sethome(cx, r, (gw_chat_sethome *)m); break;
@@ -858,6 +890,16 @@ int gw_start(rt_ctx *cx, const gw_opts *o, rt_ref *out, char *err, size_t errlen
     const char *sp = hm_config_env_str(o->cfg, "agent.system_prompt", NULL);
     sh->personality_default = sp && *sp ? rt_xstrdup(sp) : NULL;
     sh->io = gw_io_start(cx);
+    gw_outbox_opts oo = {
+        .store = o->store,
+        .state_db = o->state_db,
+        .retry_base_ms = o->delivery_retry_ms,
+        .deadline_ms = o->delivery_deadline_ms > 0
+                           ? o->delivery_deadline_ms
+                           : hm_config_env_int(o->cfg, "gateway.delivery_deadline", NULL) * 1000,
+        .ack_timeout_ms = o->delivery_ack_ms,
+    };
+    sh->outbox = gw_outbox_start(cx, &oo);
 
     gw_router *r = rt_xcalloc(1, sizeof(*r));
     r->sh = sh;

@@ -27,6 +27,7 @@ enum {
     R_CONTEXT,
     R_LAST_ROLES,
     R_INBOUND_RECENT,
+    R_OUTBOX_PENDING,
     R_COUNT
 };
 
@@ -49,6 +50,8 @@ static const char *const read_sql[R_COUNT] = {
     [R_INBOUND_RECENT] = "SELECT platform, message_id FROM (SELECT platform, message_id, "
                          "received_at FROM hc_inbound ORDER BY received_at DESC LIMIT ?) "
                          "ORDER BY received_at",
+    [R_OUTBOX_PENDING] = "SELECT id, platform, chat_id, thread_id, reply_to, text, kind, part, "
+                         "parts, created_at FROM hc_outbox WHERE state = 'pending' ORDER BY id",
     [R_CONTEXT] = "SELECT role, content FROM messages "
                   "WHERE session_id = ? AND id >= ? - 1 AND id <= ? + 1 ORDER BY id",
 };
@@ -359,6 +362,41 @@ int st_read_inbound_recent(st_reader *r, size_t limit, st_inbound_fn fn, void *a
     }
     if (rc != SQLITE_DONE)
         err = fail_sqlite(r, rc, "list recent inbound updates");
+    stmt_done(st);
+    return err;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+int st_read_outbox_pending(st_reader *r, st_outbox_fn fn, void *arg)
+{
+    int err = 0;
+    r->errmsg[0] = '\0';
+    sqlite3_stmt *st = stmt_get(r, R_OUTBOX_PENDING, &err);
+    if (!st)
+        return err;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        st_outbox_row row = {
+            .id = sqlite3_column_int64(st, 0),
+            .platform = col_text(st, 1),
+            .chat_id = col_text(st, 2),
+            .thread_id = col_text(st, 3),
+            .reply_to = col_text(st, 4),
+            .text = col_text(st, 5),
+            .kind = sqlite3_column_int(st, 6),
+            .part = sqlite3_column_int(st, 7),
+            .parts = sqlite3_column_int(st, 8),
+            .created_at = sqlite3_column_double(st, 9),
+        };
+        if (row.platform && row.chat_id && row.text)
+            fn(arg, &row);
+    }
+    if (rc != SQLITE_DONE)
+        err = fail_sqlite(r, rc, "list the outbox");
     stmt_done(st);
     return err;
 }

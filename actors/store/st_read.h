@@ -82,6 +82,16 @@ int st_read_unanswered(st_reader *r, double since, cJSON **out);
  * once for each (strings borrowed for the call). */
 typedef void (*st_inbound_fn)(void *arg, const char *platform, const char *message_id);
 int st_read_inbound_recent(st_reader *r, size_t limit, st_inbound_fn fn, void *arg);
+/* The replies still waiting in the outbox (state 'pending'), oldest first: fn once for each
+ * (the row's strings borrowed for the call; thread_id and reply_to may be NULL). */
+typedef struct st_outbox_row {
+    int64_t id;
+    const char *platform, *chat_id, *thread_id, *reply_to, *text;
+    int kind, part, parts;
+    double created_at;
+} st_outbox_row;
+typedef void (*st_outbox_fn)(void *arg, const st_outbox_row *row);
+int st_read_outbox_pending(st_reader *r, st_outbox_fn fn, void *arg);
 
 /* ======================================================== the reader actor */
 

@@ -96,7 +96,6 @@ static const char hc_schema_sql[] = "CREATE TABLE IF NOT EXISTS hc_schema (\n"
 
 /*
  * The built-in list. Append only (st_schema.h rules a-c); bump ST_HC_SCHEMA_VERSION with it.
- * Later issues add the outbox (hc_outbox) here.
  */
 static const char hc_inbound_sql[] =
     "CREATE TABLE hc_inbound (\n"
@@ -108,10 +107,29 @@ static const char hc_inbound_sql[] =
     ") WITHOUT ROWID;\n"
     "CREATE INDEX idx_hc_inbound_received ON hc_inbound(received_at);\n";
 
+static const char hc_outbox_sql[] = "CREATE TABLE hc_outbox (\n"
+                                    "    id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+                                    "    platform TEXT NOT NULL,\n"
+                                    "    chat_id TEXT NOT NULL,\n"
+                                    "    thread_id TEXT,\n"
+                                    "    reply_to TEXT,\n"
+                                    "    text TEXT NOT NULL,\n"
+                                    "    kind INTEGER NOT NULL DEFAULT 0,\n"
+                                    "    part INTEGER NOT NULL DEFAULT 0,\n"
+                                    "    parts INTEGER NOT NULL DEFAULT 0,\n"
+                                    "    created_at REAL NOT NULL,\n"
+                                    "    state TEXT NOT NULL DEFAULT 'pending',\n"
+                                    "    attempts INTEGER NOT NULL DEFAULT 0,\n"
+                                    "    last_error TEXT\n"
+                                    ");\n"
+                                    "CREATE INDEX idx_hc_outbox_state ON hc_outbox(state, id);\n";
+
 static const st_migration builtin_migrations[] = {
     {1, "baseline: the original Hermes schema v2 (sessions, messages, messages_fts)", NULL},
     {2, "hc_inbound: the platform updates the gateway accepted (exactly-once handling)",
      hc_inbound_sql},
+    {3, "hc_outbox: replies written before they are sent, until the platform took them",
+     hc_outbox_sql},
 };
 _Static_assert(RT_ARRAY_LEN(builtin_migrations) == ST_HC_SCHEMA_VERSION,
                "ST_HC_SCHEMA_VERSION names the last built-in migration");

@@ -34,6 +34,10 @@ enum {
     S_RECOUNT,
     S_INSERT_INBOUND,
     S_PRUNE_INBOUND,
+    S_OUTBOX_PUT,
+    S_OUTBOX_DELETE,
+    S_OUTBOX_FAIL,
+    S_OUTBOX_PRUNE,
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
@@ -64,6 +68,12 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_INSERT_INBOUND] = "INSERT OR IGNORE INTO hc_inbound (platform, message_id, session_key, "
                          "received_at) VALUES (?, ?, ?, ?)",
     [S_PRUNE_INBOUND] = "DELETE FROM hc_inbound WHERE received_at < ?",
+    [S_OUTBOX_PUT] = "INSERT INTO hc_outbox (platform, chat_id, thread_id, reply_to, text, kind, "
+                     "part, parts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_OUTBOX_DELETE] = "DELETE FROM hc_outbox WHERE id = ?",
+    [S_OUTBOX_FAIL] = "UPDATE hc_outbox SET state = 'failed', attempts = ?, last_error = ? "
+                      "WHERE id = ?",
+    [S_OUTBOX_PRUNE] = "DELETE FROM hc_outbox WHERE state = 'failed' AND created_at < ?",
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -151,6 +161,24 @@ st_msg_inbound *st_inbound_new(const char *platform, const char *message_id,
     m->message_id = message_id ? rt_xstrdup(message_id) : NULL;
     m->session_key = session_key ? rt_xstrdup(session_key) : NULL;
     m->received_at = st_now_epoch();
+    return m;
+}
+
+static void outbox_drop(rt_msg *m)
+{
+    st_msg_outbox *o = (st_msg_outbox *)m;
+    rt_free(o->platform);
+    rt_free(o->chat_id);
+    rt_free(o->thread_id);
+    rt_free(o->reply_to);
+    rt_free(o->text);
+    rt_free(o->error);
+}
+
+st_msg_outbox *st_outbox_new(uint32_t type)
+{
+    st_msg_outbox *m = RT_MSG_NEW(st_msg_outbox, type);
+    m->hdr.drop = outbox_drop;
     return m;
 }
 
@@ -486,6 +514,50 @@ static int inbound(st_writer *w, st_msg_inbound *m, st_msg_ack *a)
     return SQLITE_OK;
 }
 
+static int outbox_put(st_writer *w, st_msg_outbox *m, st_msg_ack *a)
+{
+    sqlite3_stmt *st = w->stmt[S_OUTBOX_PUT];
+    bind_text(st, 1, m->platform);
+    bind_text(st, 2, m->chat_id);
+    bind_text(st, 3, m->thread_id);
+    bind_text(st, 4, m->reply_to);
+    bind_text(st, 5, m->text);
+    sqlite3_bind_int(st, 6, m->kind);
+    sqlite3_bind_int(st, 7, m->part);
+    sqlite3_bind_int(st, 8, m->parts);
+    sqlite3_bind_double(st, 9, st_now_epoch());
+    int rc = step_reset(st);
+    if (rc != SQLITE_OK) {
+        ack_fail_sqlite(w, a, rc, "write a reply to the outbox");
+        return rc;
+    }
+    a->id = sqlite3_last_insert_rowid(w->db);
+    return SQLITE_OK;
+}
+
+static int outbox_end(st_writer *w, st_msg_outbox *m, st_msg_ack *a)
+{
+    sqlite3_stmt *st;
+    if (!m->error) {
+        st = w->stmt[S_OUTBOX_DELETE];
+        sqlite3_bind_int64(st, 1, m->row);
+    } else {
+        st = w->stmt[S_OUTBOX_FAIL];
+        sqlite3_bind_int(st, 1, m->attempts);
+        bind_text(st, 2, m->error);
+        sqlite3_bind_int64(st, 3, m->row);
+    }
+    int rc = step_reset(st);
+    if (rc == SQLITE_OK && m->error) {
+        st = w->stmt[S_OUTBOX_PRUNE];
+        sqlite3_bind_double(st, 1, st_now_epoch() - ST_INBOUND_KEEP_S);
+        rc = step_reset(st);
+    }
+    if (rc != SQLITE_OK)
+        ack_fail_sqlite(w, a, rc, "update the outbox");
+    return rc;
+}
+
 static int set_prompt(st_writer *w, st_msg_set_prompt *m, st_msg_ack *a)
 {
     sqlite3_stmt *st = w->stmt[S_SET_PROMPT];
@@ -661,6 +733,24 @@ static int validate(const rt_msg *m, st_msg_ack *a)
         }
         return err;
     }
+    case ST_MSG_OUTBOX_PUT: {
+        const st_msg_outbox *o = (const void *)m;
+        int err = require(a, "outbox", "platform", o->platform);
+        if (!err)
+            err = require(a, "outbox", "chat_id", o->chat_id);
+        if (!err)
+            err = require(a, "outbox", "text", o->text);
+        if (!err) {
+            const char *t[] = {o->platform, o->chat_id, o->thread_id, o->reply_to, o->text};
+            err = check_texts(a, "outbox", t, RT_ARRAY_LEN(t));
+        }
+        return err;
+    }
+    case ST_MSG_OUTBOX_END: {
+        const st_msg_outbox *o = (const void *)m;
+        const char *t[] = {o->error};
+        return check_texts(a, "outbox", t, RT_ARRAY_LEN(t));
+    }
     case ST_MSG_TRUNCATE: {
         const st_msg_truncate *t = (const void *)m;
         if (t->keep < 0) {
@@ -683,6 +773,8 @@ static int apply(st_writer *w, rt_msg *m, st_msg_ack *a)
     case ST_MSG_APPEND: return append(w, (st_msg_append *)m, a);
     case ST_MSG_TRUNCATE: return truncate_messages(w, (st_msg_truncate *)m, a);
     case ST_MSG_INBOUND: return inbound(w, (st_msg_inbound *)m, a);
+    case ST_MSG_OUTBOX_PUT: return outbox_put(w, (st_msg_outbox *)m, a);
+    case ST_MSG_OUTBOX_END: return outbox_end(w, (st_msg_outbox *)m, a);
     default: return SQLITE_OK;
     }
 }
@@ -765,6 +857,8 @@ static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
     case ST_MSG_ADD_TOKENS:
     case ST_MSG_TRUNCATE:
     case ST_MSG_INBOUND:
+    case ST_MSG_OUTBOX_PUT:
+    case ST_MSG_OUTBOX_END:
     case ST_MSG_APPEND: on_write(w, cx, m); break;
     case ST_MSG_FLUSH: txn_commit(w, cx); break;
     case ST_MSG_SYNC: on_sync(w, cx, m); break;

@@ -55,9 +55,11 @@ enum {
     ST_MSG_SET_QUOTA = RT_MSG_TYPE(RT_MSG_MODULE_ST, 8), /* st_msg_set_quota -> ST_MSG_ACK */
     ST_MSG_STATS = RT_MSG_TYPE(RT_MSG_MODULE_ST, 9),     /* st_msg_ctl -> ST_MSG_STATS_REPLY */
     /* internal */
-    ST_MSG_FLUSH = RT_MSG_TYPE(RT_MSG_MODULE_ST, 10),    /* rt_msg: commit the open transaction */
-    ST_MSG_TRUNCATE = RT_MSG_TYPE(RT_MSG_MODULE_ST, 11), /* st_msg_truncate */
-    ST_MSG_INBOUND = RT_MSG_TYPE(RT_MSG_MODULE_ST, 12),  /* st_msg_inbound */
+    ST_MSG_FLUSH = RT_MSG_TYPE(RT_MSG_MODULE_ST, 10),      /* rt_msg: commit the open transaction */
+    ST_MSG_TRUNCATE = RT_MSG_TYPE(RT_MSG_MODULE_ST, 11),   /* st_msg_truncate */
+    ST_MSG_INBOUND = RT_MSG_TYPE(RT_MSG_MODULE_ST, 12),    /* st_msg_inbound */
+    ST_MSG_OUTBOX_PUT = RT_MSG_TYPE(RT_MSG_MODULE_ST, 13), /* st_msg_outbox: ack id = row */
+    ST_MSG_OUTBOX_END = RT_MSG_TYPE(RT_MSG_MODULE_ST, 14), /* st_msg_outbox: sent or given up */
     /* replies */
     ST_MSG_ACK = RT_MSG_TYPE(RT_MSG_MODULE_ST, 16),         /* st_msg_ack */
     ST_MSG_STATS_REPLY = RT_MSG_TYPE(RT_MSG_MODULE_ST, 17), /* st_msg_stats */
@@ -106,6 +108,22 @@ typedef struct st_msg_inbound {
     char *session_key; /* may be NULL */
     double received_at;
 } st_msg_inbound;
+
+/*
+ * The gateway's outbox (hc_outbox). PUT inserts a reply before it is sent (the ack's id is
+ * the row); END with error == NULL deletes the row (the platform took it), with an error
+ * marks it 'failed' with attempts and the error (given up; kept ST_INBOUND_KEEP_S for
+ * `hermes gateway status`, then deleted).
+ */
+typedef struct st_msg_outbox {
+    rt_msg hdr;
+    st_req req;
+    int64_t row;                                            /* END */
+    char *platform, *chat_id, *thread_id, *reply_to, *text; /* PUT */
+    int kind, part, parts;                                  /* PUT */
+    int attempts;                                           /* END */
+    char *error;                                            /* END: NULL when sent */
+} st_msg_outbox;
 
 /* sessions.system_prompt = system_prompt (the assembled prompt snapshot). */
 typedef struct st_msg_set_prompt {
@@ -206,6 +224,8 @@ st_msg_ctl *st_ctl_new(uint32_t type, rt_ref reply_to, uint64_t tag);
 st_msg_set_quota *st_set_quota_new(int64_t max_bytes);
 st_msg_inbound *st_inbound_new(const char *platform, const char *message_id,
                                const char *session_key);
+/* type ST_MSG_OUTBOX_PUT (the strings copied) or ST_MSG_OUTBOX_END (row, attempts, error). */
+st_msg_outbox *st_outbox_new(uint32_t type);
 
 typedef struct st_store_opts {
     const char *path;    /* state.db; required */

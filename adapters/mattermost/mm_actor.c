@@ -87,7 +87,7 @@ void mm__announce(mm_adapter *a, rt_ctx *cx)
         RT_WARN(MM_LOG, "Mattermost: no gateway to announce the adapter to");
         return;
     }
-    gw_caps caps = {.max_message = a->max_post, .markdown = true, .progress = true};
+    gw_caps caps = {.max_message = a->max_post, .markdown = true, .progress = true, .acks = true};
     rt_send(cx, gw, gw_adapter_up_new(MATTERMOST_PLATFORM, a->self, &caps, a->o.home_channel));
     a->announced = true;
 }

@@ -195,10 +195,13 @@ typedef struct mm_out {
     char *file_id; /* FILE: after the upload */
     char *data;    /* FILE: bytes read */
     size_t len;
-    int tries;       /* transient failures */
-    int splits;      /* times split for the size limit */
-    bool flat_retry; /* posted flat after a broken thread root */
-    mm_prog *prog;   /* PROG: the progress post to create or update (holds a ref) */
+    int tries;         /* transient failures */
+    int splits;        /* times split for the size limit */
+    bool flat_retry;   /* posted flat after a broken thread root */
+    mm_prog *prog;     /* PROG: the progress post to create or update (holds a ref) */
+    uint64_t delivery; /* the gateway's outbox entry this post ends (GW_MSG_SENT), or 0 */
+    int ack_err;       /* 0, or why the post was given up */
+    bool ack_permanent;
 } mm_out;
 
 /* A post found by the catch-up, with the index of its channel in cu_ch. */

@@ -147,6 +147,10 @@ static void replace_head(mm_adapter *a, char **chunks)
     last->next = after;
     if (!after)
         a->out_tail = last;
+    if (last != h) { /* the message ends with its last part */
+        last->delivery = h->delivery;
+        h->delivery = 0;
+    }
 }
 
 static void enqueue_text(mm_adapter *a, int kind, const char *channel, const char *root,
@@ -231,10 +235,27 @@ static bool progress(mm_adapter *a, const char *channel, const char *root, const
     return true;
 }
 
+/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
+static void ack(mm_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
+{
+    rt_ref gw = delivery ? mm__gateway(a, cx) : 0;
+    if (!gw)
+        return;
+    gw_msg_sent *s = (gw_msg_sent *)gw_sent_new(
+        delivery, err,
+        err ? (permanent ? "Mattermost refused the post" : "Mattermost did not take the post")
+            : NULL);
+    s->permanent = permanent;
+    rt_send(cx, gw, &s->hdr);
+}
+
 void mm__on_out_text(mm_adapter *a, rt_ctx *cx, gw_out_text *t)
 {
-    if (!t->text || !t->to.chat_id || !*t->to.chat_id)
+    if (!t->text || !t->to.chat_id || !*t->to.chat_id) {
+        ack(a, cx, t->delivery, -EINVAL, true);
         return;
+    }
+    size_t queued = a->nout;
     const char *root = mm_reply_root(a->o.reply_thread, t->to.thread_id, t->to.reply_to);
     if (t->kind == GW_TEXT_PROGRESS) {
         char *body = mm_format(t->text);
@@ -262,6 +283,14 @@ void mm__on_out_text(mm_adapter *a, rt_ctx *cx, gw_out_text *t)
         out_push(a, o);
     }
     mm_strv_free(paths);
+    if (t->delivery) {
+        if (a->nout > queued)
+            a->out_tail->delivery = t->delivery; /* acked when its last post is done */
+        else if (*t->text)
+            ack(a, cx, t->delivery, -ENOBUFS, false); /* the queue is full: again later */
+        else
+            ack(a, cx, t->delivery, 0, false); /* nothing to post */
+    }
     mm__out_pump(a, cx);
 }
 
@@ -352,6 +381,7 @@ static void out_next(mm_adapter *a, rt_ctx *cx)
 {
     mm_out *o = a->out;
     if (o) {
+        ack(a, cx, o->delivery, o->ack_err, o->ack_permanent);
         a->out = o->next;
         if (!a->out)
             a->out_tail = NULL;
@@ -386,6 +416,7 @@ static void retry_later(mm_adapter *a, rt_ctx *cx, mm_out *o, rt_io_msg_http_don
     if (o->tries >= MM_OUT_TRIES) {
         RT_ERROR(MM_LOG, "Mattermost: a post to %s failed %d times (%s); giving up", o->channel,
                  o->tries, d->err ? rt_strerror(d->err) : "server error");
+        o->ack_err = d->err ? d->err : -EIO; /* the gateway's outbox tries again later */
         out_next(a, cx);
         return;
     }
@@ -482,6 +513,8 @@ static void on_post_failed(mm_adapter *a, rt_ctx *cx, mm_out *o, rt_io_msg_http_
             RT_ERROR(MM_LOG, "Mattermost: posting in %s failed: %s (%s)", o->channel,
                      d->err ? rt_strerror(d->err) : "HTTP error",
                      msg ? msg : (id ? id : "no details"));
+        o->ack_err = d->err ? d->err : -EIO;
+        o->ack_permanent = !d->err && d->status >= 400 && d->status < 500;
         out_next(a, cx);
     }
     rt_free(id);

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -200,10 +201,24 @@ typedef struct out {
 
 static out outs[256];
 static int nouts;
+/* Acknowledging adapter (caps.acks): the first ack_failures sends to chat dm-alice fail
+ * (-1: all of them). */
+static int ack_failures;
 
 static void adapter_behave(rt_ctx *cx, void *state, rt_msg *m)
 {
-    (void)cx, (void)state;
+    (void)state;
+    if (m->type == GW_OUT_TEXT && ((gw_out_text *)m)->delivery) {
+        const char *chat = ((gw_out_text *)m)->to.chat_id;
+        pthread_mutex_lock(&lock);
+        bool fail = ack_failures != 0 && chat && strcmp(chat, "dm-alice") == 0;
+        if (fail && ack_failures > 0)
+            ack_failures--;
+        pthread_mutex_unlock(&lock);
+        rt_send(cx, rt_whereis(cx, GW_NAME),
+                gw_sent_new(((gw_out_text *)m)->delivery, fail ? -EIO : 0,
+                            fail ? "the homeserver answered 502" : NULL));
+    }
     pthread_mutex_lock(&lock);
     if (nouts < 256) {
         out *o = &outs[nouts];
@@ -241,6 +256,7 @@ typedef struct fixture {
 } fixture;
 
 static fixture F;
+static int64_t F_deadline_ms; /* the outbox's deadline for the next start; 0: default */
 
 static rt_ref spawn_session(rt_ctx *cx, const gw_session_req *req, void *arg)
 {
@@ -271,6 +287,7 @@ static rt_ref spawn_session(rt_ctx *cx, const gw_session_req *req, void *arg)
 static void reset_records(void)
 {
     pthread_mutex_lock(&lock);
+    ack_failures = 0;
     nscripts = next_script = nrequests = 0;
     nouts = 0;
     pthread_mutex_unlock(&lock);
@@ -305,7 +322,9 @@ static void start_gateway(fixture *f, bool fresh)
                   .store = f->store.writer,
                   .state_db = path,
                   .model = "test-model",
-                  .provider = "custom"};
+                  .provider = "custom",
+                  .delivery_retry_ms = 20,
+                  .delivery_deadline_ms = F_deadline_ms};
     ASSERT_OK(gw_start(f->cx, &go, &f->gateway, msg, sizeof(msg)));
     f->adapter = rt_spawn(f->cx, &adapter_type, NULL, NULL);
     gw_caps caps = {.max_message = 4000, .progress = true, .markdown = true};
@@ -861,5 +880,103 @@ TEST(compress_on_demand)
     /* the conversation goes on from the compressed history */
     msg_in(&F, "dm", "dm-bob", "bob", NULL, "after");
     wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-bob", "echo: after", 0);
+    stop_gateway(&F);
+}
+
+/* The test adapter announces that it acknowledges sends (caps.acks). */
+static void adapter_acks(fixture *f)
+{
+    gw_caps caps = {.max_message = 4000, .progress = true, .markdown = true, .acks = true};
+    rt_send(f->cx, f->gateway, gw_adapter_up_new("test", f->adapter, &caps, NULL));
+}
+
+TEST(replies_are_retried_in_order_until_the_platform_takes_them)
+{
+    start_gateway(&F, true);
+    adapter_acks(&F);
+    pthread_mutex_lock(&lock);
+    ack_failures = 2; /* the first answer fails twice */
+    pthread_mutex_unlock(&lock);
+    msg_in(&F, "dm", "dm-alice", "alice", NULL, "one");
+    msg_in(&F, "dm", "dm-bob", "bob", NULL, "other chat");
+    wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: one", 0); /* fails */
+    msg_in(&F, "dm", "dm-alice", "alice", NULL, "two");               /* its answer queues behind */
+    int i = wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: two", 0);
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    ASSERT_EQ(3, count_text("dm-alice", "echo: one"));
+    ASSERT_EQ(1, count_text("dm-alice", "echo: two"));
+    ASSERT_EQ(1, count_text("dm-bob", "echo: other chat"));
+    /* order: no "two" before the last "one" */
+    int last_one = wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: one", 2);
+    ASSERT_TRUE(last_one < i);
+    stop_gateway(&F);
+}
+
+TEST(replies_wait_for_their_platform_also_across_a_restart)
+{
+    start_gateway(&F, true);
+    adapter_acks(&F);
+    scripts[nscripts++] = (script){.delay_ms = 200};
+    msg_in(&F, "dm", "dm-alice", "alice", NULL, "while you are away");
+    wait_requests(1);
+    rt_send(F.cx, F.gateway, gw_adapter_down_new("test", F.adapter)); /* the platform goes */
+    wait_out(GW_OUT_TURN_END, -1, "dm-alice", NULL, 0);               /* the answer is in */
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    ASSERT_EQ(0, count_text("dm-alice", "echo: while you are away"));
+    rt_runtime_free(F.rt); /* and the gateway crashes */
+    hm_config_unref(F.cfg);
+
+    reset_records();
+    start_gateway(&F, false); /* the platform is back with the gateway */
+    wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: while you are away", 0);
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    ASSERT_EQ(1, count_text("dm-alice", "echo: while you are away"));
+    pthread_mutex_lock(&lock);
+    ASSERT_EQ(0, nrequests); /* delivered from the outbox, not answered again */
+    pthread_mutex_unlock(&lock);
+    stop_gateway(&F);
+}
+
+static int outbox_rows(const char *state)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/state.db", F.home);
+    sqlite3 *db = NULL;
+    ASSERT_EQ(SQLITE_OK, sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL));
+    sqlite3_stmt *st = NULL;
+    ASSERT_EQ(SQLITE_OK, sqlite3_prepare_v2(db, "SELECT count(*) FROM hc_outbox WHERE state = ?",
+                                            -1, &st, NULL));
+    sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+    ASSERT_EQ(SQLITE_ROW, sqlite3_step(st));
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+TEST(a_reply_the_platform_never_takes_is_given_up_at_the_deadline)
+{
+    F_deadline_ms = 300;
+    start_gateway(&F, true);
+    F_deadline_ms = 0;
+    adapter_acks(&F);
+    pthread_mutex_lock(&lock);
+    ack_failures = -1; /* always */
+    pthread_mutex_unlock(&lock);
+    msg_in(&F, "dm", "dm-alice", "alice", NULL, "doomed");
+    wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: doomed", 0);
+    int64_t deadline = rt_now_ns(F.rt) + WAIT_NS;
+    while (outbox_rows("failed") == 0 && rt_now_ns(F.rt) < deadline)
+        usleep(20000);
+    ASSERT_EQ(1, outbox_rows("failed"));
+    ASSERT_EQ(0, outbox_rows("pending"));
+    /* later replies of the chat are not held up by it */
+    pthread_mutex_lock(&lock);
+    ack_failures = 0;
+    pthread_mutex_unlock(&lock);
+    msg_in(&F, "dm", "dm-alice", "alice", NULL, "fine");
+    wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: fine", 0);
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    ASSERT_EQ(0, outbox_rows("pending"));
     stop_gateway(&F);
 }
