@@ -1,0 +1,189 @@
+/*
+ * wa_hook — the webhook's pure parts: the signature check, the subscription handshake, and
+ * reading the messages out of a notification (Cloud API "Webhooks" payloads:
+ * entry[].changes[].value.{contacts[], messages[]}).
+ *
+ * Pure functions; any thread.
+ */
+#include "whatsapp.h"
+
+#include "rt_alloc.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <string.h>
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+bool wa_signature_ok(const char *secret, const void *body, size_t len, const char *header)
+{
+    if (!secret || !*secret || !header || strncmp(header, "sha256=", 7) != 0)
+        return false;
+    const char *hex = header + 7;
+    if (strlen(hex) != 64)
+        return false;
+    unsigned char want[32];
+    for (int i = 0; i < 32; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        want[i] = (unsigned char)(hi << 4 | lo);
+    }
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mlen = 0;
+    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), body ? body : (const void *)"", len, mac,
+              &mlen) ||
+        mlen != 32)
+        return false;
+    return CRYPTO_memcmp(mac, want, 32) == 0;
+}
+
+/* Percent-decode s[0..n) into a new string ('+' is a space). */
+static char *unescape(const char *s, size_t n)
+{
+    char *o = rt_xmalloc(n + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            o[k++] = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+            i += 2;
+        } else {
+            o[k++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    o[k] = '\0';
+    return o;
+}
+
+/* The decoded value of key in a query string, or NULL. */
+static char *query_get(const char *q, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = q; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t n = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        if (eq) {
+            char *k = unescape(p, (size_t)(eq - p));
+            bool hit = strlen(k) == kl && memcmp(k, key, kl) == 0;
+            rt_free(k);
+            if (hit)
+                return unescape(eq + 1, n - (size_t)(eq - p) - 1);
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+char *wa_handshake(const char *query, const char *verify_token)
+{
+    if (!query || !verify_token || !*verify_token)
+        return NULL;
+    char *mode = query_get(query, "hub.mode");
+    char *tok = query_get(query, "hub.verify_token");
+    char *ch = query_get(query, "hub.challenge");
+    bool ok = mode && tok && ch && strcmp(mode, "subscribe") == 0 &&
+              strlen(tok) == strlen(verify_token) &&
+              CRYPTO_memcmp(tok, verify_token, strlen(tok)) == 0;
+    rt_free(mode);
+    rt_free(tok);
+    if (!ok) {
+        rt_free(ch);
+        return NULL;
+    }
+    return ch;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static char *text_of(const cJSON *m)
+{
+    const char *type = jstr(m, "type");
+    if (type && strcmp(type, "text") == 0) {
+        const char *b = jstr(cJSON_GetObjectItemCaseSensitive(m, "text"), "body");
+        return rt_xstrdup(b ? b : "");
+    }
+    if (type && strcmp(type, "button") == 0) {
+        const char *b = jstr(cJSON_GetObjectItemCaseSensitive(m, "button"), "text");
+        return rt_xstrdup(b ? b : "");
+    }
+    const char *cap = NULL;
+    if (type)
+        cap = jstr(cJSON_GetObjectItemCaseSensitive(m, type), "caption");
+    return rt_xasprintf("%s%s[The user sent a WhatsApp %s message, which this gateway cannot "
+                        "read]",
+                        cap ? cap : "", cap ? "\n\n" : "", type ? type : "unknown");
+}
+
+int wa_parse_notification(const char *body, wa_inmsg **out)
+{
+    *out = NULL;
+    cJSON *j = body ? cJSON_Parse(body) : NULL;
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return -EINVAL;
+    }
+    int n = 0, cap = 0;
+    wa_inmsg *v = NULL;
+    const cJSON *entry, *change, *m;
+    cJSON_ArrayForEach(entry, cJSON_GetObjectItemCaseSensitive(j, "entry"))
+    {
+        cJSON_ArrayForEach(change, cJSON_GetObjectItemCaseSensitive(entry, "changes"))
+        {
+            const cJSON *val = cJSON_GetObjectItemCaseSensitive(change, "value");
+            const cJSON *contacts = cJSON_GetObjectItemCaseSensitive(val, "contacts");
+            cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(val, "messages"))
+            {
+                const char *id = jstr(m, "id"), *from = jstr(m, "from");
+                if (!id || !*id || !from || !*from || n >= 1000)
+                    continue;
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 4;
+                    v = rt_xrealloc(v, (size_t)cap * sizeof(*v));
+                }
+                wa_inmsg *x = &v[n++];
+                x->id = rt_xstrdup(id);
+                x->from = rt_xstrdup(from);
+                x->name = NULL;
+                const cJSON *c;
+                cJSON_ArrayForEach(c, contacts)
+                {
+                    const char *wid = jstr(c, "wa_id");
+                    const char *nm = jstr(cJSON_GetObjectItemCaseSensitive(c, "profile"), "name");
+                    if (wid && nm && strcmp(wid, from) == 0 && !x->name)
+                        x->name = rt_xstrdup(nm);
+                }
+                x->text = text_of(m);
+            }
+        }
+    }
+    cJSON_Delete(j);
+    *out = v;
+    return n;
+}
+
+void wa_inmsgs_free(wa_inmsg *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        rt_free(v[i].id);
+        rt_free(v[i].from);
+        rt_free(v[i].name);
+        rt_free(v[i].text);
+    }
+    rt_free(v);
+}
