@@ -27,7 +27,7 @@
 #define WA_OUT_MAX 4096
 #define WA_TRIES   3
 
-enum { WA_MSG_START = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0C00) };
+enum { WA_MSG_START = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0E00) };
 
 typedef struct wa_out {
     struct wa_out *next;

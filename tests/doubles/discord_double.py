@@ -1,0 +1,421 @@
+#!/usr/bin/env python3
+"""A Discord double for tests: the Gateway (WebSocket, v10 JSON) and the REST v10 routes the
+Hermes adapter uses, following https://discord.com/developers/docs (payload shapes, opcodes,
+close codes, rate-limit headers and 429 bodies).
+
+Test code only — never shipped. Start it with
+
+    python3 tests/doubles/discord_double.py --port 0 --port-file /tmp/p
+
+REST (prefix /api/v10, "Authorization: Bot <token>", else 401 {"message":"401: Unauthorized",
+"code":0}):
+    GET  /gateway/bot                  {"url":"ws://127.0.0.1:<port>/gw","shards":1,…}
+    POST /channels/{id}/messages       JSON or multipart (payload_json + files[n]) → message;
+                                       bucket per channel: limit 50 (see /_test/config),
+                                       X-RateLimit-Limit/-Remaining/-Reset/-Reset-After/
+                                       -Bucket/-Scope on every answer, 429 past the limit
+    POST /channels/{id}/typing         204
+GET  /attachments/{id}/{name}           the CDN (no token)
+GET  /gw?v=10&encoding=json             the Gateway: Hello (op 10), then Identify (op 2: token
+                                        and intents checked: 4004 / 4014) → READY, or Resume
+                                        (op 6) → the missed dispatches + RESUMED, or op 9;
+                                        heartbeats (op 1) are answered with op 11
+
+Control (JSON):
+    POST /_test/message  a MESSAGE_CREATE: {"channel_id","guild_id"?,"author_id","content",
+                         "mentions"?:[ids],"attachments"?:[…],"referenced_author"?} → {"id"}
+    POST /_test/dispatch {"t","d"} any dispatch
+    POST /_test/op       {"op","d"} a raw opcode (7 reconnect, 9 invalid session, 1 heartbeat)
+    POST /_test/close    {"code"} close the socket with that code
+    POST /_test/config   {"heartbeat_interval", "mute_acks", "limit", "reset_after",
+                          "message_content_enabled", "manual_reset" (windows end only with
+                          /_test/reset_buckets)}
+    POST /_test/reset_buckets
+    POST /_test/fault    {"route":"messages","count":1,"retry_after":1.5,"global":false}
+    POST /_test/attachment {"name","data","content_type"} → an attachment object
+    GET  /_test/state    {"connections","open","identifies":[…],"resumes":[…],
+                          "heartbeats":[…],"posts":[…],"typing":[…],"requests":[…],"acks_muted"}
+"""
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import time
+import urllib.parse
+
+from aiohttp import web, WSMsgType
+
+TOKEN = os.environ.get("DISCORD_DOUBLE_TOKEN", "test-discord-token")
+BOT_ID = "100000000000000001"
+MESSAGE_CONTENT = 1 << 15
+PORT = [0]
+
+
+class State:
+    def __init__(self):
+        self.ids = itertools.count(200000000000000001)
+        self.connections = 0
+        self.sockets = []
+        self.identifies = []
+        self.resumes = []
+        self.heartbeats = []
+        self.posts = []
+        self.typing = []
+        self.requests = []
+        self.faults = []
+        self.buckets = {}
+        self.attachments = {}
+        self.sessions = {}  # session_id -> {"seq": n, "events": [(seq, payload)]}
+        self.current = None  # session id of the live socket
+        self.close_req = {}  # id(ws) -> (code, reason) asked for by /_test/close
+        self.cfg = {"heartbeat_interval": 41250, "mute_acks": False, "limit": 50,
+                    "reset_after": 2.0, "message_content_enabled": True}
+
+
+S = State()
+
+
+def host():
+    return f"127.0.0.1:{PORT[0]}"
+
+
+def authed(request):
+    return request.headers.get("Authorization") == "Bot " + TOKEN
+
+
+def unauthorized():
+    return web.json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+
+
+async def gateway_bot(request):
+    S.requests.append({"route": "GET /gateway/bot", "auth": request.headers.get("Authorization")})
+    if not authed(request):
+        return unauthorized()
+    return web.json_response({"url": f"ws://{host()}/gw", "shards": 1,
+                              "session_start_limit": {"total": 1000, "remaining": 999,
+                                                      "reset_after": 14400000,
+                                                      "max_concurrency": 1}})
+
+
+def rl_headers(channel, remaining, reset_after):
+    return {"X-RateLimit-Limit": str(S.cfg["limit"]), "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": "%.3f" % (time.time() + reset_after),
+            "X-RateLimit-Reset-After": "%.3f" % reset_after,
+            "X-RateLimit-Bucket": "abcd1234messages", "X-RateLimit-Scope": "user"}
+
+
+def take_fault(route):
+    for f in S.faults:
+        if f.get("route") == route and f.get("count", 1) > 0:
+            f["count"] = f.get("count", 1) - 1
+            return f
+    return None
+
+
+async def read_message_body(request):
+    ct = request.headers.get("Content-Type", "")
+    files = []
+    if ct.startswith("multipart/form-data"):
+        payload = {}
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == "payload_json":
+                payload = json.loads(await part.text())
+            elif part.name and part.name.startswith("files["):
+                data = await part.read()
+                files.append({"field": part.name, "filename": part.filename,
+                              "data": data.decode("utf-8", "replace"), "size": len(data)})
+        return payload, files
+    try:
+        return await request.json(), files
+    except ValueError:
+        return None, files
+
+
+async def post_message(request):
+    ch = request.match_info["cid"]
+    S.requests.append({"route": "POST /channels/{id}/messages", "channel": ch,
+                       "t": time.monotonic()})
+    if not authed(request):
+        return unauthorized()
+    f = take_fault("messages")
+    if f:
+        ra = f.get("retry_after", 1.0)
+        body = {"message": "You are being rate limited.", "retry_after": ra,
+                "global": bool(f.get("global"))}
+        h = {"Retry-After": str(int(ra + 0.999))}
+        if f.get("global"):
+            h["X-RateLimit-Global"] = "true"
+            h["X-RateLimit-Scope"] = "global"
+        else:
+            h.update(rl_headers(ch, 0, ra))
+        return web.json_response(body, status=429, headers=h)
+    now = time.monotonic()
+    b = S.buckets.get(ch)
+    if not b or (now >= b["reset_at"] and not S.cfg.get("manual_reset")):
+        b = {"used": 0, "reset_at": now + S.cfg["reset_after"]}
+        S.buckets[ch] = b
+    if b["used"] >= S.cfg["limit"]:
+        ra = b["reset_at"] - now
+        S.posts_rejected = getattr(S, "posts_rejected", 0) + 1
+        return web.json_response({"message": "You are being rate limited.",
+                                  "retry_after": round(ra, 3), "global": False},
+                                 status=429, headers=rl_headers(ch, 0, ra))
+    b["used"] += 1
+    payload, files = await read_message_body(request)
+    if not isinstance(payload, dict):
+        return web.json_response({"message": "Invalid Form Body", "code": 50035}, status=400)
+    content = payload.get("content", "")
+    if len(content) > 2000:
+        return web.json_response({"message": "Invalid Form Body", "code": 50035,
+                                  "errors": {"content": {"_errors": [
+                                      {"code": "BASE_TYPE_MAX_LENGTH",
+                                       "message": "Must be 2000 or fewer in length."}]}}},
+                                 status=400, headers=rl_headers(ch, 0, 0))
+    if not content and not files:
+        return web.json_response({"message": "Cannot send an empty message", "code": 50006},
+                                 status=400)
+    mid = str(next(S.ids))
+    ref = payload.get("message_reference")
+    S.posts.append({"id": mid, "channel_id": ch, "content": content,
+                    "reply_to": ref.get("message_id") if isinstance(ref, dict) else None,
+                    "allowed_mentions": payload.get("allowed_mentions"), "files": files,
+                    "t": now})
+    remaining = S.cfg["limit"] - b["used"]
+    return web.json_response({"id": mid, "channel_id": ch, "content": content,
+                              "author": {"id": BOT_ID, "username": "hermes", "bot": True},
+                              "attachments": [{"id": str(next(S.ids)),
+                                               "filename": f["filename"]} for f in files]},
+                             headers=rl_headers(ch, remaining, b["reset_at"] - now))
+
+
+async def typing(request):
+    ch = request.match_info["cid"]
+    if not authed(request):
+        return unauthorized()
+    S.typing.append({"channel_id": ch, "t": time.monotonic()})
+    return web.Response(status=204)
+
+
+async def cdn(request):
+    key = request.match_info["aid"]
+    a = S.attachments.get(key)
+    if not a:
+        return web.Response(status=404)
+    return web.Response(body=a["data"], content_type=a["content_type"])
+
+
+async def send(ws, op, d=None, t=None, s=None):
+    await ws.send_json({"op": op, "d": d, "s": s, "t": t})
+
+
+async def dispatch(t, d):
+    """Send a dispatch on the live socket; with none, keep it for the session's Resume."""
+    sid = S.current
+    if not sid:
+        return None
+    sess = S.sessions[sid]
+    sess["seq"] += 1
+    seq = sess["seq"]
+    sess["events"].append((seq, t, d))
+    if S.sockets and not S.sockets[-1].closed:
+        await send(S.sockets[-1], 0, d, t, seq)
+    return seq
+
+
+async def gw(request):
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    S.connections += 1
+    S.sockets.append(ws)
+    await send(ws, 10, {"heartbeat_interval": S.cfg["heartbeat_interval"]})
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            try:
+                p = json.loads(msg.data)
+            except ValueError:
+                await ws.close(code=4002, message=b"Error while decoding payload.")
+                break
+            op = p.get("op")
+            d = p.get("d")
+            if op == 1:
+                S.heartbeats.append({"d": d, "t": time.monotonic()})
+                if not S.cfg["mute_acks"]:
+                    await send(ws, 11)
+            elif op == 2:
+                S.identifies.append(d)
+                if not isinstance(d, dict) or d.get("token") != TOKEN:
+                    await ws.close(code=4004, message=b"Authentication failed.")
+                    break
+                intents = d.get("intents", 0)
+                if intents & MESSAGE_CONTENT and not S.cfg["message_content_enabled"]:
+                    await ws.close(code=4014, message=b"Disallowed intent(s).")
+                    break
+                sid = "sess%d" % next(S.ids)
+                S.sessions[sid] = {"seq": 0, "events": []}
+                S.current = sid
+                await dispatch("READY", {
+                    "v": 10, "session_id": sid,
+                    "resume_gateway_url": f"ws://{host()}/gw",
+                    "user": {"id": BOT_ID, "username": "hermes", "bot": True,
+                             "discriminator": "0"},
+                    "guilds": [{"id": "300", "unavailable": True}],
+                    "application": {"id": BOT_ID, "flags": 0}})
+            elif op == 6:
+                S.resumes.append(d)
+                sid = d.get("session_id") if isinstance(d, dict) else None
+                if d.get("token") != TOKEN:
+                    await ws.close(code=4004, message=b"Authentication failed.")
+                    break
+                if sid not in S.sessions:
+                    await send(ws, 9, False)
+                    continue
+                S.current = sid
+                last = d.get("seq", 0)
+                for seq, t, ed in S.sessions[sid]["events"]:
+                    if seq > last:
+                        await send(ws, 0, ed, t, seq)
+                sess = S.sessions[sid]
+                sess["seq"] += 1
+                sess["events"].append((sess["seq"], "RESUMED", {}))
+                await send(ws, 0, {}, "RESUMED", sess["seq"])
+    finally:
+        # a close asked for by /_test/close: sent from here, or aiohttp would answer the
+        # interrupted read with its own 1000 first
+        req = S.close_req.pop(id(ws), None)
+        if req and not ws.closed:
+            await ws.close(code=req[0], message=req[1])
+        if ws in S.sockets:
+            S.sockets.remove(ws)
+    return ws
+
+
+async def ctl_message(request):
+    b = await request.json()
+    mid = b.get("id") or str(next(S.ids))
+    mentions = [{"id": m, "username": "u" + m, "bot": m == BOT_ID}
+                for m in b.get("mentions", [])]
+    d = {"id": mid, "channel_id": b["channel_id"], "type": b.get("type", 0),
+         "content": b.get("content", ""),
+         "author": {"id": b.get("author_id", "400"), "username": b.get("username", "alice"),
+                    "global_name": b.get("global_name"), "bot": b.get("bot", False)},
+         "mentions": mentions, "attachments": b.get("attachments", []),
+         "timestamp": "2026-01-01T00:00:00.000000+00:00", "tts": False,
+         "mention_everyone": False, "pinned": False}
+    if b.get("guild_id"):
+        d["guild_id"] = b["guild_id"]
+        d["member"] = {"roles": []}
+    if b.get("referenced_author"):
+        d["type"] = 19
+        d["referenced_message"] = {"id": "1", "author": {"id": b["referenced_author"]}}
+    seq = await dispatch("MESSAGE_CREATE", d)
+    if seq is None:
+        return web.json_response({"error": "no session"}, status=409)
+    return web.json_response({"id": mid, "seq": seq})
+
+
+async def ctl_dispatch(request):
+    b = await request.json()
+    seq = await dispatch(b["t"], b.get("d", {}))
+    return web.json_response({"seq": seq})
+
+
+async def ctl_op(request):
+    b = await request.json()
+    if not S.sockets:
+        return web.json_response({"error": "no socket"}, status=409)
+    await send(S.sockets[-1], b["op"], b.get("d"))
+    return web.json_response({"ok": True})
+
+
+async def ctl_close(request):
+    b = await request.json()
+    for ws in list(S.sockets):
+        req = (b.get("code", 1000), b.get("reason", "").encode())
+        S.close_req[id(ws)] = req
+        await ws.close(code=req[0], message=req[1])
+    return web.json_response({"ok": True})
+
+
+async def ctl_config(request):
+    S.cfg.update(await request.json())
+    return web.json_response(S.cfg)
+
+
+async def ctl_reset_buckets(request):
+    S.buckets.clear()
+    return web.json_response({"ok": True})
+
+
+async def ctl_fault(request):
+    S.faults.append(await request.json())
+    return web.json_response({"ok": True})
+
+
+async def ctl_attachment(request):
+    b = await request.json()
+    aid = str(next(S.ids))
+    name = b.get("name", "file.txt")
+    S.attachments[aid] = {"data": b.get("data", "").encode(),
+                          "content_type": b.get("content_type", "text/plain")}
+    return web.json_response({"id": aid, "filename": name,
+                              "size": len(S.attachments[aid]["data"]),
+                              "content_type": S.attachments[aid]["content_type"],
+                              "url": f"http://{host()}/attachments/{aid}/"
+                                     f"{urllib.parse.quote(name)}",
+                              "proxy_url": f"http://{host()}/attachments/{aid}/x"})
+
+
+async def ctl_state(request):
+    return web.json_response({
+        "connections": S.connections, "open": len(S.sockets), "identifies": S.identifies,
+        "resumes": S.resumes, "heartbeats": S.heartbeats, "posts": S.posts,
+        "typing": S.typing, "requests": S.requests,
+        "rejected": getattr(S, "posts_rejected", 0),
+        "current_open": bool(S.sockets and not S.sockets[-1].closed)})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    a = ap.parse_args()
+    app = web.Application(client_max_size=64 << 20)
+    app.router.add_get("/api/v10/gateway/bot", gateway_bot)
+    app.router.add_post("/api/v10/channels/{cid}/messages", post_message)
+    app.router.add_post("/api/v10/channels/{cid}/typing", typing)
+    app.router.add_get("/attachments/{aid}/{name}", cdn)
+    app.router.add_get("/gw", gw)
+    app.router.add_get("/gw/", gw)
+    app.router.add_post("/_test/message", ctl_message)
+    app.router.add_post("/_test/dispatch", ctl_dispatch)
+    app.router.add_post("/_test/op", ctl_op)
+    app.router.add_post("/_test/close", ctl_close)
+    app.router.add_post("/_test/config", ctl_config)
+    app.router.add_post("/_test/fault", ctl_fault)
+    app.router.add_post("/_test/reset_buckets", ctl_reset_buckets)
+    app.router.add_post("/_test/attachment", ctl_attachment)
+    app.router.add_get("/_test/state", ctl_state)
+
+    async def start():
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", a.port)
+        await site.start()
+        PORT[0] = site._server.sockets[0].getsockname()[1]
+        if a.port_file:
+            tmp = a.port_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(str(PORT[0]))
+            os.replace(tmp, a.port_file)
+        print(f"discord double on 127.0.0.1:{PORT[0]}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(start())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""`hermes gateway run` with the Discord adapter against the Discord double
+(tests/doubles/discord_double.py: Gateway WebSocket + REST v10) and the scripted LLM."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from conftest import DOUBLES, _wait_for, hermes_env
+
+TOKEN = "test-discord-token"
+BOT_ID = "100000000000000001"
+
+
+class DiscordDouble:
+    def __init__(self, tmp):
+        port_file = os.path.join(tmp, "discord.port")
+        self.log = open(os.path.join(tmp, "discord_double.log"), "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(DOUBLES, "discord_double.py"), "--port", "0",
+             "--port-file", port_file], stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = int(_wait_for(
+            lambda: os.path.exists(port_file) and open(port_file).read().strip(),
+            what="discord double port file"))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def call(self, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data,
+                                     method="POST" if data is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def state(self):
+        return self.call("/_test/state")
+
+    def message(self, **m):
+        return self.call("/_test/message", m)
+
+    def posts(self, needle):
+        return [p for p in self.state()["posts"] if needle in p["content"]]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def discord(tmp_path):
+    d = DiscordDouble(str(tmp_path))
+    d.call("/_test/config", {"heartbeat_interval": 400})
+    yield d
+    d.stop()
+
+
+class Gateway:
+    def __init__(self, hermes_bin, home, env):
+        self.log_path = home / "gateway.out"
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([hermes_bin, "gateway", "run"], env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("gateway exited: " + self.output()[-2000:])
+        return True
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def discord_env(home, llm, d, **extra):
+    base = {"DISCORD_BOT_TOKEN": TOKEN, "DISCORD_API_BASE": d.url + "/api/v10",
+            "DISCORD_ALLOWED_USERS": "400"}
+    base.update(extra)
+    return hermes_env(home, llm, **base)
+
+
+@pytest.fixture
+def gateway(hermes_bin, llm, home, discord):
+    g = Gateway(hermes_bin, home, discord_env(home, llm, discord))
+    _wait_for(lambda: g.alive() and len(discord.state()["identifies"]) == 1
+              and "connected to the gateway" in g.output(), timeout=20,
+              what="the Discord session")
+    yield g
+    g.stop()
+
+
+def test_dm_is_answered_with_typing(gateway, discord):
+    discord.message(channel_id="500", author_id="400", content="hello from discord")
+    p = _wait_for(lambda: discord.posts("echo: hello from discord"), timeout=30,
+                  what="the agent's reply")[0]
+    assert p["channel_id"] == "500"
+    assert discord.state()["typing"], "the typing indicator was never shown"
+
+
+def test_guild_mention_is_answered_as_a_reply(gateway, discord):
+    discord.message(channel_id="600", guild_id="300", author_id="400", content="no mention")
+    r = discord.message(channel_id="600", guild_id="300", author_id="400",
+                        content=f"<@{BOT_ID}> with mention", mentions=[BOT_ID])
+    p = _wait_for(lambda: discord.posts("with mention"), timeout=30, what="the reply")[0]
+    assert p["reply_to"] == r["id"]
+    assert not discord.posts("no mention")
+
+
+def test_a_zombie_connection_is_resumed_without_losing_messages(gateway, discord):
+    discord.call("/_test/config", {"mute_acks": True})
+    _wait_for(lambda: len(discord.state()["resumes"]) >= 1, timeout=20, what="the resume")
+    discord.call("/_test/config", {"mute_acks": False})
+    st = discord.state()
+    assert len(st["identifies"]) == 1
+    discord.message(channel_id="500", author_id="400", content="after the resume")
+    _wait_for(lambda: discord.posts("echo: after the resume"), timeout=30, what="the reply")
+    assert "no heartbeat ACK" in gateway.output()
+
+
+def test_long_answers_are_split_and_buckets_respected(hermes_bin, llm, home, discord):
+    discord.call("/_test/config", {"limit": 2, "reset_after": 1.0})
+    long = " ".join(["word%04d" % i for i in range(600)])  # ~5400 characters
+    llm.script([{"content": long}])
+    g = Gateway(hermes_bin, home, discord_env(home, llm, discord))
+    try:
+        _wait_for(lambda: g.alive() and "connected to the gateway" in g.output(), timeout=20,
+                  what="the session")
+        discord.message(channel_id="500", author_id="400", content="tell me a lot")
+        _wait_for(lambda: len(discord.posts("word")) >= 3, timeout=30, what="all the parts")
+        st = discord.state()
+        parts = [p for p in st["posts"] if "word" in p["content"]]
+        assert all(len(p["content"]) <= 2000 for p in parts)
+        assert "word0599" in parts[-1]["content"]
+        assert st["rejected"] == 0, "a request was sent into an empty bucket"
+    finally:
+        g.stop()
+
+
+def test_a_bad_token_is_reported(hermes_bin, llm, home, discord):
+    g = Gateway(hermes_bin, home, discord_env(home, llm, discord, DISCORD_BOT_TOKEN="nope"))
+    try:
+        _wait_for(lambda: "the bot token was refused (401 Unauthorized)" in g.output(),
+                  timeout=20, what="the error")
+        assert discord.state()["connections"] == 0
+    finally:
+        g.stop()
+
+
+def test_the_message_content_intent_missing_is_reported(hermes_bin, llm, home, discord):
+    discord.call("/_test/config", {"message_content_enabled": False})
+    g = Gateway(hermes_bin, home, discord_env(home, llm, discord))
+    try:
+        _wait_for(lambda: "Message Content Intent" in g.output(), timeout=20, what="the error")
+        assert "4014" in g.output()
+    finally:
+        g.stop()

@@ -1,0 +1,187 @@
+"""`hermes gateway run` with the Slack adapter against the Slack double
+(tests/doubles/slack_double.py: Web API + Socket Mode) and the scripted LLM."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import DOUBLES, _wait_for, hermes_env
+
+BOT = "xoxb-test-bot-token"
+APP = "xapp-test-app-token"
+
+
+class SlackDouble:
+    def __init__(self, tmp):
+        port_file = os.path.join(tmp, "slack.port")
+        self.log = open(os.path.join(tmp, "slack_double.log"), "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(DOUBLES, "slack_double.py"), "--port", "0",
+             "--port-file", port_file], stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = int(_wait_for(
+            lambda: os.path.exists(port_file) and open(port_file).read().strip(),
+            what="slack double port file"))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def call(self, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data,
+                                     method="POST" if data is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def state(self):
+        return self.call("/_test/state")
+
+    def event(self, **ev):
+        return self.call("/_test/event", {"event": ev})
+
+    def posts(self, needle):
+        return [p for p in self.state()["posts"] if needle in p["text"]]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def slack(tmp_path):
+    d = SlackDouble(str(tmp_path))
+    yield d
+    d.stop()
+
+
+class Gateway:
+    def __init__(self, hermes_bin, home, env):
+        self.log_path = home / "gateway.out"
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([hermes_bin, "gateway", "run"], env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("gateway exited: " + self.output()[-2000:])
+        return True
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def slack_env(home, llm, slack, **extra):
+    base = {"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": APP,
+            "SLACK_API_BASE": slack.url + "/api", "SLACK_ALLOWED_USERS": "UALICE"}
+    base.update(extra)
+    return hermes_env(home, llm, **base)
+
+
+@pytest.fixture
+def gateway(hermes_bin, llm, home, slack):
+    g = Gateway(hermes_bin, home, slack_env(home, llm, slack, SLACK_HOME_CHANNEL="C0HOME"))
+    _wait_for(lambda: g.alive() and slack.state()["open"] == 1, timeout=20,
+              what="the Socket Mode connection")
+    yield g
+    g.stop()
+
+
+def test_dm_is_answered_by_the_agent(gateway, slack, llm):
+    r = slack.event(type="message", channel="D1", channel_type="im", user="UALICE",
+                    text="hello from slack")
+    p = _wait_for(lambda: slack.posts("echo: hello from slack"), timeout=30,
+                  what="the agent's reply")[0]
+    assert p["channel"] == "D1"
+    st = slack.state()
+    acks = [a for a in st["acks"] if a["envelope_id"] == r["envelope_id"]]
+    assert acks and acks[0]["delay_ms"] < 3000
+    assert any(c["method"] == "reactions.add" and c["args"].get("name") == "eyes"
+               for c in st["calls"])
+
+
+def test_channel_mention_is_answered_in_a_thread(gateway, slack):
+    slack.event(type="message", channel="C1", channel_type="channel", user="UALICE",
+                ts="1700000100.000001", text="just chatting")
+    slack.event(type="app_mention", channel="C1", user="UALICE", ts="1700000100.000002",
+                text="<@UBOT> **what** is up")
+    # shared channel sessions name the speaker (users.info's display name):
+    # "echo: [alice] *what* is up" (mrkdwn bold)
+    p = _wait_for(lambda: slack.posts("*what* is up"), timeout=30,
+                  what="the reply to the mention")[0]
+    assert p["text"].startswith("echo: [alice] ")
+    assert p["thread_ts"] == "1700000100.000002"
+    assert not slack.posts("just chatting")
+
+
+def test_a_redelivered_event_is_answered_once(gateway, slack):
+    r = slack.event(type="message", channel="D1", channel_type="im", user="UALICE",
+                    ts="1700000200.000001", text="only once please")
+    slack.call("/_test/resend", {"envelope_id": r["envelope_id"]})
+    slack.call("/_test/event", {"event": {"type": "message", "channel": "D1",
+                                          "channel_type": "im", "user": "UALICE",
+                                          "ts": "1700000200.000001",
+                                          "text": "only once please"},
+                                "retry_attempt": 1})
+    _wait_for(lambda: slack.posts("echo: only once please"), timeout=30, what="the reply")
+    slack.event(type="message", channel="D1", channel_type="im", user="UALICE",
+                text="marker")
+    _wait_for(lambda: slack.posts("echo: marker"), timeout=30, what="the marker reply")
+    assert len(slack.posts("echo: only once please")) == 1
+
+
+def test_disconnect_reconnects(gateway, slack):
+    slack.call("/_test/disconnect", {"reason": "refresh_requested"})
+    _wait_for(lambda: slack.state()["connections"] == 2 and slack.state()["open"] == 1,
+              timeout=20, what="the new connection")
+    slack.event(type="message", channel="D1", channel_type="im", user="UALICE",
+                text="after the refresh")
+    _wait_for(lambda: slack.posts("echo: after the refresh"), timeout=30, what="the reply")
+
+
+def test_a_stranger_is_not_given_to_the_agent(gateway, slack, llm):
+    slack.event(type="message", channel="D9", channel_type="im", user="UMALLORY",
+                text="let me in")
+    slack.event(type="message", channel="D1", channel_type="im", user="UALICE",
+                text="marker two")
+    _wait_for(lambda: slack.posts("echo: marker two"), timeout=30, what="the marker reply")
+    assert not slack.posts("echo: let me in")
+    assert all("let me in" not in json.dumps(r["body"]) for r in llm.requests())
+
+
+def test_a_bad_bot_token_is_reported(hermes_bin, llm, home, slack):
+    env = slack_env(home, llm, slack, SLACK_BOT_TOKEN="xoxb-wrong")
+    g = Gateway(hermes_bin, home, env)
+    try:
+        _wait_for(lambda: "authentication failed (invalid_auth)" in g.output(), timeout=20,
+                  what="the error")
+        assert "check SLACK_BOT_TOKEN" in g.output()
+        assert slack.state()["connections"] == 0
+    finally:
+        g.stop()
+
+
+def test_a_missing_app_token_is_reported(hermes_bin, llm, home, slack):
+    env = slack_env(home, llm, slack, SLACK_APP_TOKEN=None)
+    g = Gateway(hermes_bin, home, env)
+    try:
+        _wait_for(lambda: "SLACK_APP_TOKEN not set" in g.output(), timeout=20,
+                  what="the error")
+    finally:
+        g.stop()
