@@ -114,6 +114,9 @@ typedef struct dc_out {
     char *text;
     char *path;
     int tries;
+    uint64_t delivery; /* the gateway's outbox entry this message ends (GW_MSG_SENT), or 0 */
+    int ack_err;       /* 0, or why it was given up */
+    bool ack_permanent;
 } dc_out;
 
 typedef struct dc_thread {
@@ -428,7 +431,8 @@ static void announce(dc_adapter *a, rt_ctx *cx)
     rt_ref gw = gateway_of(a, cx);
     if (!gw)
         return;
-    gw_caps caps = {.max_message = DISCORD_MAX_MESSAGE, .markdown = true, .progress = true};
+    gw_caps caps = {
+        .max_message = DISCORD_MAX_MESSAGE, .markdown = true, .progress = true, .acks = true};
     rt_send(cx, gw, gw_adapter_up_new(DISCORD_PLATFORM, a->self, &caps, a->o.home_channel));
     a->announced = true;
 }
@@ -780,11 +784,26 @@ static void out_push(dc_adapter *a, dc_out *o)
 static void out_pump(dc_adapter *a, rt_ctx *cx);
 static void drained_check(dc_adapter *a, rt_ctx *cx);
 
+/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
+static void ack(dc_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
+{
+    rt_ref gw = delivery ? gateway_of(a, cx) : 0;
+    if (!gw)
+        return;
+    gw_msg_sent *s = (gw_msg_sent *)gw_sent_new(
+        delivery, err,
+        err ? (permanent ? "Discord refused the message" : "Discord did not take the message")
+            : NULL);
+    s->permanent = permanent;
+    rt_send(cx, gw, &s->hdr);
+}
+
 static void out_pop(dc_adapter *a, rt_ctx *cx)
 {
     dc_out *o = a->out;
     if (!o)
         return;
+    ack(a, cx, o->delivery, o->ack_err, o->ack_permanent);
     a->out = o->next;
     if (!a->out)
         a->out_tail = NULL;
@@ -922,6 +941,7 @@ static void out_retry(dc_adapter *a, rt_ctx *cx, const char *why)
     dc_out *o = a->out;
     if (++o->tries >= DC_OUT_TRIES) {
         RT_WARN(DC_LOG, "Discord: giving up on a message to %s: %s", o->channel, why);
+        o->ack_err = -EIO; /* the gateway's outbox tries again later */
         out_pop(a, cx);
         return;
     }
@@ -967,8 +987,11 @@ static size_t u8len(const char *s)
 
 static void on_out_text(dc_adapter *a, rt_ctx *cx, gw_out_text *t)
 {
-    if (!t->to.chat_id || !t->text)
+    if (!t->to.chat_id || !t->text) {
+        ack(a, cx, t->delivery, -EINVAL, true);
         return;
+    }
+    size_t queued = a->nout;
     rt_buf rest;
     rt_buf_init(&rest, SIZE_MAX / 2);
     char *paths[8];
@@ -1021,6 +1044,12 @@ static void on_out_text(dc_adapter *a, rt_ctx *cx, gw_out_text *t)
         o->path = paths[i];
         out_push(a, o);
     }
+    if (t->delivery) {
+        if (a->nout > queued)
+            a->out_tail->delivery = t->delivery; /* acked when its last part is done */
+        else
+            ack(a, cx, t->delivery, *t->text ? -ENOBUFS : 0, false);
+    }
     out_pump(a, cx);
 }
 
@@ -1052,6 +1081,8 @@ static void outbound_result(dc_adapter *a, rt_ctx *cx, dc_req *r, rt_io_msg_http
         if (d->status == 403)
             RT_WARN(DC_LOG, "Discord: the bot lacks Send Messages / Attach Files in %s",
                     o->channel);
+        o->ack_err = -EIO;
+        o->ack_permanent = true;
         out_pop(a, cx);
     }
 }

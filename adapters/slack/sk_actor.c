@@ -108,6 +108,9 @@ typedef struct sk_out {
     char *file_id;    /* FILE */
     int step;         /* FILE: sk_file_step done so far */
     int tries;
+    uint64_t delivery; /* the gateway's outbox entry this message ends (GW_MSG_SENT), or 0 */
+    int ack_err;       /* 0, or why it was given up */
+    bool ack_permanent;
 } sk_out;
 
 typedef struct sk_rl {
@@ -453,7 +456,8 @@ static void announce(sk_adapter *a, rt_ctx *cx)
         RT_WARN(SK_LOG, "Slack: no gateway to announce the adapter to");
         return;
     }
-    gw_caps caps = {.max_message = SLACK_MAX_MESSAGE, .markdown = true, .progress = true};
+    gw_caps caps = {
+        .max_message = SLACK_MAX_MESSAGE, .markdown = true, .progress = true, .acks = true};
     rt_send(cx, gw, gw_adapter_up_new(SLACK_PLATFORM, a->self, &caps, a->o.home_channel));
     a->announced = true;
 }
@@ -634,11 +638,34 @@ static void out_push(sk_adapter *a, sk_out *o)
 static void out_pump(sk_adapter *a, rt_ctx *cx);
 static void drained_check(sk_adapter *a, rt_ctx *cx);
 
+/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
+static void ack(sk_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
+{
+    rt_ref gw = delivery ? gateway_of(a, cx) : 0;
+    if (!gw)
+        return;
+    gw_msg_sent *s = (gw_msg_sent *)gw_sent_new(
+        delivery, err,
+        err ? (permanent ? "Slack refused the message" : "Slack did not take the message") : NULL);
+    s->permanent = permanent;
+    rt_send(cx, gw, &s->hdr);
+}
+
+/* The head failed for good: remember why for the outbox, then drop it. */
+static void out_fail(sk_adapter *a, bool permanent)
+{
+    if (a->out) {
+        a->out->ack_err = -EIO;
+        a->out->ack_permanent = permanent;
+    }
+}
+
 static void out_pop(sk_adapter *a, rt_ctx *cx)
 {
     sk_out *o = a->out;
     if (!o)
         return;
+    ack(a, cx, o->delivery, o->ack_err, o->ack_permanent);
     a->out = o->next;
     if (!a->out)
         a->out_tail = NULL;
@@ -656,6 +683,7 @@ static void out_retry(sk_adapter *a, rt_ctx *cx, const char *why)
         return;
     if (++o->tries >= SK_OUT_TRIES) {
         RT_WARN(SK_LOG, "Slack: giving up on a message to %s: %s", o->channel, why);
+        out_fail(a, false);
         out_pop(a, cx);
         return;
     }
@@ -812,8 +840,11 @@ static char *media_line(const char *s, const char *e)
 
 static void on_out_text(sk_adapter *a, rt_ctx *cx, gw_out_text *t)
 {
-    if (!t->to.chat_id || !t->text)
+    if (!t->to.chat_id || !t->text) {
+        ack(a, cx, t->delivery, -EINVAL, true);
         return;
+    }
+    size_t queued = a->nout;
     rt_buf rest;
     rt_buf_init(&rest, SIZE_MAX / 2);
     char *paths[8];
@@ -860,6 +891,12 @@ static void on_out_text(sk_adapter *a, rt_ctx *cx, gw_out_text *t)
         o->path = paths[i];
         out_push(a, o);
     }
+    if (t->delivery) {
+        if (a->nout > queued)
+            a->out_tail->delivery = t->delivery; /* acked when its last part is done */
+        else
+            ack(a, cx, t->delivery, *t->text ? -ENOBUFS : 0, false);
+    }
     out_pump(a, cx);
 }
 
@@ -893,6 +930,7 @@ static void outbound_result(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_http
         } else {
             RT_WARN(SK_LOG, "Slack: uploading %s failed (%s)", o->path,
                     d->err ? rt_strerror(d->err) : "HTTP error");
+            out_fail(a, !transient);
             out_pop(a, cx);
         }
         return;
@@ -909,6 +947,7 @@ static void outbound_result(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_http
             out_retry(a, cx, e);
         } else {
             RT_WARN(SK_LOG, "Slack: %s to %s failed: %s", r->method, o->channel, e);
+            out_fail(a, true);
             out_pop(a, cx);
         }
         return;

@@ -68,6 +68,9 @@ typedef struct tg_out {
     int tries;
     int rl_tries;
     bool plain_mode;
+    uint64_t delivery; /* the gateway's outbox entry this message ends (GW_MSG_SENT), or 0 */
+    int ack_err;       /* 0, or why it was given up */
+    bool ack_permanent;
 } tg_out;
 
 typedef struct tg_typing {
@@ -280,7 +283,8 @@ static void announce(tg_adapter *a, rt_ctx *cx)
         RT_WARN(TG_LOG, "Telegram: no gateway to announce the adapter to");
         return;
     }
-    gw_caps caps = {.max_message = TG_MAX_MESSAGE, .markdown = true, .progress = true};
+    gw_caps caps = {
+        .max_message = TG_MAX_MESSAGE, .markdown = true, .progress = true, .acks = true};
     rt_send(cx, gw, gw_adapter_up_new(TELEGRAM_PLATFORM, a->self, &caps, a->o.home_channel));
     a->announced = true;
 }
@@ -674,11 +678,28 @@ static void out_push(tg_adapter *a, tg_out *o)
     pending_sync(a);
 }
 
-static void out_pop(tg_adapter *a)
+/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
+static void ack(tg_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
+{
+    rt_ref gw = delivery && cx ? gateway_of(a, cx) : 0;
+    if (!gw)
+        return;
+    gw_msg_sent *s = (gw_msg_sent *)gw_sent_new(
+        delivery, err,
+        err ? (permanent ? "Telegram refused the message" : "Telegram did not take the message")
+            : NULL);
+    s->permanent = permanent;
+    rt_send(cx, gw, &s->hdr);
+}
+
+/* The head is done (sent, or given up); cx NULL: the adapter is going away (no acks: the
+ * gateway's outbox sends it again when the platform is back). */
+static void out_pop(tg_adapter *a, rt_ctx *cx)
 {
     tg_out *o = a->out;
     if (!o)
         return;
+    ack(a, cx, o->delivery, o->ack_err, o->ack_permanent);
     a->out = o->next;
     if (!a->out)
         a->out_tail = NULL;
@@ -725,8 +746,11 @@ static tg_out *out_new(const gw_target *to)
 
 static void on_out_text(tg_adapter *a, rt_ctx *cx, gw_out_text *t)
 {
-    if (!t->text || !t->to.chat_id || !*t->to.chat_id)
+    if (!t->text || !t->to.chat_id || !*t->to.chat_id) {
+        ack(a, cx, t->delivery, -EINVAL, true);
         return;
+    }
+    size_t queued = a->nout;
     /* take MEDIA: lines out of the text */
     rt_buf txt;
     rt_buf_init(&txt, TG_BUF_MAX);
@@ -771,6 +795,12 @@ static void on_out_text(tg_adapter *a, rt_ctx *cx, gw_out_text *t)
         out_push(a, o);
     }
     rt_buf_fini(&txt);
+    if (t->delivery) {
+        if (a->nout > queued)
+            a->out_tail->delivery = t->delivery; /* acked when its last message is done */
+        else
+            ack(a, cx, t->delivery, has_text || np ? -ENOBUFS : 0, false);
+    }
     out_pump(a, cx);
 }
 
@@ -862,7 +892,7 @@ static void out_pump(tg_adapter *a, rt_ctx *cx)
         tg_out *o = a->out;
         if (o->path) {
             if (!send_file(a, cx, o)) {
-                out_pop(a);
+                out_pop(a, cx);
                 continue;
             }
             a->out_busy = true;
@@ -899,7 +929,7 @@ static void on_send(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
     cJSON *j = answer(d, &desc, &ra);
     if (!d->err && d->status == 200 && answer_ok(j)) {
         cJSON_Delete(j);
-        out_pop(a);
+        out_pop(a, cx);
         out_pump(a, cx);
         return;
     }
@@ -924,7 +954,9 @@ static void on_send(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
     } else {
         RT_WARN(TG_LOG, "Telegram: a message to chat %s could not be sent (%s%s%s)", o->chat_id,
                 d->err ? rt_strerror(d->err) : "HTTP error", desc ? ": " : "", desc ? desc : "");
-        out_pop(a);
+        o->ack_err = d->err ? d->err : -EIO;
+        o->ack_permanent = !d->err && d->status >= 400 && d->status < 500 && d->status != 429;
+        out_pop(a, cx);
     }
     cJSON_Delete(j);
     out_pump(a, cx);
@@ -1068,7 +1100,7 @@ static void adapter_free(void *state)
 {
     tg_adapter *a = state;
     while (a->out)
-        out_pop(a);
+        out_pop(a, NULL);
     for (size_t i = 0; i < a->ntyping; i++) {
         rt_free(a->typing[i].chat_id);
         rt_free(a->typing[i].thread_id);
