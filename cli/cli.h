@@ -30,6 +30,7 @@ int cli_pairing(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_doctor(int argc, char **argv);
 int cli_tools(int argc, char **argv);
+int cli_skills(int argc, char **argv);
 int cli_cron(int argc, char **argv);
 int cli_cron_slash(const char *args, FILE *out); /* the REPL's /cron */
 

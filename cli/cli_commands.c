@@ -13,6 +13,7 @@ const cli_cmd cli_commands[] = {
     {"doctor", "check the installation and configuration", cli_doctor},
     {"pairing", "approve or revoke users who asked to talk to the bot", cli_pairing},
     {"tools", "show the toolsets and tools each platform gets", cli_tools},
+    {"skills", "list, inspect or install skills: hermes skills list", cli_skills},
     {"cron", "scheduled jobs: hermes cron [list|status|add|remove]", cli_cron},
     {"gateway", "run the messaging gateway: hermes gateway [run|status|install|start|stop]",
      cli_gateway},

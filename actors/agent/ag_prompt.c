@@ -3,6 +3,7 @@
  * placement and the markers users see (headers, truncation notes) follow the original.
  */
 #include "ag_prompt.h"
+#include "skl_store.h"
 
 #include "mem_file.h"
 #include "rt_alloc.h"
@@ -24,7 +25,6 @@
 #define FILE_READ_MAX  (16u << 20) /* larger context files are left out */
 #define WALK_MAX_DIRS  5000        /* AGENTS.md discovery stops after this many directories */
 #define WALK_MAX_DEPTH 12
-#define SKILL_DESC_MAX 60
 
 static const char IDENTITY[] =
     "You are Hermes Agent, an intelligent AI assistant created by Nous Research. You help "
@@ -342,138 +342,9 @@ char *ag_prompt_context_files(const char *cwd, const char *hermes_home)
 
 /* ============================================================ skills index */
 
-/* The `description:` of a SKILL.md frontmatter, from its first 2000 bytes (new string). */
-static char *frontmatter_description(const char *path)
-{
-    char *text = read_text(path);
-    if (!text)
-        return NULL;
-    if (strlen(text) > 2000)
-        text[2000] = '\0';
-    char *desc = NULL;
-    for (char *line = text; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        char *l = strip(line);
-        if (strncmp(l, "description:", 12) == 0) {
-            char *v = strip(l + 12);
-            size_t n = strlen(v);
-            if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
-                v[n - 1] = '\0';
-                v++;
-            }
-            desc = rt_xstrdup(v);
-            break;
-        }
-        line = nl ? nl + 1 : NULL;
-    }
-    rt_free(text);
-    return desc;
-}
-
-typedef struct skill {
-    char *category;
-    char *name;
-    char *desc;
-} skill;
-
-static int cmp_skill(const void *a, const void *b)
-{
-    const skill *x = a, *y = b;
-    int c = strcmp(x->category, y->category);
-    return c ? c : strcmp(x->name, y->name);
-}
-
-static bool is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static void add_skill(skill **v, size_t *n, const char *cat, const char *name, const char *md)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*v)[i].name, name) == 0)
-            return; /* first one wins */
-    *v = rt_xrealloc(*v, (*n + 1) * sizeof(**v));
-    (*v)[*n] = (skill){rt_xstrdup(cat), rt_xstrdup(name), frontmatter_description(md)};
-    (*n)++;
-}
-
-static void scan_skills(const char *root, skill **v, size_t *n)
-{
-    DIR *d = opendir(root);
-    struct dirent *e;
-    while (d && (e = readdir(d)) && *n < 2000) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *dir = rt_xasprintf("%s/%s", root, e->d_name);
-        char *md = rt_xasprintf("%s/SKILL.md", dir);
-        if (file_exists(md)) {
-            add_skill(v, n, "general", e->d_name, md);
-        } else if (is_dir(dir)) {
-            DIR *c = opendir(dir);
-            struct dirent *ce;
-            while (c && (ce = readdir(c))) {
-                if (ce->d_name[0] == '.')
-                    continue;
-                char *cmd = rt_xasprintf("%s/%s/SKILL.md", dir, ce->d_name);
-                if (file_exists(cmd))
-                    add_skill(v, n, e->d_name, ce->d_name, cmd);
-                rt_free(cmd);
-            }
-            if (c)
-                closedir(c);
-        }
-        rt_free(md);
-        rt_free(dir);
-    }
-    if (d)
-        closedir(d);
-}
-
 char *ag_prompt_skills_index(const char *skills_dir)
 {
-    skill *v = NULL;
-    size_t n = 0;
-    scan_skills(skills_dir, &v, &n);
-    if (!n)
-        return NULL;
-    qsort(v, n, sizeof(*v), cmp_skill);
-    rt_buf b;
-    rt_buf_init(&b, SIZE_MAX / 2);
-    rt_buf_append_str(
-        &b, "## Skills (mandatory)\nBefore replying, scan the skills below. If one matches the "
-            "task, load it with skill_view(name) and follow it. If a skill turns out to be "
-            "wrong or out of date, fix it with skill_manage(action='patch').\n\n"
-            "<available_skills>\n");
-    const char *cat = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (!cat || strcmp(cat, v[i].category) != 0) {
-            cat = v[i].category;
-            char *dpath = rt_xasprintf("%s/%s/DESCRIPTION.md", skills_dir, cat);
-            char *cdesc = frontmatter_description(dpath);
-            rt_free(dpath);
-            if (cdesc && *cdesc)
-                rt_buf_printf(&b, "  %s: %s\n", cat, cdesc);
-            else
-                rt_buf_printf(&b, "  %s:\n", cat);
-            rt_free(cdesc);
-        }
-        const char *d = v[i].desc ? v[i].desc : "";
-        size_t cut = utf8_offset(d, SKILL_DESC_MAX);
-        rt_buf_printf(&b, "    - %s: %.*s%s\n", v[i].name, (int)cut, d, d[cut] ? "..." : "");
-    }
-    rt_buf_append_str(&b, "</available_skills>\n\nIf none match, proceed normally without "
-                          "loading a skill.");
-    for (size_t i = 0; i < n; i++) {
-        rt_free(v[i].category);
-        rt_free(v[i].name);
-        rt_free(v[i].desc);
-    }
-    rt_free(v);
-    return rt_buf_steal(&b, NULL);
+    return skl_index(skills_dir); /* tools/skills: the same parser the skill tools use */
 }
 
 /* ========================================================== platform hints */

@@ -2,6 +2,7 @@
  * hm_host — see hm_host.h.
  */
 #include "hm_host.h"
+#include "tool_code.h"
 
 #include "hm_files.h"
 #include "proxy.h"
@@ -238,6 +239,8 @@ int hm_host_start(const hm_host_opts *o, hm_host **out, char *err, size_t errlen
         hm_host_stop(h);
         return rc;
     }
+    tool_code_set_limits(hm_config_int(h->cfg, "code_execution.timeout"),
+                         (int)hm_config_int(h->cfg, "code_execution.max_tool_calls"));
     *out = h;
     return 0;
 }
