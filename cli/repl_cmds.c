@@ -9,6 +9,7 @@
 
 #include "ag_session.h"
 #include "chat_session.h"
+#include "cli.h"
 #include "hm_env.h"
 #include "hm_yaml.h"
 #include "rt_alloc.h"
@@ -450,6 +451,27 @@ static void cmd_undo(repl *r)
     repl_ev_free(e);
 }
 
+/* /cron [list|add|remove]: the same as `hermes cron`, its lines printed through the terminal. */
+static void cmd_cron(repl *r, const char *arg)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f) {
+        term_line(r, "(x_x) /cron: %s", rt_strerror(-errno));
+        return;
+    }
+    (void)cli_cron_slash(arg ? arg : "", f);
+    fclose(f);
+    for (char *line = out, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        term_line(r, "%s", line);
+    }
+    rt_free(out); /* open_memstream allocates with malloc; rt_free is free */
+}
+
 /* /compress: the session summarises the middle of the conversation now. The summary is a
  * model call, so this waits longer than other commands. */
 static void cmd_compress(repl *r)
@@ -661,11 +683,11 @@ void repl_command(repl *r, const char *line)
     else if (!strcmp(cmd, "/platforms") || !strcmp(cmd, "/gateway"))
         cmd_platforms(r);
     else if (!strcmp(cmd, "/cron"))
-        not_yet(r, "/cron",
-                "scheduled tasks come with `hermes cron` (the agent's cronjob tools "
-                "work where they are loaded)");
+        cmd_cron(r, arg);
     else if (!strcmp(cmd, "/skills"))
-        not_yet(r, "/skills", "the skills hub (search, install, inspect) is still to come");
+        not_yet(r, "/skills",
+                "use `hermes skills list | inspect | install` in a shell; the agent itself has "
+                "skills_list, skill_view and skill_manage");
     else if (!strcmp(cmd, "/compress"))
         cmd_compress(r);
     else {

@@ -174,6 +174,17 @@ def test_compress(start, llm, home):
     assert "compression" in reasons, "the old session ended; a child continues it"
 
 
+def test_cron_slash_command(start, llm, home):
+    r = start()
+    r.line("/cron add 30m check the backups")
+    r.expect(r"Created job", 10)
+    r.line("/cron list")
+    r.expect(r"check the backups", 10)
+    leave(r)
+    jobs = json.loads((home / "cron" / "jobs.json").read_text())
+    assert [j["prompt"] for j in jobs["jobs"]] == ["check the backups"]
+
+
 def test_multiline_input_and_completion(start, llm):
     llm.script([{"content": "got both lines"}])
     r = start()
