@@ -450,7 +450,7 @@ static void shut(dc_adapter *a, rt_ctx *cx)
         a->announced = false;
     }
     if (a->io)
-        dc__io_quit(cx, a->io);
+        ak_io_quit(cx, a->io);
     a->io = 0;
 }
 
@@ -902,7 +902,7 @@ static void out_pump(dc_adapter *a, rt_ctx *cx)
         dc_req *r = rt_xcalloc(1, sizeof(*r));
         r->kind = DC_R_READ;
         r->ctx = o;
-        dc__io_read(cx, a->io, o->path, a->o.max_file_bytes, a->self, track(a, r));
+        ak_io_read(cx, a->io, o->path, a->o.max_file_bytes, a->self, track(a, r));
     }
 }
 
@@ -1087,7 +1087,7 @@ static void outbound_result(dc_adapter *a, rt_ctx *cx, dc_req *r, rt_io_msg_http
     }
 }
 
-static void outbound_read(dc_adapter *a, rt_ctx *cx, dc_req *r, dc_io_done *d)
+static void outbound_read(dc_adapter *a, rt_ctx *cx, dc_req *r, ak_io_done *d)
 {
     dc_out *o = r->ctx;
     if (o != a->out)
@@ -1370,7 +1370,7 @@ static void inbound_download(dc_adapter *a, rt_ctx *cx, dc_req *r, rt_io_msg_htt
     w->idx = r->idx;
     char *data = d->body;
     d->body = NULL;
-    dc__io_write(cx, a->io, j->paths[r->idx], data, d->body_len, a->self, track(a, w));
+    ak_io_write(cx, a->io, j->paths[r->idx], data, d->body_len, 0600, a->self, track(a, w));
 }
 
 /* ================================================================ dispatch */
@@ -1398,7 +1398,7 @@ static void on_http_done(dc_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
     req_free(r);
 }
 
-static void on_io_done(dc_adapter *a, rt_ctx *cx, dc_io_done *d)
+static void on_io_done(dc_adapter *a, rt_ctx *cx, ak_io_done *d)
 {
     dc_req *r = rt_map_del(&a->reqs, d->tag);
     if (!r)
@@ -1446,7 +1446,7 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
     switch (m->type) {
     case DC_MSG_START:
         if (a->phase == DC_PH_INIT) {
-            a->io = dc__io_start(cx);
+            a->io = ak_io_start(cx, "Discord");
             begin_gateway(a, cx);
         }
         break;
@@ -1455,7 +1455,7 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
     case RT_WS_MSG_MESSAGE: on_ws_message(a, cx, (rt_ws_msg_message *)m); break;
     case RT_WS_MSG_CLOSED: on_ws_closed(a, cx, (rt_ws_msg_closed *)m); break;
     case RT_MSG_TIMEOUT: on_timeout(a, cx, (rt_msg_timeout *)m); break;
-    case DC_MSG_IO_DONE: on_io_done(a, cx, (dc_io_done *)m); break;
+    case AK_MSG_IO_DONE: on_io_done(a, cx, (ak_io_done *)m); break;
     case GW_OUT_TEXT: on_out_text(a, cx, (gw_out_text *)m); break;
     case GW_OUT_TYPING: {
         gw_out_typing *t = (gw_out_typing *)m;

@@ -112,7 +112,7 @@ static void shut(mm_adapter *a, rt_ctx *cx)
     a->st_writing = false; /* the final write goes after any in flight */
     mm__state_save(a, cx);
     if (a->io)
-        mm__io_quit(cx, a->io);
+        ak_io_quit(cx, a->io);
     a->io = 0;
 }
 
@@ -398,7 +398,7 @@ static void on_timeout(mm_adapter *a, rt_ctx *cx, rt_msg_timeout *t)
     }
 }
 
-static void on_io_done(mm_adapter *a, rt_ctx *cx, mm_io_done *d)
+static void on_io_done(mm_adapter *a, rt_ctx *cx, ak_io_done *d)
 {
     if (d->tag == 0) {
         mm__state_written(a, cx);
@@ -418,7 +418,7 @@ static void on_start(mm_adapter *a, rt_ctx *cx)
 {
     if (a->phase != MM_PH_INIT)
         return;
-    a->io = mm__io_start(cx);
+    a->io = ak_io_start(cx, "Mattermost");
     begin_connect(a, cx);
 }
 
@@ -437,7 +437,7 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
     case RT_WS_MSG_MESSAGE: on_ws_message(a, cx, (rt_ws_msg_message *)m); break;
     case RT_WS_MSG_CLOSED: on_ws_closed(a, cx, (rt_ws_msg_closed *)m); break;
     case RT_MSG_TIMEOUT: on_timeout(a, cx, (rt_msg_timeout *)m); break;
-    case MM_MSG_IO_DONE: on_io_done(a, cx, (mm_io_done *)m); break;
+    case AK_MSG_IO_DONE: on_io_done(a, cx, (ak_io_done *)m); break;
     case GW_OUT_TEXT: mm__on_out_text(a, cx, (gw_out_text *)m); break;
     case GW_OUT_TYPING: mm__on_out_typing(a, cx, (gw_out_typing *)m); break;
     case GW_OUT_TURN_END: mm__on_turn_end(a, cx, (gw_out_turn_end *)m); break;

@@ -67,7 +67,7 @@ void mm__state_save(mm_adapter *a, rt_ctx *cx)
     if (a->st_writing)
         return; /* mm__state_written sends it */
     char *json = mm_state_json(&a->st);
-    mm__io_write(cx, a->io, a->state_path, json, strlen(json), 0600, a->self, 0);
+    ak_io_write(cx, a->io, a->state_path, json, strlen(json), 0600, a->self, 0);
     a->st_writing = true;
     a->st_dirty = false;
 }
@@ -427,10 +427,10 @@ static void on_file_get(mm_adapter *a, rt_ctx *cx, mm_req *r, rt_io_msg_http_don
     uint64_t tag = mm__track(a, s);
     char *data = d->body;
     d->body = NULL; /* stolen: the io actor writes and frees it */
-    mm__io_write(cx, a->io, dest, data, d->body_len, 0600, a->self, tag);
+    ak_io_write(cx, a->io, dest, data, d->body_len, 0600, a->self, tag);
 }
 
-void mm__inbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, mm_io_done *d)
+void mm__inbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, ak_io_done *d)
 {
     mm_job *j = r->ctx;
     if (d->err == 0) {

@@ -9,7 +9,7 @@
  *   mm_inbound.c  posts → gw_msg_event: gating, attachments, catch-up after a reconnect,
  *                 the persisted position
  *   mm_outbound.c GW_OUT_* → posts: roots, splitting, files, typing
- *   mm_io.c       the detached helper actor doing the file I/O
+ *   (file I/O: the detached helper of adapters/kit/ak_io.h)
  *
  * Invariants:
  *   1. Everything in mm_adapter belongs to the actor and is touched only from its behaviour
@@ -27,6 +27,7 @@
 #ifndef MM_INT_H
 #define MM_INT_H
 
+#include "ak_io.h"
 #include "gw.h"
 #include "mattermost.h"
 #include "mm_parse.h"
@@ -53,44 +54,8 @@
 
 /* Internal messages (RT_MSG_MODULE_ADAPTER 0x200..0x2ff belong to Mattermost). */
 enum {
-    MM_MSG_START = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x200),   /* rt_msg: begin connecting */
-    MM_MSG_IO = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x201),      /* mm_io_msg → io actor */
-    MM_MSG_IO_DONE = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x202), /* mm_io_done ← io actor */
+    MM_MSG_START = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x200), /* rt_msg: begin connecting */
 };
-
-/* ---------------------------------------------------------------- the io actor */
-
-enum mm_io_op { MM_IO_WRITE = 1, MM_IO_READ, MM_IO_QUIT };
-
-typedef struct mm_io_msg {
-    rt_msg hdr;
-    int op;     /* mm_io_op */
-    char *path; /* owned */
-    char *data; /* WRITE: owned bytes */
-    size_t len;
-    int mode;   /* WRITE: file mode */
-    size_t max; /* READ: largest file accepted */
-    rt_ref reply_to;
-    uint64_t tag;
-} mm_io_msg;
-
-typedef struct mm_io_done {
-    rt_msg hdr;
-    uint64_t tag;
-    int err;    /* 0 or -errno (-ENOENT, -E2BIG, …) */
-    char *data; /* READ: owned, stealable */
-    size_t len;
-} mm_io_done;
-
-/* Spawn the helper, linked to the calling actor (so it ends with it). */
-rt_ref mm__io_start(rt_ctx *cx);
-/* Ask for a write of data (taken) to path (parent directories made 0700) / a read. */
-void mm__io_write(rt_ctx *cx, rt_ref io, const char *path, char *data, size_t len, int mode,
-                  rt_ref reply_to, uint64_t tag);
-void mm__io_read(rt_ctx *cx, rt_ref io, const char *path, size_t max, rt_ref reply_to,
-                 uint64_t tag);
-/* Let the helper finish what is queued, then end. */
-void mm__io_quit(rt_ctx *cx, rt_ref io);
 
 /* ---------------------------------------------------------------- the adapter */
 
@@ -332,7 +297,7 @@ void mm__inbound_ws(mm_adapter *a, rt_ctx *cx, mm_wsmsg *m);
 void mm__catchup_start(mm_adapter *a, rt_ctx *cx);
 void mm__on_catchup_timer(mm_adapter *a, rt_ctx *cx);
 void mm__inbound_result(mm_adapter *a, rt_ctx *cx, mm_req *r, rt_io_msg_http_done *d);
-void mm__inbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, mm_io_done *d);
+void mm__inbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, ak_io_done *d);
 /* The bot's identity is known: forget a state that belongs to another server or bot. */
 void mm__state_check_identity(mm_adapter *a);
 void mm__state_save(mm_adapter *a, rt_ctx *cx);
@@ -345,7 +310,7 @@ void mm__on_out_text(mm_adapter *a, rt_ctx *cx, gw_out_text *t);
 void mm__on_out_typing(mm_adapter *a, rt_ctx *cx, gw_out_typing *t);
 void mm__on_turn_end(mm_adapter *a, rt_ctx *cx, gw_out_turn_end *t);
 void mm__outbound_result(mm_adapter *a, rt_ctx *cx, mm_req *r, rt_io_msg_http_done *d);
-void mm__outbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, mm_io_done *d);
+void mm__outbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, ak_io_done *d);
 void mm__out_pump(mm_adapter *a, rt_ctx *cx);
 void mm__on_out_timer(mm_adapter *a, rt_ctx *cx);
 void mm__on_typing_timer(mm_adapter *a, rt_ctx *cx);

@@ -357,7 +357,7 @@ static void read_file(mm_adapter *a, rt_ctx *cx, mm_out *o)
     mm_req *r = mm__req_new(a, MM_R_FILE_READ, NULL, NULL);
     r->ctx = o;
     uint64_t tag = mm__track(a, r);
-    mm__io_read(cx, a->io, o->path, a->o.max_file_bytes, a->self, tag);
+    ak_io_read(cx, a->io, o->path, a->o.max_file_bytes, a->self, tag);
 }
 
 void mm__out_pump(mm_adapter *a, rt_ctx *cx)
@@ -570,7 +570,7 @@ void mm__outbound_result(mm_adapter *a, rt_ctx *cx, mm_req *r, rt_io_msg_http_do
     }
 }
 
-void mm__outbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, mm_io_done *d)
+void mm__outbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, ak_io_done *d)
 {
     mm_out *o = r->ctx;
     if (o != a->out)

@@ -475,7 +475,7 @@ static void shut(sk_adapter *a, rt_ctx *cx)
         a->announced = false;
     }
     if (a->io)
-        sk__io_quit(cx, a->io);
+        ak_io_quit(cx, a->io);
     a->io = 0;
 }
 
@@ -716,7 +716,7 @@ static void file_step(sk_adapter *a, rt_ctx *cx, sk_out *o)
         sk_req *r = rt_xcalloc(1, sizeof(*r));
         r->kind = SK_R_READ;
         r->ctx = o;
-        sk__io_read(cx, a->io, o->path, a->o.max_file_bytes, a->self, track(a, r));
+        ak_io_read(cx, a->io, o->path, a->o.max_file_bytes, a->self, track(a, r));
     } else if (o->step == SK_F_URL) {
         rt_buf f;
         rt_buf_init(&f, 8192);
@@ -981,7 +981,7 @@ static void outbound_result(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_http
     cJSON_Delete(j);
 }
 
-static void outbound_read(sk_adapter *a, rt_ctx *cx, sk_req *r, sk_io_done *d)
+static void outbound_read(sk_adapter *a, rt_ctx *cx, sk_req *r, ak_io_done *d)
 {
     sk_out *o = r->ctx;
     if (o != a->out)
@@ -1279,7 +1279,7 @@ static void inbound_download(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_htt
     w->idx = r->idx;
     char *data = d->body;
     d->body = NULL;
-    sk__io_write(cx, a->io, j->paths[r->idx], data, d->body_len, a->self, track(a, w));
+    ak_io_write(cx, a->io, j->paths[r->idx], data, d->body_len, 0600, a->self, track(a, w));
 }
 
 /* ================================================================ Socket Mode */
@@ -1403,7 +1403,7 @@ static void on_http_done(sk_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
     req_free(r);
 }
 
-static void on_io_done(sk_adapter *a, rt_ctx *cx, sk_io_done *d)
+static void on_io_done(sk_adapter *a, rt_ctx *cx, ak_io_done *d)
 {
     sk_req *r = untrack(a, d->tag);
     if (!r)
@@ -1449,7 +1449,7 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
     switch (m->type) {
     case SK_MSG_START:
         if (a->phase == SK_PH_INIT) {
-            a->io = sk__io_start(cx);
+            a->io = ak_io_start(cx, "Slack");
             begin_auth(a, cx);
         }
         break;
@@ -1458,7 +1458,7 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
     case RT_WS_MSG_MESSAGE: on_ws_message(a, cx, (rt_ws_msg_message *)m); break;
     case RT_WS_MSG_CLOSED: on_ws_closed(a, cx, (rt_ws_msg_closed *)m); break;
     case RT_MSG_TIMEOUT: on_timeout(a, cx, (rt_msg_timeout *)m); break;
-    case SK_MSG_IO_DONE: on_io_done(a, cx, (sk_io_done *)m); break;
+    case AK_MSG_IO_DONE: on_io_done(a, cx, (ak_io_done *)m); break;
     case GW_OUT_TEXT: on_out_text(a, cx, (gw_out_text *)m); break;
     case GW_OUT_TURN_END: on_turn_end(a, cx, (gw_out_turn_end *)m); break;
     case GW_OUT_TYPING: /* bots have no typing indicator: the :eyes: reaction says it */

@@ -5,7 +5,7 @@
  *   sk_def.c     slack_opts_from_config, the gw_adapter_def
  *   sk_actor.c   the actor: connecting, Socket Mode, inbound events, outbound posts and
  *                files, Web API requests with per-method rate limits, slack_start
- *   sk_io.c      the detached helper actor doing file I/O
+ *   (file I/O: the detached helper of adapters/kit/ak_io.h)
  *
  * Invariants:
  *   1. Everything in sk_adapter belongs to the actor and is touched only from its behaviour.
@@ -20,6 +20,7 @@
 #ifndef SK_INT_H
 #define SK_INT_H
 
+#include "ak_io.h"
 #include "gw.h"
 #include "rt_http.h"
 #include "rt_map.h"
@@ -45,41 +46,8 @@
 
 /* Internal messages (RT_MSG_MODULE_ADAPTER 0x0C00..0x0CFF belong to Slack). */
 enum {
-    SK_MSG_START = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0C01),   /* rt_msg */
-    SK_MSG_IO = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0C02),      /* sk_io_msg */
-    SK_MSG_IO_DONE = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0C03), /* sk_io_done */
-    SK_MSG_DRAIN = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0C04),   /* rt_msg: slack_drain */
+    SK_MSG_START = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0C01), /* rt_msg */
+    SK_MSG_DRAIN = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0C04), /* rt_msg: slack_drain */
 };
-
-/* ---------------------------------------------------------------- the io actor */
-
-enum sk_io_op { SK_IO_WRITE = 1, SK_IO_READ, SK_IO_QUIT };
-
-typedef struct sk_io_msg {
-    rt_msg hdr;
-    int op;
-    char *path; /* owned */
-    char *data; /* WRITE: owned */
-    size_t len;
-    size_t max; /* READ: largest file accepted */
-    rt_ref reply_to;
-    uint64_t tag;
-} sk_io_msg;
-
-typedef struct sk_io_done {
-    rt_msg hdr;
-    uint64_t tag;
-    int err;    /* 0 or -errno */
-    char *data; /* READ: owned, stealable */
-    size_t len;
-} sk_io_done;
-
-rt_ref sk__io_start(rt_ctx *cx);
-/* Write data (taken) to path, parents made 0700, file 0600. */
-void sk__io_write(rt_ctx *cx, rt_ref io, const char *path, char *data, size_t len, rt_ref reply_to,
-                  uint64_t tag);
-void sk__io_read(rt_ctx *cx, rt_ref io, const char *path, size_t max, rt_ref reply_to,
-                 uint64_t tag);
-void sk__io_quit(rt_ctx *cx, rt_ref io);
 
 #endif /* SK_INT_H */
