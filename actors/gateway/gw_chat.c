@@ -109,6 +109,7 @@ typedef struct gw_chat {
 
     int64_t in_tokens, out_tokens, last_prompt;
     uint64_t idle_gen;
+    uint64_t idle_timer; /* the pending idle timeout, cancelled when re-armed */
 } gw_chat;
 
 static const char INTERRUPT_FMT[] =
@@ -377,8 +378,10 @@ static void start_next_api(rt_ctx *cx, gw_chat *c)
 static void arm_idle(rt_ctx *cx, gw_chat *c)
 {
     c->idle_gen++;
-    rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_IDLE + (c->idle_gen << 8)),
-                  c->sh->chat_idle_ms);
+    if (c->idle_timer) /* one pending timer per conversation, not one per turn */
+        (void)rt_timer_cancel(cx, c->idle_timer);
+    c->idle_timer = rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_IDLE + (c->idle_gen << 8)),
+                                  c->sh->chat_idle_ms);
 }
 
 static void turn_end(rt_ctx *cx, gw_chat *c, const gw_target *to, int outcome, const ag_msg_done *d)

@@ -264,6 +264,7 @@ enum {
     GW_IO_WRITE = RT_MSG_TYPE(RT_MSG_MODULE_GW, 76),  /* gw_io_msg: atomic write */
     GW_IO_SETENV = RT_MSG_TYPE(RT_MSG_MODULE_GW, 77), /* gw_io_msg: key=value into .env */
     GW_IO_DONE = RT_MSG_TYPE(RT_MSG_MODULE_GW, 78),   /* gw_io_done */
+    GW_IO_TRIM = RT_MSG_TYPE(RT_MSG_MODULE_GW, 79),   /* rt_msg: give freed memory back */
 };
 typedef struct gw_io_msg {
     rt_msg hdr;

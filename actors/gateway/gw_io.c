@@ -11,6 +11,7 @@
 #include "rt_util.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,6 +72,12 @@ static void make_parent(const char *path)
 static void io_behave(rt_ctx *cx, void *state, rt_msg *m)
 {
     (void)state;
+    if (m->type == GW_IO_TRIM) {
+        /* After many conversations left memory, glibc keeps their pages: hand them back to
+         * the system (this walks the heap, so it runs here, off the workers). */
+        (void)malloc_trim(0);
+        return;
+    }
     if (m->type != GW_IO_WRITE && m->type != GW_IO_SETENV)
         return;
     gw_io_msg *w = (gw_io_msg *)m;

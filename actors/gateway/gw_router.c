@@ -49,6 +49,7 @@
 #define RECOVER_WINDOW_S 86400 /* unanswered turns older than a day are left alone */
 #define DRAIN_DEFAULT_S  60
 
+#define TRIM_AFTER_CHATS 1000 /* trim the heap once this many conversations left memory */
 enum { TAG_INDEX = 1, TAG_TICK = 2, TAG_DRAIN = 3, IO_TAG_INDEX = 10, IO_TAG_CLEAN = 11 };
 
 typedef struct adapter_ent {
@@ -74,6 +75,8 @@ typedef struct gw_router {
     char *index_path;
     char *status_path;
     bool index_dirty, index_timer;
+    int64_t index_every_ms; /* the pause before the next sessions.json write (index_write) */
+    uint64_t chats_ended;   /* conversations that left memory since the last trim */
     double started_at;
     const char *state; /* gateway_state */
     bool draining;
@@ -131,13 +134,21 @@ static void index_changed(rt_ctx *cx, gw_router *r)
     if (r->index_timer)
         return;
     r->index_timer = true;
-    rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_INDEX), INDEX_WRITE_MS);
+    rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_INDEX),
+                  r->index_every_ms > INDEX_WRITE_MS ? r->index_every_ms : INDEX_WRITE_MS);
 }
 
+/* sessions.json is rendered whole on the router. So that rendering never takes more than a
+ * twentieth of the router's time, the next write waits at least 20 times as long as this
+ * one took (at most a minute): with 100,000 conversations that is every ~10 s instead of
+ * every second, and routing keeps going in between. */
 static void index_write(rt_ctx *cx, gw_router *r, rt_ref reply_to, uint64_t tag)
 {
     r->index_dirty = false;
+    int64_t t0 = rt_now_ns(rt_ctx_runtime(cx));
     char *text = gw_index_render(r->entries, r->n);
+    int64_t took_ms = (rt_now_ns(rt_ctx_runtime(cx)) - t0) / 1000000;
+    r->index_every_ms = took_ms * 20 > 60000 ? 60000 : took_ms * 20;
     gw_io_write(cx, r->sh->io, r->index_path, text, strlen(text), 0600, reply_to, tag);
 }
 
@@ -662,6 +673,10 @@ static void on_timeout(rt_ctx *cx, gw_router *r, uint64_t tag)
             index_write(cx, r, 0, 0);
         break;
     case TAG_TICK:
+        if (r->chats_ended >= TRIM_AFTER_CHATS) { /* their memory goes back to the system */
+            r->chats_ended = 0;
+            rt_send(cx, r->sh->io, rt_msg_new(GW_IO_TRIM, sizeof(rt_msg)));
+        }
         if (!r->draining) {
             status_write(cx, r);
             rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_TICK), TICK_MS);
@@ -726,6 +741,7 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
         rt_msg_down *d = (rt_msg_down *)m;
         gw_entry *e = find_by_chat(r, d->ref);
         if (e) {
+            r->chats_ended++;
             (void)rt_map_del(&r->by_chat, e->chat);
             e->chat = 0;
             e->chat_mon = 0;

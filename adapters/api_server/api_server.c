@@ -392,6 +392,9 @@ int api_server_start(rt_ctx *cx, const api_server_opts *o, api_server **out, cha
         .nroutes = 1,
         .request_timeout_ms =
             o->request_timeout_ms > 0 ? o->request_timeout_ms : DEFAULT_REQUEST_MS,
+        /* room for every completion allowed in flight, plus clients asking for /health,
+         * /v1/models or waiting their turn (the server's own default is 1,024) */
+        .max_conns = 2 * o->max_inflight + 64 > 1024 ? 2 * o->max_inflight + 64 : 1024,
     };
     rt_httpd *h = rt_httpd_start(rt, &ho, &rc);
     if (!h) {
