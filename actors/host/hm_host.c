@@ -2,6 +2,7 @@
  * hm_host — see hm_host.h.
  */
 #include "hm_host.h"
+#include "skl_admin.h"
 #include "tool_code.h"
 
 #include "hm_files.h"
@@ -225,6 +226,25 @@ static int start_provider(hm_host *h, const hm_host_opts *o, char *err, size_t e
     return 0;
 }
 
+/* The skills that ship with Hermes go into ~/.hermes/skills (skl_sync_bundled: a skill the
+ * user deleted or edited is never copied again). HERMES_BUNDLED_SKILLS names another source;
+ * "" turns it off. */
+static void sync_bundled_skills(hm_host *h)
+{
+    const char *src = getenv("HERMES_BUNDLED_SKILLS");
+    if (!src)
+        src = HERMES_BUNDLED_SKILLS_DIR;
+    if (!*src || access(src, R_OK) != 0)
+        return;
+    char *root = rt_xasprintf("%s/skills", h->home);
+    int n = skl_sync_bundled(src, root);
+    if (n > 0)
+        RT_INFO("host", "%d bundled skill(s) copied into %s", n, root);
+    else if (n < 0)
+        RT_WARN("host", "bundled skills were not copied into %s: %s", root, rt_strerror(n));
+    rt_free(root);
+}
+
 int hm_host_start(const hm_host_opts *o, hm_host **out, char *err, size_t errlen)
 {
     (void)rt_signals_block(); /* first: every thread inherits the mask */
@@ -241,6 +261,7 @@ int hm_host_start(const hm_host_opts *o, hm_host **out, char *err, size_t errlen
     }
     tool_code_set_limits(hm_config_int(h->cfg, "code_execution.timeout"),
                          (int)hm_config_int(h->cfg, "code_execution.max_tool_calls"));
+    sync_bundled_skills(h);
     *out = h;
     return 0;
 }

@@ -116,3 +116,20 @@ def test_status_and_doctor(hermes_bin, llm, home):
     assert "Provider:      custom" in r.stdout
     assert "sk-test-key-123456" not in r.stdout
     assert "sk-t...3456" in r.stdout
+
+
+def test_bundled_skills_are_copied_once_and_indexed(hermes_bin, llm, home):
+    llm.script([{"content": "ok"}, {"content": "ok"}])
+    r = run(hermes_bin, hermes_env(home, llm), "-q", "hello")
+    assert r.returncode == 0, r.stderr
+    skill = home / "skills" / "hermes" / "gateway-operations" / "SKILL.md"
+    assert skill.exists()
+    assert "gateway-operations" in (home / "skills" / ".bundled_manifest").read_text()
+    system = llm.requests()[-1]["body"]["messages"][0]["content"]
+    assert "gateway-operations" in system, "the skill is in the system prompt's index"
+    # a skill the user deleted stays deleted
+    skill.unlink()
+    skill.parent.rmdir()
+    r = run(hermes_bin, hermes_env(home, llm), "-q", "hello again")
+    assert r.returncode == 0, r.stderr
+    assert not skill.exists()
