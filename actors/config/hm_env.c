@@ -186,10 +186,13 @@ static void push(hm_env *e, char *key, char *value, int line, size_t start, size
 static char *read_key(scan *sc)
 {
     size_t a = sc->i;
+    if (a >= sc->n) /* "export" and blanks at the very end */
+        return NULL;
     if (sc->s[a] == '\'' || sc->s[a] == '"') {
         const char *q = memchr(sc->s + a + 1, sc->s[a], sc->n - a - 1);
         const char *nl = memchr(sc->s + a + 1, '\n', sc->n - a - 1);
-        if (!q || (nl && nl < q) || q == sc->s + a + 1) /* unterminated, or '' */
+        if (!q || (nl && nl < q) || q == sc->s + a + 1 ||             /* unterminated, or '' */
+            memchr(sc->s + a + 1, '\0', (size_t)(q - sc->s) - a - 1)) /* a NUL in the name */
             return NULL;
         sc->i = (size_t)(q - sc->s) + 1;
         return rt_xstrndup(sc->s + a + 1, (size_t)(q - sc->s) - a - 1);
