@@ -218,6 +218,12 @@ const char **tool_resolve(const char *const *enabled, const char *const *disable
                           void *arg);
 /* The tools array for an LLM request ([{name, description, parameters}...]) for names. */
 cJSON *tool_schemas(const char *const *names);
+/*
+ * The same array, shared: built once per distinct list of names and kept for the life of the
+ * process, so ten thousand sessions with one tool set hold one copy. Read-only (callers
+ * duplicate what they send); any thread.
+ */
+const cJSON *tool_schemas_shared(const char *const *names);
 /* Toolset names, NULL-terminated (for `hermes tools`). */
 const char *const *tool_toolset_names(void);
 /* The tools a toolset expands to (for `hermes tools`), NULL-terminated heap array. */

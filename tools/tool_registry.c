@@ -299,6 +299,39 @@ cJSON *tool_schemas(const char *const *names)
     return arr;
 }
 
+/* Distinct tool sets are few (per platform, per sub-agent toolset): a short list suffices. */
+typedef struct schema_set {
+    struct schema_set *next;
+    char *key; /* the names, comma-joined */
+    cJSON *schemas;
+} schema_set;
+
+static pthread_mutex_t schema_lock = PTHREAD_MUTEX_INITIALIZER;
+static schema_set *schema_sets;
+
+const cJSON *tool_schemas_shared(const char *const *names)
+{
+    rt_buf key;
+    rt_buf_init(&key, SIZE_MAX / 2);
+    for (const char *const *n = names; n && *n; n++)
+        rt_buf_printf(&key, "%s,", *n);
+    pthread_mutex_lock(&schema_lock);
+    schema_set *s = schema_sets;
+    while (s && strcmp(s->key, rt_buf_cstr(&key)) != 0)
+        s = s->next;
+    if (!s) {
+        s = rt_xcalloc(1, sizeof(*s));
+        s->key = rt_buf_steal(&key, NULL);
+        s->schemas = tool_schemas(names);
+        s->next = schema_sets;
+        schema_sets = s;
+    }
+    const cJSON *out = s->schemas;
+    pthread_mutex_unlock(&schema_lock);
+    rt_buf_fini(&key);
+    return out;
+}
+
 /* ================================================================ tool_env */
 
 tool_env *tool_env_new(void)

@@ -86,8 +86,8 @@ typedef struct ag_session {
     char *session_id, *source, *user_id, *model, *system_message, *ephemeral;
     rt_ref provider, aux_provider, store, reader, prompt_service;
     tool_env *env;
-    char **tools; /* NULL-terminated */
-    cJSON *tool_schemas;
+    char **tools;              /* NULL-terminated */
+    const cJSON *tool_schemas; /* shared by every session with these tools (tool.h) */
     int max_iterations;
     bool stream, skip_memory, skip_context_files;
     bool compression_enabled;

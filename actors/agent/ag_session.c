@@ -872,7 +872,6 @@ static void session_fini(void *state)
     for (char **t = s->tools; t && *t; t++)
         rt_free(*t);
     rt_free(s->tools);
-    cJSON_Delete(s->tool_schemas);
     cJSON_Delete(s->messages);
     cJSON_Delete(s->seed);
     cJSON_Delete(s->todos);
@@ -929,7 +928,8 @@ rt_ref ag_session_spawn(rt_ctx *cx, const ag_session_opts *o, const rt_spawn_opt
     s->prompt_service = o->prompt_service;
     s->env = o->env ? tool_env_ref(o->env) : tool_env_new();
     s->tools = copy_names(o->tools);
-    s->tool_schemas = o->tools && o->tools[0] ? tool_schemas((const char *const *)s->tools) : NULL;
+    s->tool_schemas =
+        o->tools && o->tools[0] ? tool_schemas_shared((const char *const *)s->tools) : NULL;
     s->max_iterations = o->max_iterations > 0 ? o->max_iterations : DEFAULT_MAX_ITERATIONS;
     s->stream = o->stream;
     s->skip_memory = o->skip_memory;

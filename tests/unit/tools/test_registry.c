@@ -203,3 +203,17 @@ TEST(ask_and_answer)
     tool_env_unref(env);
     rt_runtime_free(rt);
 }
+
+/* Sessions with one tool set share one parsed copy of its schemas. */
+TEST(schemas_are_shared_per_tool_set)
+{
+    static const char *a[] = {"read_file", "write_file", NULL};
+    static const char *b[] = {"read_file", NULL};
+    const cJSON *x = tool_schemas_shared(a);
+    ASSERT_TRUE(x == tool_schemas_shared(a));
+    ASSERT_TRUE(x != tool_schemas_shared(b));
+    cJSON *fresh = tool_schemas(a);
+    ASSERT_TRUE(cJSON_Compare(x, fresh, 1));
+    cJSON_Delete(fresh);
+    ASSERT_EQ(1, cJSON_GetArraySize(tool_schemas_shared(b)));
+}
