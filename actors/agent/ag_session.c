@@ -170,10 +170,27 @@ static void request_prompt(rt_ctx *cx, ag_session *s)
     SET_PHASE(s, AG_PH_PROMPT);
 }
 
+/* Messages that came while a turn was being prepared (on_interrupt lets them be) join it
+ * before the model is first asked, so that one answer covers them all. True if any did. */
+static bool fold_pending(rt_ctx *cx, ag_session *s)
+{
+    if (!s->pending || s->iterations != 0)
+        return false;
+    rt_buf text;
+    rt_buf_init(&text, SIZE_MAX / 2);
+    (void)take_pending(s, &text);
+    bool any = text.len != 0;
+    if (any)
+        ag__append(cx, s, ag__msg_obj("user", rt_buf_cstr(&text)), 0);
+    rt_buf_fini(&text);
+    return any;
+}
+
 /* The user's message is in the transcript; make it durable, then ask the model. */
 static void persist_then_llm(rt_ctx *cx, ag_session *s)
 {
     if (!s->store) {
+        (void)fold_pending(cx, s);
         ag__start_llm(cx, s);
         return;
     }
@@ -260,6 +277,10 @@ static void on_persisted(rt_ctx *cx, ag_session *s, uint64_t tag, int err, const
                                  "model; please try again.",
                                  errmsg && *errmsg ? errmsg : rt_strerror(err));
         ag__end_turn(cx, s, NULL, err, msg, false);
+        return;
+    }
+    if (fold_pending(cx, s)) { /* made durable first, like the turn's own message */
+        persist_then_llm(cx, s);
         return;
     }
     ag__start_llm(cx, s);

@@ -213,8 +213,8 @@ static int rm_tree_at(int dfd, const char *name, int depth)
     struct stat st;
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return errno == ENOENT ? 0 : -errno;
-    if (!S_ISDIR(st.st_mode))
-        return unlinkat(dfd, name, 0) < 0 ? -errno : 0;
+    if (!S_ISDIR(st.st_mode)) /* gone meanwhile is fine: the reactor removes rpc.sock too */
+        return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
     int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -225,11 +225,14 @@ static int rm_tree_at(int dfd, const char *name, int depth)
     }
     struct dirent *e;
     int rc = 0;
-    while (!rc && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            rc = rm_tree_at(dirfd(d), e->d_name, depth + 1);
+    while ((e = readdir(d))) /* on, past a failure: remove as much as we can */
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            int r = rm_tree_at(dirfd(d), e->d_name, depth + 1);
+            if (r && !rc)
+                rc = r;
+        }
     closedir(d);
-    return rc ? rc : (unlinkat(dfd, name, AT_REMOVEDIR) < 0 ? -errno : 0);
+    return rc ? rc : (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0);
 }
 
 /* The child's environment: the variables the original passes on, minus anything whose
