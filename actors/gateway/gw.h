@@ -211,6 +211,10 @@ rt_msg *gw_out_typing_new(const gw_target *to, bool on);
 rt_msg *gw_out_turn_end_new(const gw_target *to, int outcome, const char *session_id);
 /* errmsg may be NULL (truncated to fit). */
 rt_msg *gw_sent_new(uint64_t delivery, int err, const char *errmsg);
+/* An adapter's whole answer: GW_MSG_SENT for delivery to gateway (nothing when either is 0);
+ * errmsg NULL with err: rt_strerror(err). */
+void gw_ack(rt_ctx *cx, rt_ref gateway, uint64_t delivery, int err, bool permanent,
+            int64_t retry_after_ms, const char *errmsg);
 
 /* ---- delivery: cron, send_message, notifications (gateway.md §6) ---- */
 

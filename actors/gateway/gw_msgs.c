@@ -210,6 +210,18 @@ rt_msg *gw_sent_new(uint64_t delivery, int err, const char *errmsg)
     return &m->hdr;
 }
 
+void gw_ack(rt_ctx *cx, rt_ref gateway, uint64_t delivery, int err, bool permanent,
+            int64_t retry_after_ms, const char *errmsg)
+{
+    if (!gateway || !delivery)
+        return;
+    gw_msg_sent *s =
+        (gw_msg_sent *)gw_sent_new(delivery, err, err && !errmsg ? rt_strerror(err) : errmsg);
+    s->permanent = permanent;
+    s->retry_after_ms = retry_after_ms;
+    rt_send(cx, gateway, &s->hdr);
+}
+
 static void drop_deliver(rt_msg *m)
 {
     gw_msg_deliver *d = (gw_msg_deliver *)m;

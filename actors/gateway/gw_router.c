@@ -715,10 +715,8 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
     case GW_MSG_SENT: /* an adapter's answer about an outbox entry */
         if (r->sh->outbox) {
             const gw_msg_sent *s = (const gw_msg_sent *)m;
-            gw_msg_sent *f = (gw_msg_sent *)gw_sent_new(s->delivery, s->err, s->errmsg);
-            f->permanent = s->permanent;
-            f->retry_after_ms = s->retry_after_ms;
-            rt_send(cx, r->sh->outbox, &f->hdr);
+            gw_ack(cx, r->sh->outbox, s->delivery, s->err, s->permanent, s->retry_after_ms,
+                   s->errmsg);
         }
         break;
     case GW_OUTBOX_STATS: {

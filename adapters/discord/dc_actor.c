@@ -787,15 +787,9 @@ static void drained_check(dc_adapter *a, rt_ctx *cx);
 /* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
 static void ack(dc_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
 {
-    rt_ref gw = delivery ? gateway_of(a, cx) : 0;
-    if (!gw)
-        return;
-    gw_msg_sent *s = (gw_msg_sent *)gw_sent_new(
-        delivery, err,
-        err ? (permanent ? "Discord refused the message" : "Discord did not take the message")
-            : NULL);
-    s->permanent = permanent;
-    rt_send(cx, gw, &s->hdr);
+    gw_ack(cx, delivery ? gateway_of(a, cx) : 0, delivery, err, permanent, 0,
+           err ? (permanent ? "Discord refused the message" : "Discord did not take the message")
+               : NULL);
 }
 
 static void out_pop(dc_adapter *a, rt_ctx *cx)

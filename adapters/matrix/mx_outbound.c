@@ -138,13 +138,8 @@ static mx_op *op_new(int kind)
 static void ack(mx *m, rt_ctx *cx, mx_op *op, int err, bool permanent, int64_t retry_ms,
                 const char *why)
 {
-    rt_ref gw = op->delivery ? mx_gateway(m, cx) : 0;
-    if (!gw)
-        return;
-    gw_msg_sent *s = (gw_msg_sent *)gw_sent_new(op->delivery, err, err ? why : NULL);
-    s->permanent = permanent;
-    s->retry_after_ms = retry_ms;
-    rt_send(cx, gw, &s->hdr);
+    gw_ack(cx, op->delivery ? mx_gateway(m, cx) : 0, op->delivery, err, permanent, retry_ms,
+           err ? why : NULL);
     op->delivery = 0;
 }
 

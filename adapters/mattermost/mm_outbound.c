@@ -238,15 +238,9 @@ static bool progress(mm_adapter *a, const char *channel, const char *root, const
 /* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
 static void ack(mm_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
 {
-    rt_ref gw = delivery ? mm__gateway(a, cx) : 0;
-    if (!gw)
-        return;
-    gw_msg_sent *s = (gw_msg_sent *)gw_sent_new(
-        delivery, err,
-        err ? (permanent ? "Mattermost refused the post" : "Mattermost did not take the post")
-            : NULL);
-    s->permanent = permanent;
-    rt_send(cx, gw, &s->hdr);
+    gw_ack(cx, delivery ? mm__gateway(a, cx) : 0, delivery, err, permanent, 0,
+           err ? (permanent ? "Mattermost refused the post" : "Mattermost did not take the post")
+               : NULL);
 }
 
 void mm__on_out_text(mm_adapter *a, rt_ctx *cx, gw_out_text *t)

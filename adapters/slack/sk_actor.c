@@ -641,14 +641,9 @@ static void drained_check(sk_adapter *a, rt_ctx *cx);
 /* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
 static void ack(sk_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
 {
-    rt_ref gw = delivery ? gateway_of(a, cx) : 0;
-    if (!gw)
-        return;
-    gw_msg_sent *s = (gw_msg_sent *)gw_sent_new(
-        delivery, err,
-        err ? (permanent ? "Slack refused the message" : "Slack did not take the message") : NULL);
-    s->permanent = permanent;
-    rt_send(cx, gw, &s->hdr);
+    gw_ack(cx, delivery ? gateway_of(a, cx) : 0, delivery, err, permanent, 0,
+           err ? (permanent ? "Slack refused the message" : "Slack did not take the message")
+               : NULL);
 }
 
 /* The head failed for good: remember why for the outbox, then drop it. */

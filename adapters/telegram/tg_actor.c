@@ -681,15 +681,9 @@ static void out_push(tg_adapter *a, tg_out *o)
 /* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
 static void ack(tg_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
 {
-    rt_ref gw = delivery && cx ? gateway_of(a, cx) : 0;
-    if (!gw)
-        return;
-    gw_msg_sent *s = (gw_msg_sent *)gw_sent_new(
-        delivery, err,
-        err ? (permanent ? "Telegram refused the message" : "Telegram did not take the message")
-            : NULL);
-    s->permanent = permanent;
-    rt_send(cx, gw, &s->hdr);
+    gw_ack(cx, delivery && cx ? gateway_of(a, cx) : 0, delivery, err, permanent, 0,
+           err ? (permanent ? "Telegram refused the message" : "Telegram did not take the message")
+               : NULL);
 }
 
 /* The head is done (sent, or given up); cx NULL: the adapter is going away (no acks: the
