@@ -147,9 +147,7 @@ typedef struct dc_adapter {
     int64_t hb_ms;
     int64_t backoff_ms;
     uint64_t rnd;
-    uint64_t tmr[DC_T_COUNT];
-    uint64_t tmr_id[DC_T_COUNT];
-    uint64_t tmr_seq;
+    ak_timers tm; /* one slot per timer kind */
 
     rt_map reqs;
     uint64_t next_tag;
@@ -210,33 +208,9 @@ static int64_t now_ns(rt_ctx *cx)
     return rt_now_ns(rt_ctx_runtime(cx));
 }
 
-static uint64_t rnd(dc_adapter *a)
-{
-    a->rnd ^= a->rnd >> 12;
-    a->rnd ^= a->rnd << 25;
-    a->rnd ^= a->rnd >> 27;
-    return a->rnd * 0x2545F4914F6CDD1DULL;
-}
-
 static rt_ref gateway_of(dc_adapter *a, rt_ctx *cx)
 {
     return a->gateway ? a->gateway : rt_whereis(cx, GW_NAME);
-}
-
-static void timer_cancel(dc_adapter *a, rt_ctx *cx, int kind)
-{
-    if (a->tmr_id[kind])
-        (void)rt_timer_cancel(cx, a->tmr_id[kind]);
-    a->tmr[kind] = 0;
-    a->tmr_id[kind] = 0;
-}
-
-static void timer_arm(dc_adapter *a, rt_ctx *cx, int kind, int64_t ms)
-{
-    timer_cancel(a, cx, kind);
-    a->tmr[kind] = ++a->tmr_seq;
-    uint64_t tag = ((uint64_t)kind << 56) | a->tmr[kind];
-    a->tmr_id[kind] = rt_send_after(cx, a->self, rt_timeout_new(tag), ms < 0 ? 0 : ms);
 }
 
 static const char *jstr(const cJSON *o, const char *k)
@@ -292,9 +266,9 @@ static void park(dc_adapter *a, rt_ctx *cx, dc_req *r, int64_t wait_ns)
         a->parked = r;
     a->parked_tail = r;
     int64_t due = now_ns(cx) + wait_ns;
-    if (!a->tmr[DC_T_RATELIMIT] || due < a->rl_due_ns) {
+    if (!ak_timer_armed(&a->tm, DC_T_RATELIMIT) || due < a->rl_due_ns) {
         a->rl_due_ns = due;
-        timer_arm(a, cx, DC_T_RATELIMIT, (wait_ns + 999999) / 1000000);
+        ak_timer_arm(cx, a->self, &a->tm, DC_T_RATELIMIT, (wait_ns + 999999) / 1000000);
     }
 }
 
@@ -423,7 +397,7 @@ static void ws_abandon(dc_adapter *a, rt_ctx *cx, int code)
     (void)rt_ws_close(cx, a->conn, code, NULL);
     a->conn = 0;
     a->conn_gen++;
-    timer_cancel(a, cx, DC_T_HEARTBEAT);
+    ak_timer_cancel(cx, &a->tm, DC_T_HEARTBEAT);
 }
 
 static void announce(dc_adapter *a, rt_ctx *cx)
@@ -440,7 +414,7 @@ static void announce(dc_adapter *a, rt_ctx *cx)
 static void shut(dc_adapter *a, rt_ctx *cx)
 {
     for (int k = 1; k < DC_T_COUNT; k++)
-        timer_cancel(a, cx, k);
+        ak_timer_cancel(cx, &a->tm, k);
     ws_abandon(a, cx, 1000);
     cancel_all(a, cx);
     if (a->announced) {
@@ -519,11 +493,11 @@ static void reconnect_later(dc_adapter *a, rt_ctx *cx, const char *why, int64_t 
         if (b > a->o.backoff_max_ms)
             b = a->o.backoff_max_ms;
         a->backoff_ms = b;
-        ms = b + (int64_t)(rnd(a) % (uint64_t)(b / 5 + 1));
+        ms = b + (int64_t)(ak_rand(&a->rnd) % (uint64_t)(b / 5 + 1));
     }
     RT_WARN(DC_LOG, "Discord: %s — reconnecting in %.1fs", why, (double)ms / 1000.0);
     a->phase = DC_PH_WAIT;
-    timer_arm(a, cx, DC_T_RECONNECT, ms);
+    ak_timer_arm(cx, a->self, &a->tm, DC_T_RECONNECT, ms);
 }
 
 static void on_gateway(dc_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
@@ -585,7 +559,7 @@ static void on_heartbeat_timer(dc_adapter *a, rt_ctx *cx)
         return;
     }
     send_heartbeat(a, cx);
-    timer_arm(a, cx, DC_T_HEARTBEAT, a->hb_ms);
+    ak_timer_arm(cx, a->self, &a->tm, DC_T_HEARTBEAT, a->hb_ms);
 }
 
 static void identify(dc_adapter *a, rt_ctx *cx)
@@ -702,7 +676,8 @@ static void on_ws_message(dc_adapter *a, rt_ctx *cx, rt_ws_msg_message *m)
         a->hb_ms = cJSON_IsNumber(hi) && hi->valuedouble >= 100 ? (int64_t)hi->valuedouble : 41250;
         a->hello = true;
         a->ack_pending = false;
-        timer_arm(a, cx, DC_T_HEARTBEAT, (int64_t)(rnd(a) % (uint64_t)a->hb_ms));
+        ak_timer_arm(cx, a->self, &a->tm, DC_T_HEARTBEAT,
+                     (int64_t)(ak_rand(&a->rnd) % (uint64_t)a->hb_ms));
         identify(a, cx);
         break;
     }
@@ -720,7 +695,7 @@ static void on_ws_message(dc_adapter *a, rt_ctx *cx, rt_ws_msg_message *m)
         if (!cJSON_IsTrue(d))
             clear_session(a);
         reconnect_later(a, cx, "invalid session",
-                        1000 + (int64_t)(rnd(a) % 4001)); /* 1–5 s, as Discord asks */
+                        1000 + (int64_t)(ak_rand(&a->rnd) % 4001)); /* 1–5 s, as Discord asks */
         break;
     case 0:
         if (p.s >= 0)
@@ -738,7 +713,7 @@ static void on_ws_closed(dc_adapter *a, rt_ctx *cx, rt_ws_msg_closed *m)
     if (m->tag != a->conn_gen || m->conn != a->conn)
         return;
     a->conn = 0;
-    timer_cancel(a, cx, DC_T_HEARTBEAT);
+    ak_timer_cancel(cx, &a->tm, DC_T_HEARTBEAT);
     int kind = discord_close_kind(m->code);
     if (kind == DISCORD_CLOSE_FATAL) {
         RT_ERROR(DC_LOG, "%s", discord_close_message(m->code));
@@ -849,7 +824,7 @@ static void post_file(dc_adapter *a, rt_ctx *cx, dc_out *o, char *data, size_t l
     if (!n)
         rt_strlcpy(name, "file", sizeof(name));
     char boundary[48];
-    snprintf(boundary, sizeof(boundary), "hermes%016llx", (unsigned long long)rnd(a));
+    snprintf(boundary, sizeof(boundary), "hermes%016llx", (unsigned long long)ak_rand(&a->rnd));
     cJSON *pj = cJSON_CreateObject();
     cJSON *atts = cJSON_AddArrayToObject(pj, "attachments");
     cJSON *a0 = cJSON_CreateObject();
@@ -917,8 +892,8 @@ static void on_drain(dc_adapter *a, rt_ctx *cx)
         return;
     a->draining = true;
     ws_abandon(a, cx, 1000); /* no new events */
-    timer_cancel(a, cx, DC_T_RECONNECT);
-    timer_cancel(a, cx, DC_T_TYPING);
+    ak_timer_cancel(cx, &a->tm, DC_T_RECONNECT);
+    ak_timer_cancel(cx, &a->tm, DC_T_TYPING);
     drained_check(a, cx);
 }
 
@@ -940,7 +915,7 @@ static void out_retry(dc_adapter *a, rt_ctx *cx, const char *why)
         return;
     }
     RT_WARN(DC_LOG, "Discord: sending to %s failed (%s); retrying", o->channel, why);
-    timer_arm(a, cx, DC_T_OUT, 1000LL << (o->tries - 1));
+    ak_timer_arm(cx, a->self, &a->tm, DC_T_OUT, 1000LL << (o->tries - 1));
 }
 
 static dc_out *out_new(int what, const gw_target *to)
@@ -1123,8 +1098,8 @@ static void typing_set(dc_adapter *a, rt_ctx *cx, const char *channel, bool on)
         return;
     a->typing[a->ntyping++] = rt_xstrdup(channel);
     typing_post(a, cx, channel);
-    if (!a->tmr[DC_T_TYPING])
-        timer_arm(a, cx, DC_T_TYPING, a->o.typing_ms);
+    if (!ak_timer_armed(&a->tm, DC_T_TYPING))
+        ak_timer_arm(cx, a->self, &a->tm, DC_T_TYPING, a->o.typing_ms);
 }
 
 static void on_typing_timer(dc_adapter *a, rt_ctx *cx)
@@ -1132,7 +1107,7 @@ static void on_typing_timer(dc_adapter *a, rt_ctx *cx)
     for (size_t i = 0; i < a->ntyping; i++)
         typing_post(a, cx, a->typing[i]);
     if (a->ntyping)
-        timer_arm(a, cx, DC_T_TYPING, a->o.typing_ms);
+        ak_timer_arm(cx, a->self, &a->tm, DC_T_TYPING, a->o.typing_ms);
 }
 
 /* ================================================================ inbound */
@@ -1410,12 +1385,9 @@ static void on_io_done(dc_adapter *a, rt_ctx *cx, ak_io_done *d)
 
 static void on_timeout(dc_adapter *a, rt_ctx *cx, rt_msg_timeout *t)
 {
-    int kind = (int)(t->tag >> 56);
-    uint64_t seq = t->tag & ((1ULL << 56) - 1);
-    if (kind <= 0 || kind >= DC_T_COUNT || a->tmr[kind] != seq)
+    int kind = ak_timer_fired(&a->tm, t); /* 0: re-armed or cancelled since */
+    if (!kind)
         return;
-    a->tmr[kind] = 0;
-    a->tmr_id[kind] = 0;
     switch (kind) {
     case DC_T_RECONNECT:
         if (a->phase == DC_PH_WAIT)

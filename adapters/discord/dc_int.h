@@ -22,6 +22,7 @@
 
 #include "discord.h"
 #include "ak_io.h"
+#include "ak_timer.h"
 #include "gw.h"
 
 #include <stdbool.h>

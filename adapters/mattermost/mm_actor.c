@@ -41,34 +41,9 @@ int64_t mm__now_ns(rt_ctx *cx)
     return rt_now_ns(rt_ctx_runtime(cx));
 }
 
-uint64_t mm__rand(mm_adapter *a)
-{
-    /* xorshift64*: jitter and unique names, not secrets */
-    a->rnd ^= a->rnd >> 12;
-    a->rnd ^= a->rnd << 25;
-    a->rnd ^= a->rnd >> 27;
-    return a->rnd * 0x2545F4914F6CDD1DULL;
-}
-
 rt_ref mm__gateway(mm_adapter *a, rt_ctx *cx)
 {
     return a->gateway ? a->gateway : rt_whereis(cx, GW_NAME);
-}
-
-void mm__timer(mm_adapter *a, rt_ctx *cx, int kind, int64_t ms)
-{
-    mm__timer_cancel(a, cx, kind);
-    a->tmr[kind] = ++a->tmr_seq;
-    uint64_t tag = ((uint64_t)kind << 56) | a->tmr[kind];
-    a->tmr_id[kind] = rt_send_after(cx, a->self, rt_timeout_new(tag), ms < 0 ? 0 : ms);
-}
-
-void mm__timer_cancel(mm_adapter *a, rt_ctx *cx, int kind)
-{
-    if (a->tmr_id[kind])
-        (void)rt_timer_cancel(cx, a->tmr_id[kind]); /* false: already fired, ignored by seq */
-    a->tmr[kind] = 0;
-    a->tmr_id[kind] = 0;
 }
 
 static void ws_abandon(mm_adapter *a, rt_ctx *cx)
@@ -105,7 +80,7 @@ static void announce_down(mm_adapter *a, rt_ctx *cx)
 static void shut(mm_adapter *a, rt_ctx *cx)
 {
     for (int k = 1; k < MM_T_COUNT; k++)
-        mm__timer_cancel(a, cx, k);
+        ak_timer_cancel(cx, &a->tm, k);
     ws_abandon(a, cx);
     mm__cancel_all(a, cx);
     announce_down(a, cx);
@@ -139,12 +114,12 @@ void mm__reconnect_later(mm_adapter *a, rt_ctx *cx, const char *why)
     if (a->phase == MM_PH_STOPPED || a->phase == MM_PH_FATAL || a->phase == MM_PH_WAIT)
         return;
     ws_abandon(a, cx);
-    mm__timer_cancel(a, cx, MM_T_HEARTBEAT);
+    ak_timer_cancel(cx, &a->tm, MM_T_HEARTBEAT);
     a->backoff_ms = mm_backoff_next(a->backoff_ms, a->o.backoff_min_ms, a->o.backoff_max_ms);
-    int64_t ms = mm_backoff_jitter(a->backoff_ms, mm__rand(a));
+    int64_t ms = mm_backoff_jitter(a->backoff_ms, ak_rand(&a->rnd));
     RT_WARN(MM_LOG, "Mattermost WS error: %s — reconnecting in %.1fs", why, (double)ms / 1000.0);
     a->phase = MM_PH_WAIT;
-    mm__timer(a, cx, MM_T_RECONNECT, ms);
+    ak_timer_arm(cx, a->self, &a->tm, MM_T_RECONNECT, ms);
 }
 
 static void ws_connect(mm_adapter *a, rt_ctx *cx)
@@ -280,7 +255,7 @@ static void go_live(mm_adapter *a, rt_ctx *cx)
     a->phase = MM_PH_LIVE;
     a->backoff_ms = 0;
     RT_INFO(MM_LOG, "Mattermost: WebSocket connected and authenticated");
-    mm__timer(a, cx, MM_T_HEARTBEAT, a->o.heartbeat_ms);
+    ak_timer_arm(cx, a->self, &a->tm, MM_T_HEARTBEAT, a->o.heartbeat_ms);
     if (!a->announced)
         mm__announce(a, cx);
     mm__catchup_start(a, cx);
@@ -369,19 +344,16 @@ static void on_heartbeat(mm_adapter *a, rt_ctx *cx)
     }
     a->ping_pending = true;
     ws_action(a, cx, "ping", NULL);
-    mm__timer(a, cx, MM_T_HEARTBEAT, a->o.heartbeat_ms);
+    ak_timer_arm(cx, a->self, &a->tm, MM_T_HEARTBEAT, a->o.heartbeat_ms);
 }
 
 /* ================================================================ dispatch */
 
 static void on_timeout(mm_adapter *a, rt_ctx *cx, rt_msg_timeout *t)
 {
-    int kind = (int)(t->tag >> 56);
-    uint64_t seq = t->tag & ((1ULL << 56) - 1);
-    if (kind <= 0 || kind >= MM_T_COUNT || a->tmr[kind] != seq)
-        return; /* re-armed or cancelled since */
-    a->tmr[kind] = 0;
-    a->tmr_id[kind] = 0;
+    int kind = ak_timer_fired(&a->tm, t); /* 0: re-armed or cancelled since */
+    if (!kind)
+        return;
     if (a->phase == MM_PH_STOPPED || a->phase == MM_PH_FATAL)
         return;
     switch (kind) {

@@ -358,7 +358,7 @@ static const char *ext_of(const char *name, const char *def, char *buf, size_t l
 static char *cache_path(mm_adapter *a, const char *mime, const char *name)
 {
     char ext[16];
-    unsigned long long u = (unsigned long long)(mm__rand(a) & 0xffffffffffffULL);
+    unsigned long long u = (unsigned long long)(ak_rand(&a->rnd) & 0xffffffffffffULL);
     if (mime && strncmp(mime, "image/", 6) == 0)
         return rt_xasprintf("%s/images/img_%012llx%s", a->cache_dir, u,
                             ext_of(name, ".png", ext, sizeof(ext)));
@@ -484,7 +484,7 @@ static void cu_request(mm_adapter *a, rt_ctx *cx, int kind, char *path)
 void mm__catchup_start(mm_adapter *a, rt_ctx *cx)
 {
     mm__catchup_reset(a);
-    mm__timer_cancel(a, cx, MM_T_CATCHUP);
+    ak_timer_cancel(cx, &a->tm, MM_T_CATCHUP);
     a->cu_gen++;
     a->catching_up = true;
     cu_request(a, cx, MM_R_CHANNELS, rt_xasprintf("/api/v4/users/%s/channels", a->bot_id));
@@ -504,7 +504,7 @@ static void cu_retry(mm_adapter *a, rt_ctx *cx, const char *what, rt_io_msg_http
     RT_WARN(MM_LOG, "Mattermost: catching up failed (%s: %s); retrying in %.1fs", what,
             d->err ? rt_strerror(d->err) : "HTTP error", (double)a->cu_retry_ms / 1000.0);
     mm__catchup_reset(a);
-    mm__timer(a, cx, MM_T_CATCHUP, a->cu_retry_ms);
+    ak_timer_arm(cx, a->self, &a->tm, MM_T_CATCHUP, a->cu_retry_ms);
 }
 
 static int cu_post_cmp(const void *x, const void *y)

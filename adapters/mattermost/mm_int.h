@@ -28,6 +28,7 @@
 #define MM_INT_H
 
 #include "ak_io.h"
+#include "ak_timer.h"
 #include "gw.h"
 #include "mattermost.h"
 #include "mm_parse.h"
@@ -212,9 +213,7 @@ typedef struct mm_adapter {
     bool ping_pending;  /* an application ping is unanswered */
     int64_t backoff_ms; /* the last reconnect delay (0: none since the last success) */
     uint64_t rnd;       /* xorshift state (jitter, boundaries, file names) */
-    uint64_t tmr[MM_T_COUNT];
-    uint64_t tmr_id[MM_T_COUNT];
-    uint64_t tmr_seq;
+    ak_timers tm;       /* one slot per timer kind */
 
     /* ---- requests ---- */
     rt_map reqs; /* tag → mm_req */
@@ -264,10 +263,7 @@ void mm__lock_release(const char *path);
 /* ---- mm_actor.c ---- */
 rt_ref mm__gateway(mm_adapter *a, rt_ctx *cx);
 /* Arm timer kind after ms (re-arming forgets the previous one). */
-void mm__timer(mm_adapter *a, rt_ctx *cx, int kind, int64_t ms);
-void mm__timer_cancel(mm_adapter *a, rt_ctx *cx, int kind);
 int64_t mm__now_ns(rt_ctx *cx);
-uint64_t mm__rand(mm_adapter *a);
 /* Give up for good: log, tell the gateway, end the actor. */
 void mm__fatal(mm_adapter *a, rt_ctx *cx);
 /* The connection failed: wait (backoff + jitter) and start over. why is logged. */

@@ -331,8 +331,8 @@ static void send_progress(mm_adapter *a, rt_ctx *cx, mm_out *o)
 static void send_upload(mm_adapter *a, rt_ctx *cx, mm_out *o)
 {
     char boundary[48];
-    snprintf(boundary, sizeof(boundary), "hermes%016llx%016llx", (unsigned long long)mm__rand(a),
-             (unsigned long long)mm__rand(a));
+    snprintf(boundary, sizeof(boundary), "hermes%016llx%016llx",
+             (unsigned long long)ak_rand(&a->rnd), (unsigned long long)ak_rand(&a->rnd));
     const char *name = strrchr(o->path, '/') ? strrchr(o->path, '/') + 1 : o->path;
     mm_req *r = mm__req_new(a, MM_R_UPLOAD, "POST", "/api/v4/files");
     r->body =
@@ -416,10 +416,10 @@ static void retry_later(mm_adapter *a, rt_ctx *cx, mm_out *o, rt_io_msg_http_don
     }
     o->tries++;
     int64_t ms = 2000LL << (o->tries - 1 < 5 ? o->tries - 1 : 5);
-    ms = (ms > 60000 ? 60000 : ms) + (int64_t)(mm__rand(a) % 1000);
+    ms = (ms > 60000 ? 60000 : ms) + (int64_t)(ak_rand(&a->rnd) % 1000);
     RT_WARN(MM_LOG, "Mattermost: posting to %s failed (%s); retry %d in %.1fs", o->channel,
             d->err ? rt_strerror(d->err) : "server error", o->tries, (double)ms / 1000.0);
-    mm__timer(a, cx, MM_T_OUT, ms);
+    ak_timer_arm(cx, a->self, &a->tm, MM_T_OUT, ms);
 }
 
 /* Did the server refuse the post's root_id (a deleted or unknown thread)? */
@@ -636,8 +636,8 @@ void mm__on_out_typing(mm_adapter *a, rt_ctx *cx, gw_out_typing *t)
     e->parent = dupn(parent);
     e->since_ns = mm__now_ns(cx);
     send_typing(a, cx, e);
-    if (!a->tmr[MM_T_TYPING])
-        mm__timer(a, cx, MM_T_TYPING, a->o.typing_ms);
+    if (!ak_timer_armed(&a->tm, MM_T_TYPING))
+        ak_timer_arm(cx, a->self, &a->tm, MM_T_TYPING, a->o.typing_ms);
 }
 
 void mm__on_turn_end(mm_adapter *a, rt_ctx *cx, gw_out_turn_end *t)
@@ -666,5 +666,5 @@ void mm__on_typing_timer(mm_adapter *a, rt_ctx *cx)
         i++;
     }
     if (a->ntyping)
-        mm__timer(a, cx, MM_T_TYPING, a->o.typing_ms);
+        ak_timer_arm(cx, a->self, &a->tm, MM_T_TYPING, a->o.typing_ms);
 }

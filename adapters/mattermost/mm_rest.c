@@ -76,8 +76,8 @@ static void park(mm_adapter *a, rt_ctx *cx, mm_req *r)
         a->parked = r;
     a->parked_tail = r;
     int64_t ms = (a->rl_until_ns - mm__now_ns(cx) + 999999) / 1000000;
-    if (!a->tmr[MM_T_RATELIMIT])
-        mm__timer(a, cx, MM_T_RATELIMIT, ms > 0 ? ms : 1);
+    if (!ak_timer_armed(&a->tm, MM_T_RATELIMIT))
+        ak_timer_arm(cx, a->self, &a->tm, MM_T_RATELIMIT, ms > 0 ? ms : 1);
 }
 
 static void send_now(mm_adapter *a, rt_ctx *cx, mm_req *r)
@@ -123,7 +123,7 @@ void mm__on_ratelimit_timer(mm_adapter *a, rt_ctx *cx)
 {
     if (mm__now_ns(cx) < a->rl_until_ns) { /* a later answer pushed the limit further */
         int64_t ms = (a->rl_until_ns - mm__now_ns(cx) + 999999) / 1000000;
-        mm__timer(a, cx, MM_T_RATELIMIT, ms > 0 ? ms : 1);
+        ak_timer_arm(cx, a->self, &a->tm, MM_T_RATELIMIT, ms > 0 ? ms : 1);
         return;
     }
     mm_req *list = a->parked;

@@ -135,9 +135,7 @@ typedef struct sk_adapter {
     uint64_t conn_gen;
     int64_t backoff_ms;
     uint64_t rnd;
-    uint64_t tmr[SK_T_COUNT];
-    uint64_t tmr_id[SK_T_COUNT];
-    uint64_t tmr_seq;
+    ak_timers tm; /* one slot per timer kind */
 
     rt_map reqs;
     uint64_t next_tag;
@@ -203,33 +201,9 @@ static int64_t now_ns(rt_ctx *cx)
     return rt_now_ns(rt_ctx_runtime(cx));
 }
 
-static uint64_t rnd(sk_adapter *a)
-{
-    a->rnd ^= a->rnd >> 12;
-    a->rnd ^= a->rnd << 25;
-    a->rnd ^= a->rnd >> 27;
-    return a->rnd * 0x2545F4914F6CDD1DULL;
-}
-
 static rt_ref gateway_of(sk_adapter *a, rt_ctx *cx)
 {
     return a->gateway ? a->gateway : rt_whereis(cx, GW_NAME);
-}
-
-static void timer_cancel(sk_adapter *a, rt_ctx *cx, int kind)
-{
-    if (a->tmr_id[kind])
-        (void)rt_timer_cancel(cx, a->tmr_id[kind]);
-    a->tmr[kind] = 0;
-    a->tmr_id[kind] = 0;
-}
-
-static void timer_arm(sk_adapter *a, rt_ctx *cx, int kind, int64_t ms)
-{
-    timer_cancel(a, cx, kind);
-    a->tmr[kind] = ++a->tmr_seq;
-    uint64_t tag = ((uint64_t)kind << 56) | a->tmr[kind];
-    a->tmr_id[kind] = rt_send_after(cx, a->self, rt_timeout_new(tag), ms < 0 ? 0 : ms);
 }
 
 /* application/x-www-form-urlencoded value */
@@ -316,9 +290,9 @@ static void park(sk_adapter *a, rt_ctx *cx, sk_req *r, int64_t until)
     a->parked_tail = r;
     int64_t now = now_ns(cx);
     int64_t ms = until > now ? (until - now + 999999) / 1000000 : 0;
-    if (!a->tmr[SK_T_RATELIMIT] || until < a->rl_due_ns) {
+    if (!ak_timer_armed(&a->tm, SK_T_RATELIMIT) || until < a->rl_due_ns) {
         a->rl_due_ns = until;
-        timer_arm(a, cx, SK_T_RATELIMIT, ms);
+        ak_timer_arm(cx, a->self, &a->tm, SK_T_RATELIMIT, ms);
     }
 }
 
@@ -465,7 +439,7 @@ static void announce(sk_adapter *a, rt_ctx *cx)
 static void shut(sk_adapter *a, rt_ctx *cx)
 {
     for (int k = 1; k < SK_T_COUNT; k++)
-        timer_cancel(a, cx, k);
+        ak_timer_cancel(cx, &a->tm, k);
     ws_abandon(a, cx);
     cancel_all(a, cx);
     if (a->announced) {
@@ -513,10 +487,10 @@ static void reconnect_later(sk_adapter *a, rt_ctx *cx, const char *why)
     if (b > a->o.backoff_max_ms)
         b = a->o.backoff_max_ms;
     a->backoff_ms = b;
-    int64_t ms = b + (int64_t)(rnd(a) % (uint64_t)(b / 5 + 1));
+    int64_t ms = b + (int64_t)(ak_rand(&a->rnd) % (uint64_t)(b / 5 + 1));
     RT_WARN(SK_LOG, "Slack: %s — reconnecting in %.1fs", why, (double)ms / 1000.0);
     a->phase = SK_PH_WAIT;
-    timer_arm(a, cx, SK_T_RECONNECT, ms);
+    ak_timer_arm(cx, a->self, &a->tm, SK_T_RECONNECT, ms);
 }
 
 static void on_auth(sk_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
@@ -683,7 +657,7 @@ static void out_retry(sk_adapter *a, rt_ctx *cx, const char *why)
         return;
     }
     RT_WARN(SK_LOG, "Slack: sending to %s failed (%s); retrying", o->channel, why);
-    timer_arm(a, cx, SK_T_OUT, 1000LL << (o->tries - 1));
+    ak_timer_arm(cx, a->self, &a->tm, SK_T_OUT, 1000LL << (o->tries - 1));
 }
 
 static void post_text(sk_adapter *a, rt_ctx *cx, sk_out *o)
@@ -781,7 +755,7 @@ static void on_drain(sk_adapter *a, rt_ctx *cx)
         return;
     a->draining = true;
     ws_abandon(a, cx); /* no new events */
-    timer_cancel(a, cx, SK_T_RECONNECT);
+    ak_timer_cancel(cx, &a->tm, SK_T_RECONNECT);
     drained_check(a, cx);
 }
 
@@ -1416,12 +1390,9 @@ static void on_io_done(sk_adapter *a, rt_ctx *cx, ak_io_done *d)
 
 static void on_timeout(sk_adapter *a, rt_ctx *cx, rt_msg_timeout *t)
 {
-    int kind = (int)(t->tag >> 56);
-    uint64_t seq = t->tag & ((1ULL << 56) - 1);
-    if (kind <= 0 || kind >= SK_T_COUNT || a->tmr[kind] != seq)
+    int kind = ak_timer_fired(&a->tm, t); /* 0: re-armed or cancelled since */
+    if (!kind)
         return;
-    a->tmr[kind] = 0;
-    a->tmr_id[kind] = 0;
     switch (kind) {
     case SK_T_RECONNECT:
         if (a->phase == SK_PH_WAIT)

@@ -21,6 +21,7 @@
 #define SK_INT_H
 
 #include "ak_io.h"
+#include "ak_timer.h"
 #include "gw.h"
 #include "rt_http.h"
 #include "rt_map.h"

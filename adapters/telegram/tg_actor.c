@@ -19,6 +19,7 @@
  */
 #include "telegram.h"
 
+#include "ak_timer.h"
 #include "gw.h"
 #include "hm_env.h"
 #include "rt_alloc.h"
@@ -94,7 +95,7 @@ typedef struct tg_adapter {
     int64_t state_bot_id;
     uint64_t seq[R_COUNT];
     uint64_t http[R_COUNT]; /* ids in flight (not R_TYPING) */
-    uint64_t tmr[T_COUNT], tmr_id[T_COUNT], tmr_seq;
+    ak_timers tm;           /* one slot per timer kind */
     int64_t backoff_ms;
     uint64_t rnd;
     int64_t rl_until_ns; /* 429: nothing goes out before this */
@@ -119,33 +120,9 @@ static int64_t now_ns(rt_ctx *cx)
     return rt_now_ns(rt_ctx_runtime(cx));
 }
 
-static uint64_t rnd(tg_adapter *a)
-{
-    a->rnd ^= a->rnd >> 12;
-    a->rnd ^= a->rnd << 25;
-    a->rnd ^= a->rnd >> 27;
-    return a->rnd * 0x2545F4914F6CDD1DULL;
-}
-
 static rt_ref gateway_of(tg_adapter *a, rt_ctx *cx)
 {
     return a->gateway ? a->gateway : rt_whereis(cx, GW_NAME);
-}
-
-static void timer_cancel(tg_adapter *a, rt_ctx *cx, int kind)
-{
-    if (a->tmr_id[kind])
-        (void)rt_timer_cancel(cx, a->tmr_id[kind]);
-    a->tmr[kind] = 0;
-    a->tmr_id[kind] = 0;
-}
-
-static void timer_arm(tg_adapter *a, rt_ctx *cx, int kind, int64_t ms)
-{
-    timer_cancel(a, cx, kind);
-    a->tmr[kind] = ++a->tmr_seq;
-    uint64_t tag = ((uint64_t)kind << 56) | a->tmr[kind];
-    a->tmr_id[kind] = rt_send_after(cx, a->self, rt_timeout_new(tag), ms < 0 ? 0 : ms);
 }
 
 static int mkdir_p(const char *dir)
@@ -241,7 +218,7 @@ static int64_t backoff_next(tg_adapter *a)
     a->backoff_ms = a->backoff_ms ? a->backoff_ms * 2 : a->o.backoff_min_ms;
     if (a->backoff_ms > a->o.backoff_max_ms)
         a->backoff_ms = a->o.backoff_max_ms;
-    return a->backoff_ms + (int64_t)(rnd(a) % (uint64_t)(a->backoff_ms / 5 + 1));
+    return a->backoff_ms + (int64_t)(ak_rand(&a->rnd) % (uint64_t)(a->backoff_ms / 5 + 1));
 }
 
 /* ================================================================ state */
@@ -319,7 +296,7 @@ static void cancel_all(tg_adapter *a, rt_ctx *cx)
         a->seq[k]++; /* whatever still arrives is stale */
     }
     for (int k = 1; k < T_COUNT; k++)
-        timer_cancel(a, cx, k);
+        ak_timer_cancel(cx, &a->tm, k);
 }
 
 static void shut(tg_adapter *a, rt_ctx *cx)
@@ -366,7 +343,7 @@ static void retry_later(tg_adapter *a, rt_ctx *cx, int64_t ms, const char *what,
 {
     RT_WARN(TG_LOG, "Telegram: %s failed: %s — retrying in %.1fs", what, why, (double)ms / 1e3);
     a->phase = PH_WAIT;
-    timer_arm(a, cx, T_RETRY, ms);
+    ak_timer_arm(cx, a->self, &a->tm, T_RETRY, ms);
 }
 
 static void on_retry(tg_adapter *a, rt_ctx *cx)
@@ -845,7 +822,7 @@ static bool send_file(tg_adapter *a, rt_ctx *cx, tg_out *o)
     const char *field = NULL;
     const char *method = upload_method(o->path, &field);
     char bd[40];
-    snprintf(bd, sizeof(bd), "hermes%016" PRIx64, rnd(a));
+    snprintf(bd, sizeof(bd), "hermes%016" PRIx64, ak_rand(&a->rnd));
     const char *slash = strrchr(o->path, '/');
     const char *base = slash ? slash + 1 : o->path;
     rt_buf b;
@@ -879,8 +856,8 @@ static void out_pump(tg_adapter *a, rt_ctx *cx)
             return;
         int64_t wait = a->rl_until_ns - now_ns(cx);
         if (wait > 0) {
-            if (!a->tmr[T_OUT])
-                timer_arm(a, cx, T_OUT, (wait + 999999) / 1000000);
+            if (!ak_timer_armed(&a->tm, T_OUT))
+                ak_timer_arm(cx, a->self, &a->tm, T_OUT, (wait + 999999) / 1000000);
             return;
         }
         tg_out *o = a->out;
@@ -938,7 +915,7 @@ static void on_send(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
     } else if (((d->err && d->err != -ETIMEDOUT) || d->status >= 500) &&
                ++o->tries <= TG_SEND_TRIES) {
         int64_t ms = 2000LL << (o->tries - 1);
-        ms += (int64_t)(rnd(a) % 1000);
+        ms += (int64_t)(ak_rand(&a->rnd) % 1000);
         RT_WARN(TG_LOG, "Telegram: sending failed (%s); retrying in %.1fs",
                 d->err ? rt_strerror(d->err)
                 : desc ? desc
@@ -996,8 +973,8 @@ static void on_typing(tg_adapter *a, rt_ctx *cx, gw_out_typing *t)
     ty->thread_id = t->to.thread_id ? rt_xstrdup(t->to.thread_id) : NULL;
     if (now_ns(cx) >= a->rl_until_ns)
         send_typing(a, cx, ty);
-    if (!a->tmr[T_TYPING])
-        timer_arm(a, cx, T_TYPING, a->o.typing_ms);
+    if (!ak_timer_armed(&a->tm, T_TYPING))
+        ak_timer_arm(cx, a->self, &a->tm, T_TYPING, a->o.typing_ms);
 }
 
 static void on_typing_timer(tg_adapter *a, rt_ctx *cx)
@@ -1007,7 +984,7 @@ static void on_typing_timer(tg_adapter *a, rt_ctx *cx)
     if (now_ns(cx) >= a->rl_until_ns)
         for (size_t i = 0; i < a->ntyping; i++)
             send_typing(a, cx, &a->typing[i]);
-    timer_arm(a, cx, T_TYPING, a->o.typing_ms);
+    ak_timer_arm(cx, a->self, &a->tm, T_TYPING, a->o.typing_ms);
 }
 
 /* ================================================================ dispatch */
@@ -1043,12 +1020,9 @@ static void on_done(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
 
 static void on_timeout(tg_adapter *a, rt_ctx *cx, rt_msg_timeout *t)
 {
-    int kind = (int)(t->tag >> 56);
-    uint64_t s = t->tag & ((1ULL << 56) - 1);
-    if (kind <= 0 || kind >= T_COUNT || a->tmr[kind] != s)
+    int kind = ak_timer_fired(&a->tm, t); /* 0: re-armed or cancelled since */
+    if (!kind)
         return;
-    a->tmr[kind] = 0;
-    a->tmr_id[kind] = 0;
     switch (kind) {
     case T_RETRY: on_retry(a, cx); break;
     case T_OUT: out_pump(a, cx); break;
