@@ -1212,9 +1212,10 @@ void rt_proc_kill(rt_ctx *cx, uint64_t id)
 const char *const *rt_proc_shell_argv(const char *out[4], const char *cmd, unsigned flags)
 {
     static const char *const opt[4] = {"-c", "-lc", "-ic", "-lic"};
+    static const char *const fallback[] = {"/bin/bash", "/usr/bin/bash", "/bin/sh"};
     const char *sh = getenv("SHELL");
-    if (!sh || sh[0] != '/' || access(sh, X_OK) != 0)
-        sh = "/bin/sh";
+    for (size_t i = 0; !sh || sh[0] != '/' || access(sh, X_OK) != 0; i++)
+        sh = fallback[i]; /* /bin/sh is always there (POSIX) */
     out[0] = sh;
     out[1] = opt[flags & 3u];
     out[2] = cmd;

@@ -158,7 +158,9 @@ enum { RT_PROC_SHELL_LOGIN = 1u << 0, RT_PROC_SHELL_INTERACTIVE = 1u << 1 };
 
 /*
  * Fill out[4] with {shell, "-c" | "-lc" | "-ic" | "-lic", cmd, NULL} for running cmd through
- * the user's shell: $SHELL if it is an absolute path to an executable, else "/bin/sh". The
+ * the user's shell: $SHELL if it is an absolute path to an executable, else bash (as the
+ * original does; dash as an interactive shell reports job control and "Terminated" into
+ * the output), else "/bin/sh". The
  * strings are borrowed (cmd, the environment, literals); pass out as rt_proc_opts.argv
  * (rt_proc_spawn copies it). Returns out. Any thread (reads the environment).
  */

@@ -6,6 +6,7 @@
 #include "rt_alloc.h"
 #include "rt_buf.h"
 #include "rt_log.h"
+#include "rt_proc.h"
 #include "rt_util.h"
 
 #include <cjson/cJSON.h>
@@ -524,12 +525,10 @@ char **term_exec_argv(const term_target *t, const char *cwd, const char *cmd, bo
         return a.v;
     }
     default: {
-        const char *sh = getenv("SHELL");
-        if (!sh || sh[0] != '/' || access(sh, X_OK) != 0)
-            sh = "/bin/sh";
-        av_add(&a, sh);
-        av_add(&a, "-lic");
-        av_add(&a, cmd);
+        const char *sv[4];
+        rt_proc_shell_argv(sv, cmd, RT_PROC_SHELL_LOGIN | RT_PROC_SHELL_INTERACTIVE);
+        for (int i = 0; i < 3; i++)
+            av_add(&a, sv[i]);
         return a.v;
     }
     }

@@ -17,6 +17,7 @@ static const char *const noise[] = {
     "no job control in this shell",
     "cannot set terminal process group",
     "tcsetattr: Inappropriate ioctl for device",
+    "can't access tty; job control turned off", /* dash -i without a terminal */
 };
 
 static const char *const sudo_failures[] = {
