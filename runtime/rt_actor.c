@@ -26,6 +26,7 @@
 #include "rt_actor.h"
 
 #include "rt_alloc.h"
+#include "rt_idtab.h"
 #include "rt_int.h"
 #include "rt_log.h"
 #include "rt_mbox.h"
@@ -34,8 +35,6 @@
 
 #include <errno.h>
 #include <string.h>
-
-#define ID_BLOCK 4096
 
 _Static_assert(sizeof(rt_actor) == 128, "rt_actor must stay two cache lines");
 
@@ -177,22 +176,9 @@ void rt__ext_leave(rt_ctx *cx, bool entered)
 
 /* ================================================================== registry */
 
-static int match_id(struct cds_lfht_node *n, const void *key)
-{
-    const rt_actor *a = caa_container_of(n, rt_actor, node);
-    return a->id == *(const rt_ref *)key;
-}
-
 rt_actor *rt__lookup(rt_runtime *rt, rt_ref id)
 {
-    struct cds_lfht_iter it;
-    cds_lfht_lookup(rt->by_id, rt_hash_u64(id), match_id, &id, &it);
-    struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
-    if (!n)
-        return NULL;
-    rt_actor *a = caa_container_of(n, rt_actor, node);
-    RT_TSAN_ACQUIRE(a); /* pairs with the release before cds_lfht_add in rt_spawn */
-    return a;
+    return rt_idtab_find(rt, id);
 }
 
 struct rt_name {
@@ -274,17 +260,6 @@ bool rt_is_alive(rt_ctx *cx, rt_ref ref)
 
 /* ===================================================================== spawn */
 
-static uint64_t next_id(rt_ctx *cx)
-{
-    if (cx->id_next == cx->id_end) {
-        /* relaxed: ids only need to be unique, not ordered. */
-        cx->id_next =
-            atomic_fetch_add_explicit(&cx->rt->id_counter, ID_BLOCK, memory_order_relaxed);
-        cx->id_end = cx->id_next + ID_BLOCK;
-    }
-    return cx->id_next++;
-}
-
 static void count_spawn(rt_ctx *cx)
 {
     if (cx->w)
@@ -312,7 +287,6 @@ rt_ref rt_spawn(rt_ctx *cx, const rt_actor_type *t, void *init, const rt_spawn_o
     rt_mbox_init(&a->uhead, &a->utail, &a->ustub);
     rt_mbox_init(&a->nhead, &a->ntail, &a->nstub);
     a->type = t;
-    a->id = next_id(cx);
     if (t->state_size) {
         a->state = a->inline_state;
         if (init)
@@ -322,15 +296,16 @@ rt_ref rt_spawn(rt_ctx *cx, const rt_actor_type *t, void *init, const rt_spawn_o
     } else {
         a->state = init;
     }
-    cds_lfht_node_init(&a->node);
     uint32_t flags = o ? o->flags : 0;
     if (flags & RT_SPAWN_TRAP_EXIT)
         a->flags |= RT_AF_TRAP_EXIT;
 
     bool entered = rt__ext_enter(cx);
+    a->id = rt_idtab_next(cx);
     if (o && o->name) {
         rt_name *nm = name_add(rt, o->name, a->id);
         if (!nm) {
+            rt_idtab_forget(cx, a->id);
             rt__ext_leave(cx, entered);
             if (t->fini)
                 t->fini(a->state);
@@ -347,8 +322,7 @@ rt_ref rt_spawn(rt_ctx *cx, const rt_actor_type *t, void *init, const rt_spawn_o
     }
     if (flags & RT_SPAWN_DETACHED)
         rt__detached_start(rt, a); /* sets a->det before anyone can find the actor */
-    RT_TSAN_RELEASE(a);            /* cds_lfht_add publishes the node; TSan cannot see inside it */
-    cds_lfht_add(rt->by_id, rt_hash_u64(a->id), &a->node);
+    rt_idtab_publish(cx, a);
     rt__ext_leave(cx, entered);
     count_spawn(cx);
     return a->id;
@@ -519,7 +493,7 @@ uint64_t rt_monitor(rt_ctx *cx, rt_ref target)
     rt_actor *a = cx->self;
     if (!a)
         return 0;
-    uint64_t mon = next_id(cx); /* unique across actors, never 0 */
+    uint64_t mon = rt_idtab_token(cx->rt); /* unique, never 0 */
     links_add(a, target, LK_WATCHING, mon);
     if (!send_link_req(cx, RT_MSG_MONITOR, target, LK_WATCHER, mon))
         send_down(cx, a->id, target, mon, RT_EXIT_NOPROC);
@@ -676,7 +650,7 @@ static void die(rt_ctx *cx, rt_actor *a)
         name_remove(rt, a->links->name);
         a->links->name = NULL;
     }
-    cds_lfht_del(rt->by_id, &a->node);
+    rt_idtab_remove(rt, a);
     /* seq_cst: a sender that pushed after our removal sees DEAD (rt_send returns false). */
     atomic_store_explicit(&a->sched, RT_AS_DEAD, memory_order_seq_cst);
     if (a->type->fini && !(a->flags & RT_AF_FINI_DONE))
@@ -796,16 +770,7 @@ void rt__destroy_all(rt_runtime *rt)
 {
     rt_ctx *cx = rt_ctx_external(rt);
     bool entered = rt__ext_enter(cx);
-    struct cds_lfht_iter it;
-    rt_actor *a, *doomed = NULL;
-    /* Node by node: cds_lfht_for_each_entry computes container_of(NULL) at the end. */
-    for (cds_lfht_first(rt->by_id, &it); cds_lfht_iter_get_node(&it);
-         cds_lfht_next(rt->by_id, &it)) {
-        a = caa_container_of(cds_lfht_iter_get_node(&it), rt_actor, node);
-        cds_lfht_del(rt->by_id, &a->node);
-        a->qnext = doomed;
-        doomed = a;
-    }
+    rt_actor *a, *doomed = rt_idtab_take_all(rt);
     while (doomed) {
         a = doomed;
         doomed = a->qnext;

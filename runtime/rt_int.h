@@ -25,6 +25,7 @@ typedef struct rt_links rt_links;
 typedef struct rt_timers rt_timers;
 typedef struct rt_name rt_name;
 typedef struct rt_detached rt_detached;
+typedef struct rt_idpage rt_idpage;
 
 /* Actor scheduling word (rt_actor.c rule 1). */
 enum { RT_AS_IDLE = 0, RT_AS_SCHED = 1, RT_AS_DEAD = 2 };
@@ -46,8 +47,11 @@ struct rt_actor {
     uint32_t size;                       /* bytes allocated (rt_slab class) */
     uint64_t id;
     const rt_actor_type *type;
-    rt_detached *det;          /* its own thread (RT_SPAWN_DETACHED), or NULL */
-    struct cds_lfht_node node; /* in rt->by_id; liburcu may rewrite it on neighbours' removal */
+    rt_detached *det; /* its own thread (RT_SPAWN_DETACHED), or NULL */
+    union {
+        struct cds_lfht_node node; /* ext ids: in rt->by_id_ext (liburcu may rewrite it) */
+        struct rt_idpage *page;    /* worker ids: the page holding it (rt_idtab.h) */
+    };
 
     /* line 1 — owner: the thread running the actor; after death, the reaper */
     alignas(64) rt_qnode *utail; /* urgent lane, consumer end */
@@ -69,9 +73,10 @@ struct rt_ctx {
     uint64_t gen;     /* rt->gen when this context was bound (runtimes can reuse addresses) */
     rt_worker *w;     /* NULL on external threads */
     rt_actor *self;   /* actor whose behaviour is running, or NULL */
-    uint64_t id_next; /* block of actor ids reserved by this thread */
+    uint64_t id_next; /* workers: block of actor ids reserved by this thread */
     uint64_t id_end;
-    uint64_t n_spawned; /* counters; a worker's are read (relaxed) by rt_stats_get */
+    struct rt_idpage *id_page; /* the block's page (rt_idtab.h) */
+    uint64_t n_spawned;        /* counters; a worker's are read (relaxed) by rt_stats_get */
     uint64_t n_exited;
 };
 
@@ -147,9 +152,12 @@ struct rt_runtime {
     alignas(64) _Atomic(rt_actor *) grave; /* actors past their grace period, to free */
 
     /* registry */
-    struct cds_lfht *by_id;
+    struct cds_lfht *idpages;   /* rt_idtab.h: pages of worker-spawned actors */
+    struct cds_lfht *by_id_ext; /* rt_idtab.h: actors spawned by other threads */
     struct cds_lfht *by_name;
-    alignas(64) _Atomic uint64_t id_counter;
+    alignas(64) _Atomic uint64_t id_counter; /* next worker block */
+    _Atomic uint64_t ext_id_counter;         /* next id of the single-id space */
+    _Atomic uint64_t id_pages;               /* pages linked in idpages (rt_stats) */
     _Atomic uint64_t dead_letters;
     _Atomic uint64_t ext_spawned; /* spawns/exits counted outside workers */
     _Atomic uint64_t ext_exited;

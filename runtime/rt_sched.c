@@ -28,6 +28,7 @@
 #include "rt_sched.h"
 
 #include "rt_alloc.h"
+#include "rt_idtab.h"
 #include "rt_int.h"
 #include "rt_log.h"
 #include "rt_util.h"
@@ -498,13 +499,10 @@ rt_runtime *rt_runtime_new(const rt_options *opts)
         rt->opt.spin_rounds = DEFAULT_SPIN_ROUNDS;
     rt->nworkers = rt->opt.workers;
     rt->gen = atomic_fetch_add_explicit(&rt_generation, 1, memory_order_relaxed) + 1;
-    atomic_init(&rt->id_counter, 1);
-
-    rt->by_id = cds_lfht_new_flavor(1 << 18, 1 << 18, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-                                    &urcu_qsbr_flavor, NULL);
-    rt->by_name = cds_lfht_new_flavor(
-        1 << 18, 1 << 18, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_qsbr_flavor, NULL);
-    RT_VERIFY(rt->by_id && rt->by_name);
+    rt_idtab_init(rt);
+    rt->by_name = cds_lfht_new_flavor(1 << 8, 1 << 8, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+                                      &urcu_qsbr_flavor, NULL);
+    RT_VERIFY(rt->by_name);
 
     pthread_mutex_init(&rt->idle_lock, NULL);
     pthread_condattr_t ca;
@@ -634,7 +632,7 @@ void rt_runtime_free(rt_runtime *rt)
     rt__ext_leave(cx, entered);
     rt__destroy_all(rt);
     urcu_qsbr_barrier();
-    RT_VERIFY(cds_lfht_destroy(rt->by_id, NULL) == 0);
+    rt_idtab_fini(rt);
     RT_VERIFY(cds_lfht_destroy(rt->by_name, NULL) == 0);
     for (int i = 0; i < rt->nworkers; i++) {
         rt_deque_fini(&rt->workers[i]->dq);
@@ -670,6 +668,7 @@ void rt_stats_get(rt_runtime *rt, rt_stats *s)
         s->exited += atomic_load_explicit(&w->n_exited, memory_order_relaxed);
     }
     s->spawned += atomic_load_explicit(&rt->ext_spawned, memory_order_relaxed);
+    s->id_pages = atomic_load_explicit(&rt->id_pages, memory_order_relaxed);
     s->exited += atomic_load_explicit(&rt->ext_exited, memory_order_relaxed);
     s->dead_letters = atomic_load_explicit(&rt->dead_letters, memory_order_relaxed);
     s->timers_pending = rt->timers ? rt__timers_pending(rt->timers) : 0;

@@ -75,6 +75,7 @@ typedef struct rt_stats {
     uint64_t exited;         /* actors ended */
     uint64_t dead_letters;   /* messages that reached no one */
     uint64_t timers_pending; /* timers armed and not yet fired */
+    uint64_t id_pages;       /* registry pages held (4,096 refs each, 32 KB; rt_idtab.h) */
 } rt_stats;
 
 /* Advisory snapshot of the counters. */
