@@ -100,20 +100,32 @@ void llm_result_fini(llm_result *r)
 
 /* ========================================================= OpenAI request */
 
+/* The request's messages as the OpenAI API wants them. The body is printed and dropped
+ * while the request (which owns the messages) lives, so the copy is shallow: each message
+ * becomes a new object whose members refer to the original's, minus our bookkeeping
+ * (finish_reason) and with reasoning renamed reasoning_content. No content is copied. */
 static cJSON *openai_messages(const cJSON *messages)
 {
     cJSON *out = cJSON_CreateArray();
     const cJSON *m;
     cJSON_ArrayForEach(m, messages)
     {
-        cJSON *c = cJSON_Duplicate(m, 1);
-        cJSON *reasoning = cJSON_DetachItemFromObjectCaseSensitive(c, "reasoning");
-        const char *role = jstr(c, "role");
-        if (reasoning && role && strcmp(role, "assistant") == 0 && cJSON_IsString(reasoning))
-            cJSON_AddItemToObject(c, "reasoning_content", reasoning);
-        else
-            cJSON_Delete(reasoning);
-        cJSON_DeleteItemFromObjectCaseSensitive(c, "finish_reason");
+        const char *role = jstr(m, "role");
+        bool assistant = role && strcmp(role, "assistant") == 0;
+        cJSON *c = cJSON_CreateObject();
+        cJSON *f;
+        cJSON_ArrayForEach(f, m)
+        {
+            if (!f->string || strcmp(f->string, "finish_reason") == 0)
+                continue;
+            const char *key = f->string;
+            if (strcmp(key, "reasoning") == 0) {
+                if (!assistant || !cJSON_IsString(f))
+                    continue;
+                key = "reasoning_content";
+            }
+            cJSON_AddItemReferenceToObject(c, key, f);
+        }
         cJSON_AddItemToArray(out, c);
     }
     return out;
@@ -122,12 +134,12 @@ static cJSON *openai_messages(const cJSON *messages)
 static cJSON *openai_tools(const cJSON *tools)
 {
     cJSON *out = cJSON_CreateArray();
-    const cJSON *t;
+    cJSON *t;
     cJSON_ArrayForEach(t, tools)
     {
         cJSON *w = cJSON_CreateObject();
         cJSON_AddStringToObject(w, "type", "function");
-        cJSON_AddItemToObject(w, "function", cJSON_Duplicate(t, 1));
+        cJSON_AddItemReferenceToObject(w, "function", t); /* shallow, as the messages */
         cJSON_AddItemToArray(out, w);
     }
     return out;
