@@ -50,6 +50,7 @@ void hm_provider_opts_fini(llm_provider_opts *o)
     rt_free((char *)o->base_url);
     rt_free((char *)o->api_key);
     rt_free((char *)o->model);
+    rt_free((char *)o->reasoning_effort);
     memset(o, 0, sizeof(*o));
 }
 
@@ -132,6 +133,7 @@ int hm_resolve_provider(const hm_config *cfg, const char *requested, llm_provide
     } else {
         resolve_openai(cfg, req, o, configured);
     }
+    o->reasoning_effort = dupn(hm_config_str(cfg, "agent.reasoning_effort"));
     *name = rt_xstrdup(o->name);
     return 0;
 }

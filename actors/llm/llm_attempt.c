@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define ANTHROPIC_VERSION "2023-06-01"
@@ -38,6 +39,7 @@ void llm__conf_build(llm_prov *p, const llm_provider_opts *o)
     if (p->base_url)
         p->url = rt_xasprintf("%s%s", p->base_url, path);
     p->max_completion_tokens = p->base_url && strstr(p->base_url, "api.openai.com");
+    p->body_extra = llm__body_extra(p->api, p->base_url, o->reasoning_effort);
 
     char **h = rt_xcalloc(LLM_MAX_HEADERS + 1, sizeof(*h));
     int n = 0;
@@ -79,6 +81,34 @@ void llm__conf_fini(llm_prov *p)
     p->headers = NULL;
     rt_free(p->url);
     p->url = NULL;
+    cJSON_Delete(p->body_extra);
+    p->body_extra = NULL;
+}
+
+cJSON *llm__body_extra(llm_api api, const char *base_url, const char *effort)
+{
+    /* agent-core §1.5: only on OpenRouter and Nous endpoints, never Mistral's. */
+    if (api != LLM_API_OPENAI || !base_url || strcasestr(base_url, "api.mistral.ai") ||
+        (!strcasestr(base_url, "openrouter") && !strcasestr(base_url, "nousresearch")))
+        return NULL;
+    static const char *const levels[] = {"xhigh", "high", "medium", "low", "minimal"};
+    cJSON *extra = cJSON_CreateObject();
+    cJSON *r = cJSON_AddObjectToObject(extra, "reasoning");
+    if (effort && strcasecmp(effort, "none") == 0) {
+        cJSON_AddFalseToObject(r, "enabled");
+    } else {
+        const char *level = levels[0]; /* empty or unknown: the original's default, xhigh */
+        for (size_t i = 0; effort && i < sizeof(levels) / sizeof(levels[0]); i++)
+            if (strcasecmp(effort, levels[i]) == 0)
+                level = levels[i];
+        cJSON_AddTrueToObject(r, "enabled");
+        cJSON_AddStringToObject(r, "effort", level);
+    }
+    if (strcasestr(base_url, "nousresearch")) {
+        cJSON *tags = cJSON_AddArrayToObject(extra, "tags");
+        cJSON_AddItemToArray(tags, cJSON_CreateString("product=hermes-agent"));
+    }
+    return extra;
 }
 
 char *llm__body_new(const llm_prov *p, const llm_msg_request *r, size_t *len, const char **why)
@@ -101,18 +131,32 @@ char *llm__body_new(const llm_prov *p, const llm_msg_request *r, size_t *len, co
         *why = "the request's tools are not a list";
         return NULL;
     }
+    /* The provider's members, then the request's own over them. */
+    const cJSON *extra = cJSON_IsObject(r->extra) ? r->extra : NULL;
+    cJSON *merged = NULL;
+    if (p->body_extra) {
+        merged = cJSON_Duplicate(p->body_extra, 1);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, extra)
+        {
+            cJSON_DeleteItemFromObjectCaseSensitive(merged, e->string);
+            cJSON_AddItemToObject(merged, e->string, cJSON_Duplicate(e, 1));
+        }
+        extra = merged;
+    }
     llm_request_spec spec = {
         .api = p->api,
         .model = model,
         .messages = r->messages,
         .tools = r->tools && cJSON_GetArraySize(r->tools) > 0 ? r->tools : NULL,
-        .extra = cJSON_IsObject(r->extra) ? r->extra : NULL,
+        .extra = extra,
         .max_tokens = r->max_tokens > 0 ? r->max_tokens : 0,
         .temperature = r->temperature,
         .stream = r->stream,
         .use_max_completion_tokens = p->max_completion_tokens,
     };
     char *body = llm_build_body(&spec);
+    cJSON_Delete(merged);
     *len = strlen(body);
     return body;
 }

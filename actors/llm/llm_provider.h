@@ -171,6 +171,9 @@ typedef struct llm_provider_opts {
     int64_t backoff_cap_ms;     /* 0: 60000 */
     int queue_max;              /* requests waiting for admission; 0: 10,000 */
     int64_t max_retry_after_ms; /* a longer Retry-After fails the request instead; 0: 300 s */
+    /* agent.reasoning_effort (xhigh, high, medium, low, minimal, none; NULL or "": xhigh):
+     * the `reasoning` object the original sends to OpenRouter and Nous endpoints. */
+    const char *reasoning_effort;
 } llm_provider_opts;
 
 /*

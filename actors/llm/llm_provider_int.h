@@ -77,6 +77,7 @@ typedef struct llm_prov {
     char *ca_file;
     char **headers;             /* NULL-terminated "Name: value" lines, owned */
     bool max_completion_tokens; /* api.openai.com wants max_completion_tokens */
+    cJSON *body_extra; /* members every request body gets (OpenRouter's reasoning), or NULL */
     int max_inflight, burst, max_retries, queue_max;
     double rate_per_s;
     int64_t timeout_ms, idle_timeout_ms, backoff_base_ms, backoff_cap_ms, max_retry_after_ms;
@@ -120,6 +121,9 @@ typedef struct llm_outcome {
 /* Fill the endpoint, headers and flags of p from o (strings already copied into p). */
 void llm__conf_build(llm_prov *p, const llm_provider_opts *o);
 void llm__conf_fini(llm_prov *p);
+/* The members every request body of this provider gets (agent-core §1.5: `reasoning` from
+ * agent.reasoning_effort, and Nous's `tags`), or NULL for other endpoints. New object. */
+cJSON *llm__body_extra(llm_api api, const char *base_url, const char *effort);
 /* The request body for r (new string), or NULL with *why set for a request that cannot
  * be sent (no messages, no model). */
 char *llm__body_new(const llm_prov *p, const llm_msg_request *r, size_t *len, const char **why);

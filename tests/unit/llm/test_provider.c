@@ -11,6 +11,7 @@
  * provider waited at least as long as the server asked) with generous upper bounds.
  */
 #include "llm_provider.h"
+#include "llm_provider_int.h"
 
 #include "rt_alloc.h"
 #include "rt_buf.h"
@@ -688,8 +689,32 @@ TEST(openrouter_attribution_and_extra_headers)
     ASSERT_STR_EQ(jstr(h, "X-OpenRouter-Categories"), "productivity,cli-agent");
     ASSERT_STR_EQ(jstr(h, "X-Extra"), "yes");
     ASSERT_STR_EQ(jstr(h, "Authorization"), "Bearer " KEY);
+    /* agent-core §1.5: OpenRouter gets the reasoning object, xhigh when nothing is set. */
+    const cJSON *rs = cJSON_GetObjectItem(cJSON_GetObjectItem(q, "body"), "reasoning");
+    ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(rs, "enabled")));
+    ASSERT_STR_EQ(jstr(rs, "effort"), "xhigh");
     cJSON_Delete(reqs);
     rt_down();
+}
+
+/* agent.reasoning_effort maps to the body's reasoning object on OpenRouter and Nous only. */
+TEST(reasoning_effort_goes_to_openrouter_and_nous_only)
+{
+    cJSON *e = llm__body_extra(LLM_API_OPENAI, "https://openrouter.ai/api/v1", "none");
+    ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "reasoning"), "enabled")));
+    ASSERT_NULL(cJSON_GetObjectItem(e, "tags"));
+    cJSON_Delete(e);
+    e = llm__body_extra(LLM_API_OPENAI, "https://inference-api.nousresearch.com/v1", "Low");
+    ASSERT_STR_EQ(jstr(cJSON_GetObjectItem(e, "reasoning"), "effort"), "low");
+    ASSERT_STR_EQ(cJSON_GetArrayItem(cJSON_GetObjectItem(e, "tags"), 0)->valuestring,
+                  "product=hermes-agent");
+    cJSON_Delete(e);
+    e = llm__body_extra(LLM_API_OPENAI, "https://openrouter.ai/api/v1", "bogus");
+    ASSERT_STR_EQ(jstr(cJSON_GetObjectItem(e, "reasoning"), "effort"), "xhigh");
+    cJSON_Delete(e);
+    ASSERT_NULL(llm__body_extra(LLM_API_OPENAI, "http://127.0.0.1:8080/v1", "high"));
+    ASSERT_NULL(llm__body_extra(LLM_API_OPENAI, "https://api.mistral.ai/openrouter", "high"));
+    ASSERT_NULL(llm__body_extra(LLM_API_ANTHROPIC, "https://openrouter.ai/api/v1", "high"));
 }
 
 /* ================================================================ retries */
