@@ -15,6 +15,10 @@
  */
 #include "dc_int.h"
 
+#include "ak_dedupe.h"
+#include "ak_opts.h"
+#include "ak_text.h"
+
 #include "rt_alloc.h"
 #include "rt_buf.h"
 #include "rt_http.h"
@@ -72,8 +76,9 @@ enum dc_req_kind {
     DC_R_UPLOAD,
     DC_R_TYPING,
     DC_R_DOWNLOAD,
-    DC_R_SAVE, /* io */
-    DC_R_READ, /* io */
+    DC_R_SAVE,   /* io */
+    DC_R_READ,   /* io */
+    DC_R_THREAD, /* starting a thread from the message answered (auto_thread) */
 };
 
 typedef struct dc_req {
@@ -174,30 +179,6 @@ typedef struct dc_adapter {
 
 /* ================================================================ helpers */
 
-static uint64_t hash_s(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = s; p && *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h | 1;
-}
-
-static bool ring_has(const uint64_t *ring, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ring[i] == h)
-            return true;
-    return false;
-}
-
-static void ring_add(uint64_t *ring, size_t n, size_t *next, uint64_t h)
-{
-    if (ring_has(ring, n, h))
-        return;
-    ring[*next] = h;
-    *next = (*next + 1) % n;
-}
-
 static char *dupn(const char *s)
 {
     return s ? rt_xstrdup(s) : NULL;
@@ -206,11 +187,6 @@ static char *dupn(const char *s)
 static int64_t now_ns(rt_ctx *cx)
 {
     return rt_now_ns(rt_ctx_runtime(cx));
-}
-
-static rt_ref gateway_of(dc_adapter *a, rt_ctx *cx)
-{
-    return a->gateway ? a->gateway : rt_whereis(cx, GW_NAME);
 }
 
 static const char *jstr(const cJSON *o, const char *k)
@@ -402,7 +378,7 @@ static void ws_abandon(dc_adapter *a, rt_ctx *cx, int code)
 
 static void announce(dc_adapter *a, rt_ctx *cx)
 {
-    rt_ref gw = gateway_of(a, cx);
+    rt_ref gw = ak_gateway_of(cx, a->gateway);
     if (!gw)
         return;
     gw_caps caps = {
@@ -418,7 +394,7 @@ static void shut(dc_adapter *a, rt_ctx *cx)
     ws_abandon(a, cx, 1000);
     cancel_all(a, cx);
     if (a->announced) {
-        rt_ref gw = gateway_of(a, cx);
+        rt_ref gw = ak_gateway_of(cx, a->gateway);
         if (gw)
             rt_send(cx, gw, gw_adapter_down_new(DISCORD_PLATFORM, a->self));
         a->announced = false;
@@ -598,7 +574,7 @@ static void remember_thread(dc_adapter *a, const char *tid, const char *pid)
 {
     if (!tid || !pid)
         return;
-    uint64_t h = hash_s(tid);
+    uint64_t h = ak_hash(tid);
     for (size_t i = 0; i < a->nthreads; i++)
         if (a->threads[i].id == h)
             return;
@@ -612,11 +588,23 @@ static void remember_thread(dc_adapter *a, const char *tid, const char *pid)
 
 static const char *thread_parent(const dc_adapter *a, const char *channel)
 {
-    uint64_t h = hash_s(channel);
+    uint64_t h = ak_hash(channel);
     for (size_t i = 0; i < a->nthreads; i++)
         if (a->threads[i].id == h && strcmp(a->threads[i].tid, channel) == 0)
             return a->threads[i].pid;
     return NULL;
+}
+
+/* A thread channel object: remembered with its parent; one the bot started (its
+ * auto-threads) is one the bot is in, so its messages need no mention — also after a
+ * restart, when GUILD_CREATE lists the active threads again. */
+static void thread_seen(dc_adapter *a, const cJSON *th)
+{
+    const char *tid = jstr(th, "id");
+    remember_thread(a, tid, jstr(th, "parent_id"));
+    const char *owner = jstr(th, "owner_id");
+    if (tid && owner && a->bot_id && strcmp(owner, a->bot_id) == 0)
+        ak_ring_add(a->chans, DC_CHANS_MAX, &a->chans_next, ak_hash(tid));
 }
 
 static void inbound(dc_adapter *a, rt_ctx *cx, const cJSON *m);
@@ -649,12 +637,12 @@ static void on_dispatch(dc_adapter *a, rt_ctx *cx, const char *t, const cJSON *d
         if (a->phase == DC_PH_LIVE || a->phase == DC_PH_WS) /* a Resume replays before RESUMED */
             inbound(a, cx, d);
     } else if (strcmp(t, "THREAD_CREATE") == 0 || strcmp(t, "THREAD_UPDATE") == 0) {
-        remember_thread(a, jstr(d, "id"), jstr(d, "parent_id"));
+        thread_seen(a, d);
     } else if (strcmp(t, "GUILD_CREATE") == 0) {
         const cJSON *th;
         cJSON_ArrayForEach(th, cJSON_GetObjectItemCaseSensitive(d, "threads"))
         {
-            remember_thread(a, jstr(th, "id"), jstr(th, "parent_id"));
+            thread_seen(a, th); /* the active threads: after a restart too */
         }
     }
 }
@@ -762,7 +750,7 @@ static void drained_check(dc_adapter *a, rt_ctx *cx);
 /* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
 static void ack(dc_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
 {
-    gw_ack(cx, delivery ? gateway_of(a, cx) : 0, delivery, err, permanent, 0,
+    gw_ack(cx, delivery ? ak_gateway_of(cx, a->gateway) : 0, delivery, err, permanent, 0,
            err ? (permanent ? "Discord refused the message" : "Discord did not take the message")
                : NULL);
 }
@@ -927,24 +915,6 @@ static dc_out *out_new(int what, const gw_target *to)
     return o;
 }
 
-static char *media_line(const char *s, const char *e)
-{
-    while (s < e && (*s == ' ' || *s == '\t'))
-        s++;
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-        e--;
-    if (e - s < 7 || strncmp(s, "MEDIA:", 6) != 0)
-        return NULL;
-    s += 6;
-    while (s < e && *s == ' ')
-        s++;
-    if (e - s >= 2 && (*s == '"' || *s == '\'' || *s == '`') && e[-1] == *s) {
-        s++;
-        e--;
-    }
-    return s < e ? rt_xstrndup(s, (size_t)(e - s)) : NULL;
-}
-
 /* Characters (code points) in s. */
 static size_t u8len(const char *s)
 {
@@ -970,7 +940,7 @@ static void on_out_text(dc_adapter *a, rt_ctx *cx, gw_out_text *t)
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
-        char *m = media_line(p, le);
+        char *m = ak_media_line(p, le);
         if (m && np < 8) {
             paths[np++] = m;
         } else {
@@ -1029,7 +999,7 @@ static void outbound_result(dc_adapter *a, rt_ctx *cx, dc_req *r, rt_io_msg_http
         return;
     if (!d->err && d->status >= 200 && d->status < 300) {
         if (thread_parent(a, o->channel))
-            ring_add(a->chans, DC_CHANS_MAX, &a->chans_next, hash_s(o->channel));
+            ak_ring_add(a->chans, DC_CHANS_MAX, &a->chans_next, ak_hash(o->channel));
         out_pop(a, cx);
         return;
     }
@@ -1150,21 +1120,13 @@ static void jobs_flush(dc_adapter *a, rt_ctx *cx)
                        : strncmp(m, "video/", 6) == 0 ? GW_KIND_VIDEO
                                                       : GW_KIND_DOCUMENT;
         }
-        rt_ref gw = gateway_of(a, cx);
+        rt_ref gw = ak_gateway_of(cx, a->gateway);
         if (gw)
             rt_send(cx, gw, &ev->hdr);
         else
             rt_msg_free(&ev->hdr);
         job_free(j);
     }
-}
-
-static bool in_list(char *const *v, const char *s)
-{
-    for (size_t i = 0; v && s && v[i]; i++)
-        if (strcmp(v[i], s) == 0)
-            return true;
-    return false;
 }
 
 static void strip(char *text, const char *needle)
@@ -1184,18 +1146,6 @@ static void trim(char *text)
     while (text[k] && isspace((unsigned char)text[k]))
         k++;
     memmove(text, text + k, n - k + 1);
-}
-
-static char *safe_name(const char *name, size_t i)
-{
-    char buf[96];
-    size_t n = 0;
-    for (const char *p = name ? name : ""; *p && n + 1 < sizeof(buf); p++)
-        buf[n++] = (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_') ? *p : '_';
-    buf[n] = '\0';
-    if (!n || buf[0] == '.')
-        snprintf(buf, sizeof(buf), "file%zu", i);
-    return rt_xstrdup(buf);
 }
 
 static bool id_ok(const char *s)
@@ -1222,16 +1172,17 @@ static void inbound(dc_adapter *a, rt_ctx *cx, const cJSON *m)
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
     if (cJSON_IsNumber(type) && type->valuedouble != 0 && type->valuedouble != 19)
         return; /* joins, pins, thread notices … */
-    uint64_t key = hash_s(id);
-    if (ring_has(a->seen, DC_SEEN_MAX, key))
+    uint64_t key = ak_hash(id);
+    if (ak_ring_has(a->seen, DC_SEEN_MAX, key))
         return;
     bool dm = jstr(m, "guild_id") == NULL;
     const char *parent = dm ? NULL : thread_parent(a, channel);
     if (!dm) {
-        if (in_list(a->o.ignored_channels, channel) || in_list(a->o.ignored_channels, parent))
+        if (ak_strv_has(a->o.ignored_channels, channel) ||
+            ak_strv_has(a->o.ignored_channels, parent))
             return;
-        if (a->o.allowed_channels && !in_list(a->o.allowed_channels, channel) &&
-            !in_list(a->o.allowed_channels, parent))
+        if (a->o.allowed_channels && !ak_strv_has(a->o.allowed_channels, channel) &&
+            !ak_strv_has(a->o.allowed_channels, parent))
             return;
     }
     const char *content = jstr(m, "content");
@@ -1254,12 +1205,12 @@ static void inbound(dc_adapter *a, rt_ctx *cx, const cJSON *m)
              "id");
     bool reply_to_bot = ref_author && strcmp(ref_author, a->bot_id) == 0;
     if (!dm && !mentioned && !reply_to_bot && a->o.require_mention &&
-        !in_list(a->o.free_channels, channel) && !in_list(a->o.free_channels, parent) &&
-        !(parent && ring_has(a->chans, DC_CHANS_MAX, hash_s(channel))))
+        !ak_strv_has(a->o.free_channels, channel) && !ak_strv_has(a->o.free_channels, parent) &&
+        !(parent && ak_ring_has(a->chans, DC_CHANS_MAX, ak_hash(channel))))
         return;
-    ring_add(a->seen, DC_SEEN_MAX, &a->seen_next, key);
+    ak_ring_add(a->seen, DC_SEEN_MAX, &a->seen_next, key);
     if (mentioned && parent)
-        ring_add(a->chans, DC_CHANS_MAX, &a->chans_next, hash_s(channel));
+        ak_ring_add(a->chans, DC_CHANS_MAX, &a->chans_next, ak_hash(channel));
     if (a->njobs >= DC_JOBS_MAX) {
         RT_LOG_LIMITED(RT_LOG_WARN, DC_LOG, 10000, "Discord: too many messages waiting; dropped");
         return;
@@ -1300,7 +1251,7 @@ static void inbound(dc_adapter *a, rt_ctx *cx, const cJSON *m)
             continue;
         }
         size_t k = j->nfiles++;
-        char *nm = safe_name(jstr(att, "filename"), k);
+        char *nm = ak_safe_name(jstr(att, "filename"), k);
         j->paths[k] = rt_xasprintf("%s/discord_%s_%zu_%s", a->cache_dir, id, k, nm);
         rt_free(nm);
         j->mimes[k] = dupn(jstr(att, "content_type"));
@@ -1314,12 +1265,70 @@ static void inbound(dc_adapter *a, rt_ctx *cx, const cJSON *m)
         j->pending++;
         submit(a, cx, r);
     }
+    /* auto_thread: a message answered in a guild channel (not a thread, not a
+     * free-response or no-thread channel) gets a thread of its own, and the answer goes there */
+    if (!dm && !parent && a->o.auto_thread && !ak_strv_has(a->o.free_channels, channel) &&
+        !ak_strv_has(a->o.no_thread_channels, channel)) {
+        char *path = rt_xasprintf("/channels/%s/messages/%s/threads", channel, id);
+        dc_req *r = req_rest(a, DC_R_THREAD, "POST", path,
+                             "POST /channels/{id}/messages/{id}/threads", channel);
+        rt_free(path);
+        cJSON *b = cJSON_CreateObject();
+        char *name = discord_thread_name(content);
+        cJSON_AddStringToObject(b, "name", name);
+        rt_free(name);
+        cJSON_AddNumberToObject(b, "auto_archive_duration", 1440);
+        req_json(r, b);
+        r->ctx = j;
+        j->pending++;
+        submit(a, cx, r);
+    }
     if (a->jobs_tail)
         a->jobs_tail->next = j;
     else
         a->jobs = j;
     a->jobs_tail = j;
     a->njobs++;
+    jobs_flush(a, cx);
+}
+
+/* The thread for an auto-threaded message: on success the event moves into it (the thread's
+ * session, the answer posted there); on failure it is answered in the channel. */
+static void thread_result(dc_adapter *a, rt_ctx *cx, dc_req *r, rt_io_msg_http_done *d)
+{
+    dc_job *j = r->ctx;
+    gw_msg_event *ev = j->ev;
+    const char *tid = NULL;
+    cJSON *body = d->body ? cJSON_Parse(d->body) : NULL;
+    if (!d->err && d->status >= 200 && d->status < 300) {
+        tid = jstr(body, "id");
+    } else if (!d->err && d->status == 400) {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(body, "code");
+        if (cJSON_IsNumber(code) && code->valuedouble == 160004) /* one exists already */
+            tid = ev->message_id; /* a thread started from a message has the message's id */
+    }
+    if (tid && id_ok(tid)) {
+        remember_thread(a, tid, ev->src.chat_id);
+        ak_ring_add(a->chans, DC_CHANS_MAX, &a->chans_next, ak_hash(tid));
+        rt_free(ev->src.chat_type);
+        ev->src.chat_type = rt_xstrdup("thread");
+        rt_free(ev->src.thread_id);
+        ev->src.thread_id = rt_xstrdup(tid);
+        rt_free(ev->reply.chat_id);
+        ev->reply.chat_id = rt_xstrdup(tid);
+        rt_free(ev->reply.reply_to); /* the thread starts with the message answered */
+        ev->reply.reply_to = NULL;
+    } else {
+        RT_LOG_LIMITED(RT_LOG_WARN, DC_LOG, 10000,
+                       "Discord: could not start a thread in %s (%s); answering in the channel "
+                       "— does the bot have Create Public Threads?",
+                       ev->src.chat_id,
+                       d->err             ? rt_strerror(d->err)
+                       : d->status == 403 ? "403 Forbidden"
+                                          : "refused");
+    }
+    cJSON_Delete(body);
+    j->pending--;
     jobs_flush(a, cx);
 }
 
@@ -1362,6 +1371,7 @@ static void on_http_done(dc_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
         break;
     case DC_R_DOWNLOAD: inbound_download(a, cx, r, d); break;
     case DC_R_TYPING: break;
+    case DC_R_THREAD: thread_result(a, cx, r, d); break;
     default: outbound_result(a, cx, r, d); break;
     }
     req_free(r);
@@ -1487,19 +1497,6 @@ static const rt_actor_type dc_type = {"discord", behave, adapter_free, 0};
 
 /* ================================================================ start */
 
-static char **strv_dup(char *const *v)
-{
-    if (!v)
-        return NULL;
-    size_t n = 0;
-    while (v[n])
-        n++;
-    char **out = rt_xcalloc(n + 1, sizeof(*out));
-    for (size_t i = 0; i < n; i++)
-        out[i] = rt_xstrdup(v[i]);
-    return out;
-}
-
 static int fail(char *err, size_t errlen, int rc, const char *msg)
 {
     if (err && errlen)
@@ -1523,9 +1520,10 @@ int discord_start(rt_ctx *cx, const discord_opts *o, rt_ref gateway, rt_ref *out
     a->o.api_base = rt_xstrdup(o->api_base ? o->api_base : DISCORD_API_DEFAULT);
     a->o.hermes_home = rt_xstrdup(o->hermes_home);
     a->o.home_channel = o->home_channel && *o->home_channel ? rt_xstrdup(o->home_channel) : NULL;
-    a->o.free_channels = strv_dup(o->free_channels);
-    a->o.allowed_channels = strv_dup(o->allowed_channels);
-    a->o.ignored_channels = strv_dup(o->ignored_channels);
+    a->o.free_channels = ak_strv_dup(o->free_channels);
+    a->o.allowed_channels = ak_strv_dup(o->allowed_channels);
+    a->o.ignored_channels = ak_strv_dup(o->ignored_channels);
+    a->o.no_thread_channels = ak_strv_dup(o->no_thread_channels);
     a->o.ca_file = dupn(o->ca_file);
 #define DEF(f, v)                                                                                  \
     if (a->o.f <= 0)                                                                               \

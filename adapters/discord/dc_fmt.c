@@ -42,6 +42,52 @@ void discord_payload_fini(discord_payload *p)
     memset(p, 0, sizeof(*p));
 }
 
+char *discord_thread_name(const char *content)
+{
+    char buf[512];
+    size_t n = 0;
+    bool space = false;
+    for (const char *p = content ? content : ""; *p && n + 8 < sizeof(buf);) {
+        if (*p == '<' && (p[1] == '@' || p[1] == '#')) {
+            const char *e = strchr(p, '>');
+            if (e) { /* a mention becomes a space */
+                space = n > 0;
+                p = e + 1;
+                continue;
+            }
+        }
+        unsigned char c = (unsigned char)*p;
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+            space = n > 0;
+            p++;
+            continue;
+        }
+        if (space) {
+            buf[n++] = ' ';
+            space = false;
+        }
+        buf[n++] = *p++;
+    }
+    buf[n] = '\0';
+    /* count code points; cut at 80 (77 + "...") */
+    size_t cps = 0, cut77 = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (((unsigned char)buf[i] & 0xC0) != 0x80) {
+            if (cps == 77)
+                cut77 = i;
+            cps++;
+        }
+    }
+    if (!n)
+        return rt_xstrdup("Hermes");
+    if (cps > 80) {
+        char out[512];
+        snprintf(out, sizeof(out), "%.*s...", (int)cut77, buf);
+        return rt_xstrdup(out);
+    }
+    return rt_xstrdup(buf);
+}
+
 int discord_close_kind(int code)
 {
     switch (code) {

@@ -15,7 +15,7 @@
  *   3. Messages from an older WebSocket, a re-armed timer or a forgotten request are
  *      recognised (generation, timer sequence, unknown tag) and ignored.
  *
- * Threads: the actor runs on workers; dc_io's actor has its own thread.
+ * Threads: the actor runs on workers; the kit's file helper (ak_io) has its own thread.
  */
 #ifndef DC_INT_H
 #define DC_INT_H

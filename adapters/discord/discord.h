@@ -23,6 +23,16 @@
  *     DISCORD_FREE_RESPONSE_CHANNELS or everywhere with DISCORD_REQUIRE_MENTION=false
  *     (DISCORD_ALLOWED_CHANNELS / DISCORD_IGNORED_CHANNELS filter first); message_id is
  *     the Discord message id; attachments are downloaded into HERMES_HOME/cache;
+ *   - auto-threads (DISCORD_AUTO_THREAD, default on, the original's rule): a message it
+ *     answers in a guild text channel — not in a thread, not in a free-response channel or
+ *     DISCORD_NO_THREAD_CHANNELS — gets a public thread started from it (POST
+ *     /channels/{channel}/messages/{message}/threads, named after the message, 80
+ *     characters at most, "Hermes" when empty) and the answer goes there; the event carries
+ *     chat_type "thread", chat_id the channel and thread_id the thread, like every later
+ *     message in that thread (which needs no mention: the bot is in it), so they share one
+ *     session (threads the bot started count as threads it is in, also when GUILD_CREATE
+ *     lists them after a restart). When the thread cannot be made (no Create Public
+ *     Threads permission…) the answer goes to the channel as before;
  *   - replies with POST /channels/{id}/messages (split at 2000 characters, as a reply to the
  *     message answered in guilds, mentions disabled), uploads MEDIA:<path> files
  *     (multipart), shows the typing indicator (POST /channels/{id}/typing, renewed every 8 s);
@@ -53,26 +63,29 @@ typedef struct hm_config hm_config;
 #define DISCORD_INTENTS ((1 << 0) | (1 << 9) | (1 << 12) | (1 << 15))
 
 typedef struct discord_opts {
-    char *token;             /* DISCORD_BOT_TOKEN */
-    char *api_base;          /* DISCORD_API_BASE (tests), no trailing '/' */
-    char *hermes_home;       /* cache lives under it */
-    char *home_channel;      /* DISCORD_HOME_CHANNEL, or NULL */
-    bool require_mention;    /* DISCORD_REQUIRE_MENTION (default true) */
-    char **free_channels;    /* DISCORD_FREE_RESPONSE_CHANNELS, or NULL */
-    char **allowed_channels; /* DISCORD_ALLOWED_CHANNELS (only these), or NULL */
-    char **ignored_channels; /* DISCORD_IGNORED_CHANNELS, or NULL */
-    char *ca_file;           /* PEM bundle instead of the system's, or NULL */
-    int64_t backoff_min_ms;  /* 0: 1000 */
-    int64_t backoff_max_ms;  /* 0: 60000 */
-    int64_t http_timeout_ms; /* 0: 30000 */
-    int64_t typing_ms;       /* typing renewal; 0: 8000 */
-    size_t max_file_bytes;   /* largest attachment; 0: 25 MiB */
+    char *token;               /* DISCORD_BOT_TOKEN */
+    char *api_base;            /* DISCORD_API_BASE (tests), no trailing '/' */
+    char *hermes_home;         /* cache lives under it */
+    char *home_channel;        /* DISCORD_HOME_CHANNEL, or NULL */
+    bool require_mention;      /* DISCORD_REQUIRE_MENTION (default true) */
+    char **free_channels;      /* DISCORD_FREE_RESPONSE_CHANNELS, or NULL */
+    char **allowed_channels;   /* DISCORD_ALLOWED_CHANNELS (only these), or NULL */
+    char **ignored_channels;   /* DISCORD_IGNORED_CHANNELS, or NULL */
+    bool auto_thread;          /* DISCORD_AUTO_THREAD (default true): answer in a new thread */
+    char **no_thread_channels; /* DISCORD_NO_THREAD_CHANNELS: never auto-thread there */
+    char *ca_file;             /* PEM bundle instead of the system's, or NULL */
+    int64_t backoff_min_ms;    /* 0: 1000 */
+    int64_t backoff_max_ms;    /* 0: 60000 */
+    int64_t http_timeout_ms;   /* 0: 30000 */
+    int64_t typing_ms;         /* typing renewal; 0: 8000 */
+    size_t max_file_bytes;     /* largest attachment; 0: 25 MiB */
 } discord_opts;
 
 /*
  * Read DISCORD_BOT_TOKEN, DISCORD_HOME_CHANNEL, DISCORD_REQUIRE_MENTION |
  * discord.require_mention, DISCORD_FREE_RESPONSE_CHANNELS, DISCORD_ALLOWED_CHANNELS,
- * DISCORD_IGNORED_CHANNELS (and their discord.* keys), DISCORD_API_BASE (tests). 0
+ * DISCORD_IGNORED_CHANNELS, DISCORD_AUTO_THREAD (true/1/yes), DISCORD_NO_THREAD_CHANNELS
+ * (and their discord.* keys), DISCORD_API_BASE (tests). 0
  * (enabled; discord_opts_fini), -ENOENT (no token: not enabled) or -EINVAL with a sentence.
  */
 int discord_opts_from_config(const hm_config *cfg, const char *hermes_home, discord_opts *o,
@@ -102,6 +115,11 @@ typedef struct discord_payload {
 
 int discord_payload_parse(const char *data, size_t len, discord_payload *p);
 void discord_payload_fini(discord_payload *p);
+
+/* The name of a thread started from a message (new string): mentions (<@…>, <@!…>, <#…>,
+ * <@&…>) removed, whitespace collapsed, at most 80 characters (77 and "..." when longer),
+ * "Hermes" when nothing is left. */
+char *discord_thread_name(const char *content);
 
 /* What a close code means for the session. */
 enum discord_close { DISCORD_CLOSE_RESUME = 0, DISCORD_CLOSE_NEW_SESSION, DISCORD_CLOSE_FATAL };

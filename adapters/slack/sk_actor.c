@@ -16,8 +16,20 @@
  * Every envelope is acknowledged the moment its frame is handled, before the event is
  * looked at. Events are recognised again by "<channel>:<ts>" (the message and app_mention
  * events of one message, Slack's retries, redelivered envelopes) and by envelope id.
+ *
+ * Catching up (slack.h): the state file is read at start (nothing is written before it was
+ * read); every "hello" (LIVE) starts a round over the remembered conversations, one request
+ * at a time: pages of conversations.history / .replies are collected, then the messages
+ * newer than the conversation's position go through inbound() oldest first. A new "hello"
+ * abandons a running round (its answers carry the round's generation and are ignored).
+ * Positions move when an event is handed to the gateway, or when a message not taken is
+ * handled while no taken one waits (so a position never passes an unsent event).
  */
 #include "sk_int.h"
+
+#include "ak_dedupe.h"
+#include "ak_opts.h"
+#include "ak_text.h"
 
 #include "rt_alloc.h"
 #include "rt_buf.h"
@@ -34,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 enum sk_phase {
@@ -47,7 +60,7 @@ enum sk_phase {
     SK_PH_STOPPED,
 };
 
-enum sk_timer { SK_T_RECONNECT = 1, SK_T_RATELIMIT, SK_T_OUT, SK_T_COUNT };
+enum sk_timer { SK_T_RECONNECT = 1, SK_T_RATELIMIT, SK_T_OUT, SK_T_SAVE, SK_T_COUNT };
 
 enum sk_req_kind {
     SK_R_AUTH = 1,
@@ -60,7 +73,9 @@ enum sk_req_kind {
     SK_R_UPLOAD_URL,
     SK_R_UPLOAD_PUT,
     SK_R_UPLOAD_DONE,
-    SK_R_USER, /* users.info for a display name */
+    SK_R_USER,    /* users.info for a display name */
+    SK_R_HISTORY, /* conversations.history / .replies while catching up */
+    SK_R_STATE,   /* io: reading the state file */
 };
 
 typedef struct sk_req {
@@ -88,6 +103,10 @@ typedef struct sk_job {
     char *mimes[4];
     bool ok[4];
     size_t nfiles;
+    char *mk_channel; /* where the message was: its position moves on once it is sent */
+    char *mk_ts;
+    char *mk_thread; /* or NULL */
+    bool mk_dm;
 } sk_job;
 
 enum sk_out_what { SK_OUT_TEXT = 1, SK_OUT_FILE };
@@ -159,37 +178,28 @@ typedef struct sk_adapter {
     sk_out *out, *out_tail;
     size_t nout;
     bool out_busy;
-    bool draining; /* stop asked: no new events, finish the outbound queue, then end */
+    bool draining;     /* stop asked: no new events, finish the outbound queue, then end */
+    uint64_t accepted; /* events taken so far (inbound tells taken from dropped by it) */
+
+    /* catching up (slack.h): positions, persisted in state_path */
+    char *state_path;
+    char state_bot[SLACK_ID_MAX]; /* whose positions they are */
+    bool state_loaded;            /* read (or found missing): nothing is written before */
+    slack_mark marks[SLACK_CATCHUP_CONVERSATIONS];
+    size_t nmarks;
+    uint64_t mark_clock;
+    bool catching;
+    uint64_t catch_gen; /* a new "hello" starts over; older answers are ignored */
+    slack_mark citems[SLACK_CATCHUP_CONVERSATIONS]; /* this round's conversations */
+    size_t nci, ci;
+    cJSON *cmsgs; /* the current conversation's messages so far */
+    int cpages;
+    char *ccursor;
+    char coldest[SLACK_TS_MAX];
+    bool scope_warned;
 } sk_adapter;
 
 /* ================================================================ small helpers */
-
-static uint64_t hash_str(const char *a, const char *b)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const char *p = a; p && *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ ':') * 1099511628211ULL;
-    for (const char *p = b; p && *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h | 1;
-}
-
-static bool ring_has(const uint64_t *ring, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ring[i] == h)
-            return true;
-    return false;
-}
-
-static void ring_add(uint64_t *ring, size_t n, size_t *next, uint64_t h)
-{
-    if (ring_has(ring, n, h))
-        return;
-    ring[*next] = h;
-    *next = (*next + 1) % n;
-}
 
 static char *dupn(const char *s)
 {
@@ -199,11 +209,6 @@ static char *dupn(const char *s)
 static int64_t now_ns(rt_ctx *cx)
 {
     return rt_now_ns(rt_ctx_runtime(cx));
-}
-
-static rt_ref gateway_of(sk_adapter *a, rt_ctx *cx)
-{
-    return a->gateway ? a->gateway : rt_whereis(cx, GW_NAME);
 }
 
 /* application/x-www-form-urlencoded value */
@@ -412,6 +417,107 @@ static bool auth_error(const char *e)
     return false;
 }
 
+static void catch_start(sk_adapter *a, rt_ctx *cx);
+static void state_save(sk_adapter *a, rt_ctx *cx);
+
+/* ================================================================ positions */
+
+static slack_mark *mark_find(sk_adapter *a, const char *channel, const char *thread)
+{
+    for (size_t i = 0; i < a->nmarks; i++)
+        if (strcmp(a->marks[i].channel, channel) == 0 &&
+            strcmp(a->marks[i].thread, thread ? thread : "") == 0)
+            return &a->marks[i];
+    return NULL;
+}
+
+/* The position of a conversation, made (replacing the least recently active) if new. */
+static slack_mark *mark_get(sk_adapter *a, const char *channel, const char *thread)
+{
+    slack_mark *m = mark_find(a, channel, thread);
+    if (m)
+        return m;
+    if (!*channel || strlen(channel) >= SLACK_ID_MAX || (thread && !slack_ts_ok(thread)))
+        return NULL;
+    size_t i = 0;
+    if (a->nmarks < SLACK_CATCHUP_CONVERSATIONS) {
+        i = a->nmarks++;
+    } else {
+        for (size_t k = 1; k < a->nmarks; k++)
+            if (a->marks[k].used < a->marks[i].used)
+                i = k;
+    }
+    m = &a->marks[i];
+    memset(m, 0, sizeof(*m));
+    rt_strlcpy(m->channel, channel, sizeof(m->channel));
+    if (thread)
+        rt_strlcpy(m->thread, thread, sizeof(m->thread));
+    return m;
+}
+
+static void mark_drop(sk_adapter *a, rt_ctx *cx, const char *channel, const char *thread)
+{
+    slack_mark *m = mark_find(a, channel, thread);
+    if (!m)
+        return;
+    *m = a->marks[--a->nmarks];
+    if (!ak_timer_armed(&a->tm, SK_T_SAVE))
+        ak_timer_arm(cx, a->self, &a->tm, SK_T_SAVE, 1000);
+}
+
+static void state_save(sk_adapter *a, rt_ctx *cx)
+{
+    if (!a->io || !a->state_loaded) /* never overwrite positions not read yet */
+        return;
+    char *s = slack_state_format(a->state_bot, a->marks, a->nmarks);
+    ak_io_write(cx, a->io, a->state_path, s, strlen(s), 0600, 0, 0);
+}
+
+static void mark_advance(sk_adapter *a, rt_ctx *cx, slack_mark *m, const char *ts)
+{
+    m->used = ++a->mark_clock;
+    if (!slack_ts_ok(ts) || (m->last[0] && slack_ts_cmp(ts, m->last) <= 0))
+        return;
+    rt_strlcpy(m->last, ts, sizeof(m->last));
+    if (!ak_timer_armed(&a->tm, SK_T_SAVE)) /* written a second later: one write a burst */
+        ak_timer_arm(cx, a->self, &a->tm, SK_T_SAVE, 1000);
+}
+
+/* A message was handled (sent to the gateway, or not for the bot): its conversation's
+ * position moves on. Thread replies move their thread's position (when the bot is in it),
+ * everything else the channel's. */
+static void mark_seen(sk_adapter *a, rt_ctx *cx, const char *channel, const char *ts,
+                      const char *thread_ts, bool dm)
+{
+    if (!channel || !ts || a->o.catchup_max_age_s < 0)
+        return;
+    bool reply = thread_ts && strcmp(thread_ts, ts) != 0;
+    slack_mark *m = reply ? mark_find(a, channel, thread_ts) : mark_get(a, channel, NULL);
+    if (!m)
+        return;
+    if (dm)
+        m->dm = true;
+    mark_advance(a, cx, m, ts);
+}
+
+/* The bot is in the thread rooted at root now: its replies need no mention, and after ts
+ * they are caught up. */
+static void thread_join(sk_adapter *a, rt_ctx *cx, const char *channel, const char *root,
+                        const char *ts)
+{
+    ak_ring_add(a->threads, SK_THREADS_MAX, &a->threads_next, ak_hash2(channel, root));
+    if (a->o.catchup_max_age_s < 0)
+        return;
+    slack_mark *m = mark_find(a, channel, root);
+    if (m) {
+        m->used = ++a->mark_clock;
+        return;
+    }
+    m = mark_get(a, channel, root);
+    if (m)
+        mark_advance(a, cx, m, ts ? ts : root);
+}
+
 /* ================================================================ lifecycle */
 
 static void ws_abandon(sk_adapter *a, rt_ctx *cx)
@@ -425,7 +531,7 @@ static void ws_abandon(sk_adapter *a, rt_ctx *cx)
 
 static void announce(sk_adapter *a, rt_ctx *cx)
 {
-    rt_ref gw = gateway_of(a, cx);
+    rt_ref gw = ak_gateway_of(cx, a->gateway);
     if (!gw) {
         RT_WARN(SK_LOG, "Slack: no gateway to announce the adapter to");
         return;
@@ -438,12 +544,14 @@ static void announce(sk_adapter *a, rt_ctx *cx)
 
 static void shut(sk_adapter *a, rt_ctx *cx)
 {
+    if (ak_timer_armed(&a->tm, SK_T_SAVE))
+        state_save(a, cx); /* the last positions, before the helper ends */
     for (int k = 1; k < SK_T_COUNT; k++)
         ak_timer_cancel(cx, &a->tm, k);
     ws_abandon(a, cx);
     cancel_all(a, cx);
     if (a->announced) {
-        rt_ref gw = gateway_of(a, cx);
+        rt_ref gw = ak_gateway_of(cx, a->gateway);
         if (gw)
             rt_send(cx, gw, gw_adapter_down_new(SLACK_PLATFORM, a->self));
         a->announced = false;
@@ -523,6 +631,12 @@ static void on_auth(sk_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
     rt_free(a->mention);
     a->bot_user = rt_xstrdup(uid->valuestring);
     a->mention = rt_xasprintf("<@%s>", a->bot_user);
+    if (a->state_loaded && a->state_bot[0] && strcmp(a->state_bot, a->bot_user) != 0) {
+        RT_WARN(SK_LOG, "Slack: %s belongs to another bot (%s); not catching up from it",
+                a->state_path, a->state_bot);
+        a->nmarks = 0;
+    }
+    rt_strlcpy(a->state_bot, a->bot_user, sizeof(a->state_bot));
     RT_INFO(SK_LOG, "Slack: authenticated as @%s (%s) in workspace %s",
             cJSON_IsString(un) ? un->valuestring : "?", a->bot_user,
             cJSON_IsString(team) ? team->valuestring : "?");
@@ -615,7 +729,7 @@ static void drained_check(sk_adapter *a, rt_ctx *cx);
 /* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
 static void ack(sk_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
 {
-    gw_ack(cx, delivery ? gateway_of(a, cx) : 0, delivery, err, permanent, 0,
+    gw_ack(cx, delivery ? ak_gateway_of(cx, a->gateway) : 0, delivery, err, permanent, 0,
            err ? (permanent ? "Slack refused the message" : "Slack did not take the message")
                : NULL);
 }
@@ -788,25 +902,6 @@ static void react(sk_adapter *a, rt_ctx *cx, const char *channel, const char *ts
     submit(a, cx, req_api(a, SK_R_REACT, add ? "reactions.add" : "reactions.remove", &f));
 }
 
-/* A MEDIA:<path> tag alone on its line: the path (new string) or NULL. */
-static char *media_line(const char *s, const char *e)
-{
-    while (s < e && (*s == ' ' || *s == '\t'))
-        s++;
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-        e--;
-    if (e - s < 7 || strncmp(s, "MEDIA:", 6) != 0)
-        return NULL;
-    s += 6;
-    while (s < e && *s == ' ')
-        s++;
-    if (e - s >= 2 && (*s == '"' || *s == '\'' || *s == '`') && e[-1] == *s) {
-        s++;
-        e--;
-    }
-    return s < e ? rt_xstrndup(s, (size_t)(e - s)) : NULL;
-}
-
 static void on_out_text(sk_adapter *a, rt_ctx *cx, gw_out_text *t)
 {
     if (!t->to.chat_id || !t->text) {
@@ -823,7 +918,7 @@ static void on_out_text(sk_adapter *a, rt_ctx *cx, gw_out_text *t)
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
-        char *m = media_line(p, le);
+        char *m = ak_media_line(p, le);
         if (m && np < 8) {
             paths[np++] = m;
         } else {
@@ -873,7 +968,7 @@ static void on_turn_end(sk_adapter *a, rt_ctx *cx, gw_out_turn_end *t)
 {
     if (!t->to.chat_id || !t->to.reply_to)
         return;
-    uint64_t h = hash_str(t->to.chat_id, t->to.reply_to);
+    uint64_t h = ak_hash2(t->to.chat_id, t->to.reply_to);
     for (size_t i = 0; i < SK_REACTED_MAX; i++) {
         if (a->reacted[i] != h)
             continue;
@@ -923,12 +1018,11 @@ static void outbound_result(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_http
     }
     if (r->kind == SK_R_POST) {
         const cJSON *ts = cJSON_GetObjectItemCaseSensitive(j, "ts");
+        const char *pts = cJSON_IsString(ts) ? ts->valuestring : NULL;
         if (o->thread_ts)
-            ring_add(a->threads, SK_THREADS_MAX, &a->threads_next,
-                     hash_str(o->channel, o->thread_ts));
-        else if (cJSON_IsString(ts))
-            ring_add(a->threads, SK_THREADS_MAX, &a->threads_next,
-                     hash_str(o->channel, ts->valuestring));
+            thread_join(a, cx, o->channel, o->thread_ts, pts);
+        else if (pts) /* a top-level DM answer: replies to it count, nothing to catch up */
+            ak_ring_add(a->threads, SK_THREADS_MAX, &a->threads_next, ak_hash2(o->channel, pts));
         out_pop(a, cx);
     } else if (r->kind == SK_R_UPLOAD_URL) {
         const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "upload_url");
@@ -981,6 +1075,9 @@ static void job_free(sk_job *j)
 {
     if (j->ev)
         rt_msg_free(&j->ev->hdr);
+    rt_free(j->mk_channel);
+    rt_free(j->mk_ts);
+    rt_free(j->mk_thread);
     for (size_t i = 0; i < j->nfiles; i++) {
         rt_free(j->paths[i]);
         rt_free(j->mimes[i]);
@@ -1016,21 +1113,14 @@ static void jobs_flush(sk_adapter *a, rt_ctx *cx)
                        : strncmp(m, "video/", 6) == 0 ? GW_KIND_VIDEO
                                                       : GW_KIND_DOCUMENT;
         }
-        rt_ref gw = gateway_of(a, cx);
+        rt_ref gw = ak_gateway_of(cx, a->gateway);
         if (gw)
             rt_send(cx, gw, &ev->hdr);
         else
             rt_msg_free(&ev->hdr);
+        mark_seen(a, cx, j->mk_channel, j->mk_ts, j->mk_thread, j->mk_dm);
         job_free(j);
     }
-}
-
-static bool in_list(char *const *v, const char *s)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        if (strcmp(v[i], s) == 0)
-            return true;
-    return false;
 }
 
 /* Remove every "<@BOT>" from text (in place) and trim. */
@@ -1068,18 +1158,6 @@ static void unescape(char *s)
         }
     }
     *w = '\0';
-}
-
-static char *safe_name(const char *name, size_t i)
-{
-    char buf[96];
-    size_t n = 0;
-    for (const char *p = name ? name : ""; *p && n + 1 < sizeof(buf); p++)
-        buf[n++] = (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_') ? *p : '_';
-    buf[n] = '\0';
-    if (!n || buf[0] == '.')
-        snprintf(buf, sizeof(buf), "file%zu", i);
-    return rt_xstrdup(buf);
 }
 
 static const char *user_name_of(const sk_adapter *a, const char *id)
@@ -1131,7 +1209,7 @@ static void inbound_user(sk_adapter *a, rt_ctx *cx, sk_job *j, rt_io_msg_http_do
     jobs_flush(a, cx);
 }
 
-static void inbound(sk_adapter *a, rt_ctx *cx, slack_frame *f)
+static void inbound_rules(sk_adapter *a, rt_ctx *cx, slack_frame *f)
 {
     if (!f->channel || !f->ts || !a->bot_user)
         return;
@@ -1149,8 +1227,8 @@ static void inbound(sk_adapter *a, rt_ctx *cx, slack_frame *f)
     }
     if (!f->user)
         return;
-    uint64_t key = hash_str(f->channel, f->ts);
-    if (ring_has(a->seen, SK_SEEN_MAX, key)) {
+    uint64_t key = ak_hash2(f->channel, f->ts);
+    if (ak_ring_has(a->seen, SK_SEEN_MAX, key)) {
         RT_DEBUG(SK_LOG, "Slack: %s:%s seen already", f->channel, f->ts);
         return;
     }
@@ -1158,13 +1236,13 @@ static void inbound(sk_adapter *a, rt_ctx *cx, slack_frame *f)
                   ? (strcmp(f->channel_type, "im") == 0 || strcmp(f->channel_type, "mpim") == 0)
                   : f->channel[0] == 'D';
     bool reply = f->thread_ts && strcmp(f->thread_ts, f->ts) != 0;
-    if (!dm && !mentioned && a->o.require_mention && !in_list(a->o.free_channels, f->channel)) {
-        if (!reply || !ring_has(a->threads, SK_THREADS_MAX, hash_str(f->channel, f->thread_ts)))
+    if (!dm && !mentioned && a->o.require_mention && !ak_strv_has(a->o.free_channels, f->channel)) {
+        if (!reply || !ak_ring_has(a->threads, SK_THREADS_MAX, ak_hash2(f->channel, f->thread_ts)))
             return;
     }
-    ring_add(a->seen, SK_SEEN_MAX, &a->seen_next, key);
+    ak_ring_add(a->seen, SK_SEEN_MAX, &a->seen_next, key);
     if (mentioned && f->thread_ts)
-        ring_add(a->threads, SK_THREADS_MAX, &a->threads_next, hash_str(f->channel, f->thread_ts));
+        thread_join(a, cx, f->channel, f->thread_ts, f->ts);
     if (a->njobs >= SK_JOBS_MAX) {
         RT_LOG_LIMITED(RT_LOG_WARN, SK_LOG, 10000, "Slack: too many messages waiting; dropped");
         return;
@@ -1184,6 +1262,11 @@ static void inbound(sk_adapter *a, rt_ctx *cx, slack_frame *f)
     ev->adapter = a->self;
     sk_job *j = rt_xcalloc(1, sizeof(*j));
     j->ev = ev;
+    j->mk_channel = rt_xstrdup(f->channel);
+    j->mk_ts = rt_xstrdup(f->ts);
+    j->mk_thread = dupn(f->thread_ts);
+    j->mk_dm = dm;
+    a->accepted++;
     const char *name = user_name_of(a, f->user);
     if (name) {
         ev->src.user_name = rt_xstrdup(name);
@@ -1203,7 +1286,7 @@ static void inbound(sk_adapter *a, rt_ctx *cx, slack_frame *f)
             continue;
         }
         size_t k = j->nfiles++;
-        char *nm = safe_name(f->file_name[i], k);
+        char *nm = ak_safe_name(f->file_name[i], k);
         j->paths[k] = rt_xasprintf("%s/slack_%s_%zu_%s", a->cache_dir, f->ts, k, nm);
         rt_free(nm);
         j->mimes[k] = dupn(f->file_mime[i]);
@@ -1223,10 +1306,24 @@ static void inbound(sk_adapter *a, rt_ctx *cx, slack_frame *f)
     a->jobs_tail = j;
     a->njobs++;
     if (dm || mentioned) {
-        ring_add(a->reacted, SK_REACTED_MAX, &a->reacted_next, key);
+        ak_ring_add(a->reacted, SK_REACTED_MAX, &a->reacted_next, key);
         react(a, cx, f->channel, f->ts, true, "eyes");
     }
     jobs_flush(a, cx);
+}
+
+/* One message, live or caught up: through the rules; one not taken still moves its
+ * conversation's position (unless taken ones wait before it). */
+static void inbound(sk_adapter *a, rt_ctx *cx, slack_frame *f)
+{
+    uint64_t before = a->accepted;
+    inbound_rules(a, cx, f);
+    if (a->accepted == before && !a->jobs && f->channel && f->ts) {
+        bool dm = f->channel_type
+                      ? (strcmp(f->channel_type, "im") == 0 || strcmp(f->channel_type, "mpim") == 0)
+                      : f->channel[0] == 'D';
+        mark_seen(a, cx, f->channel, f->ts, f->thread_ts, dm);
+    }
 }
 
 static void inbound_download(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_http_done *d)
@@ -1249,6 +1346,209 @@ static void inbound_download(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_htt
     char *data = d->body;
     d->body = NULL;
     ak_io_write(cx, a->io, j->paths[r->idx], data, d->body_len, 0600, a->self, track(a, w));
+}
+
+/* ================================================================ catching up */
+
+static int64_t wall_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec;
+}
+
+static void catch_reset(sk_adapter *a)
+{
+    cJSON_Delete(a->cmsgs);
+    a->cmsgs = NULL;
+    rt_free(a->ccursor);
+    a->ccursor = NULL;
+    a->cpages = 0;
+    a->coldest[0] = '\0';
+}
+
+/* Ask for the next page of the current conversation, or finish the round. */
+static void catch_request(sk_adapter *a, rt_ctx *cx)
+{
+    if (a->ci >= a->nci) {
+        a->catching = false;
+        RT_INFO(SK_LOG, "Slack: caught up");
+        return;
+    }
+    const slack_mark *it = &a->citems[a->ci];
+    if (!a->coldest[0]) {
+        snprintf(a->coldest, sizeof(a->coldest), "%lld.000000",
+                 (long long)(wall_s() - a->o.catchup_max_age_s));
+        if (slack_ts_cmp(it->last, a->coldest) > 0)
+            rt_strlcpy(a->coldest, it->last, sizeof(a->coldest));
+    }
+    rt_buf f;
+    rt_buf_init(&f, 4096);
+    form_add(&f, "channel", it->channel);
+    if (it->thread[0])
+        form_add(&f, "ts", it->thread);
+    form_add(&f, "oldest", a->coldest);
+    form_add(&f, "inclusive", "false");
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", a->o.catchup_page_size);
+    form_add(&f, "limit", lim);
+    form_add(&f, "cursor", a->ccursor);
+    sk_req *r = req_api(a, SK_R_HISTORY,
+                        it->thread[0] ? "conversations.replies" : "conversations.history", &f);
+    r->idx = a->catch_gen;
+    submit(a, cx, r);
+}
+
+static void catch_start(sk_adapter *a, rt_ctx *cx)
+{
+    if (!a->state_loaded || a->phase != SK_PH_LIVE || a->o.catchup_max_age_s < 0 || a->draining)
+        return;
+    a->catch_gen++; /* a round still running is abandoned: this one covers it */
+    catch_reset(a);
+    a->nci = a->ci = 0;
+    for (size_t i = 0; i < a->nmarks; i++)
+        if (a->marks[i].last[0])
+            a->citems[a->nci++] = a->marks[i];
+    a->catching = a->nci > 0;
+    if (!a->catching)
+        return;
+    RT_INFO(SK_LOG, "Slack: catching up on %zu conversation(s)", a->nci);
+    catch_request(a, cx);
+}
+
+static const char *msg_ts(const cJSON *m)
+{
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(m, "ts");
+    return cJSON_IsString(ts) ? ts->valuestring : "";
+}
+
+static int by_ts(const void *x, const void *y)
+{
+    const cJSON *const *a = x;
+    const cJSON *const *b = y;
+    return slack_ts_cmp(msg_ts(*a), msg_ts(*b));
+}
+
+/* The current conversation is read: what came after its position goes through the rules,
+ * oldest first; then the next conversation. */
+static void catch_item_done(sk_adapter *a, rt_ctx *cx)
+{
+    slack_mark it = a->citems[a->ci];
+    size_t n = a->cmsgs ? (size_t)cJSON_GetArraySize(a->cmsgs) : 0;
+    if (n) {
+        cJSON **v = rt_xcalloc(n, sizeof(*v));
+        size_t k = 0;
+        cJSON *m;
+        cJSON_ArrayForEach(m, a->cmsgs)
+        {
+            if (k < n)
+                v[k++] = m;
+        }
+        qsort(v, k, sizeof(*v), by_ts);
+        for (size_t i = 0; i < k; i++) {
+            if (slack_ts_cmp(msg_ts(v[i]), it.last) <= 0)
+                continue; /* the thread's root, or handled before */
+            slack_frame f;
+            if (slack_message_parse(v[i], it.channel, it.dm, &f) == 0)
+                inbound(a, cx, &f);
+            slack_frame_fini(&f);
+        }
+        rt_free(v);
+    }
+    catch_reset(a);
+    a->ci++;
+    catch_request(a, cx);
+}
+
+static void on_history(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_http_done *d)
+{
+    if (!a->catching || r->idx != a->catch_gen || a->ci >= a->nci)
+        return; /* a round abandoned since */
+    const slack_mark *it = &a->citems[a->ci];
+    char e[256];
+    cJSON *j = api_result(d, e, sizeof(e));
+    if (!j) {
+        if (strcmp(e, "not_in_channel") == 0 || strcmp(e, "channel_not_found") == 0 ||
+            strcmp(e, "thread_not_found") == 0 || strcmp(e, "is_archived") == 0) {
+            RT_INFO(SK_LOG, "Slack: %s%s%s is gone for the bot (%s); no longer caught up",
+                    it->channel, it->thread[0] ? " thread " : "", it->thread, e);
+            mark_drop(a, cx, it->channel, it->thread[0] ? it->thread : NULL);
+        } else if (strcmp(e, "missing_scope") == 0) {
+            if (!a->scope_warned)
+                RT_WARN(SK_LOG,
+                        "Slack: catching up needs the channels:history, "
+                        "groups:history, im:history and mpim:history scopes "
+                        "(%s answered missing_scope); messages sent while Hermes was "
+                        "away are not answered",
+                        r->method);
+            a->scope_warned = true;
+        } else {
+            RT_WARN(SK_LOG, "Slack: catching up on %s failed (%s)", it->channel, e);
+        }
+        catch_item_done(a, cx);
+        return;
+    }
+    if (!a->cmsgs)
+        a->cmsgs = cJSON_CreateArray();
+    cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    cJSON *m = cJSON_IsArray(msgs) ? msgs->child : NULL;
+    while (m) {
+        cJSON *next = m->next;
+        if (cJSON_IsObject(m))
+            cJSON_AddItemToArray(a->cmsgs, cJSON_DetachItemViaPointer(msgs, m));
+        m = next;
+    }
+    a->cpages++;
+    const char *cur = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(j, "response_metadata"), "next_cursor"));
+    bool more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "has_more")) && cur && *cur;
+    if (more && a->cpages < a->o.catchup_pages) {
+        rt_free(a->ccursor);
+        a->ccursor = rt_xstrdup(cur);
+        cJSON_Delete(j);
+        catch_request(a, cx);
+        return;
+    }
+    if (more)
+        RT_WARN(SK_LOG,
+                "Slack: more than %d pages came in %s while Hermes was away; catching up stops "
+                "there",
+                a->o.catchup_pages, it->channel);
+    cJSON_Delete(j);
+    catch_item_done(a, cx);
+}
+
+/* The state file was read (or is missing): the positions are known. */
+static void on_state_read(sk_adapter *a, rt_ctx *cx, ak_io_done *d)
+{
+    if (d->err == 0) {
+        size_t n = 0;
+        char bot[SLACK_ID_MAX];
+        if (slack_state_parse(d->data, bot, sizeof(bot), a->marks, SLACK_CATCHUP_CONVERSATIONS,
+                              &n) == 0) {
+            a->nmarks = n;
+            for (size_t i = 0; i < n; i++) {
+                a->marks[i].used = ++a->mark_clock;
+                if (a->marks[i].thread[0])
+                    ak_ring_add(a->threads, SK_THREADS_MAX, &a->threads_next,
+                                ak_hash2(a->marks[i].channel, a->marks[i].thread));
+            }
+            if (a->bot_user && bot[0] && strcmp(bot, a->bot_user) != 0) {
+                RT_WARN(SK_LOG, "Slack: %s belongs to another bot (%s); not catching up from it",
+                        a->state_path, bot);
+                a->nmarks = 0;
+            } else if (!a->bot_user) {
+                rt_strlcpy(a->state_bot, bot, sizeof(a->state_bot));
+            }
+        } else {
+            RT_WARN(SK_LOG, "Slack: %s is damaged; starting without catch-up positions",
+                    a->state_path);
+        }
+    } else if (d->err != -ENOENT) {
+        RT_WARN(SK_LOG, "Slack: cannot read %s: %s", a->state_path, rt_strerror(d->err));
+    }
+    a->state_loaded = true;
+    catch_start(a, cx);
 }
 
 /* ================================================================ Socket Mode */
@@ -1290,6 +1590,7 @@ static void on_ws_message(sk_adapter *a, rt_ctx *cx, rt_ws_msg_message *m)
             RT_INFO(SK_LOG, "Slack: Socket Mode connected");
             if (!a->announced)
                 announce(a, cx);
+            catch_start(a, cx); /* what came while there was no connection */
         }
     } else if (strcmp(f.type, "disconnect") == 0) {
         const char *why = f.reason ? f.reason : "unknown";
@@ -1305,12 +1606,12 @@ static void on_ws_message(sk_adapter *a, rt_ctx *cx, rt_ws_msg_message *m)
             begin_open(a, cx);
         }
     } else if (strcmp(f.type, "events_api") == 0 && f.has_event && a->phase == SK_PH_LIVE) {
-        uint64_t eh = f.envelope_id ? hash_str("envelope", f.envelope_id) : 0;
-        if (eh && ring_has(a->seen, SK_SEEN_MAX, eh)) {
+        uint64_t eh = f.envelope_id ? ak_hash2("envelope", f.envelope_id) : 0;
+        if (eh && ak_ring_has(a->seen, SK_SEEN_MAX, eh)) {
             RT_DEBUG(SK_LOG, "Slack: envelope %s delivered again", f.envelope_id);
         } else {
             if (eh)
-                ring_add(a->seen, SK_SEEN_MAX, &a->seen_next, eh);
+                ak_ring_add(a->seen, SK_SEEN_MAX, &a->seen_next, eh);
             inbound(a, cx, &f);
         }
     }
@@ -1362,6 +1663,7 @@ static void on_http_done(sk_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
         break;
     case SK_R_DOWNLOAD: inbound_download(a, cx, r, d); break;
     case SK_R_USER: inbound_user(a, cx, r->ctx, d); break;
+    case SK_R_HISTORY: on_history(a, cx, r, d); break;
     case SK_R_REACT:
         if (d->err || d->status != 200 || !d->body || !strstr(d->body, "\"ok\":true"))
             RT_DEBUG(SK_LOG, "Slack: %s failed (already reacted, or no reactions:write)",
@@ -1377,7 +1679,9 @@ static void on_io_done(sk_adapter *a, rt_ctx *cx, ak_io_done *d)
     sk_req *r = untrack(a, d->tag);
     if (!r)
         return;
-    if (r->kind == SK_R_SAVE) {
+    if (r->kind == SK_R_STATE) {
+        on_state_read(a, cx, d);
+    } else if (r->kind == SK_R_SAVE) {
         sk_job *j = r->ctx;
         j->ok[r->idx] = d->err == 0;
         j->pending--;
@@ -1400,6 +1704,7 @@ static void on_timeout(sk_adapter *a, rt_ctx *cx, rt_msg_timeout *t)
         break;
     case SK_T_RATELIMIT: on_ratelimit_timer(a, cx); break;
     case SK_T_OUT: on_out_timer(a, cx); break;
+    case SK_T_SAVE: state_save(a, cx); break;
     default: break;
     }
 }
@@ -1416,6 +1721,11 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
     case SK_MSG_START:
         if (a->phase == SK_PH_INIT) {
             a->io = ak_io_start(cx, "Slack");
+            if (a->o.catchup_max_age_s >= 0) {
+                sk_req *r = rt_xcalloc(1, sizeof(*r));
+                r->kind = SK_R_STATE;
+                ak_io_read(cx, a->io, a->state_path, 1u << 20, a->self, track(a, r));
+            }
             begin_auth(a, cx);
         }
         break;
@@ -1468,6 +1778,8 @@ static void adapter_free(void *state)
         rt_free(a->user_name[i]);
     }
     rt_free(a->mention);
+    rt_free(a->state_path);
+    catch_reset(a);
     slack_opts_fini(&a->o);
     rt_free(a);
 }
@@ -1475,19 +1787,6 @@ static void adapter_free(void *state)
 static const rt_actor_type sk_type = {"slack", behave, adapter_free, 0};
 
 /* ================================================================ start */
-
-static char **strv_dup(char *const *v)
-{
-    if (!v)
-        return NULL;
-    size_t n = 0;
-    while (v[n])
-        n++;
-    char **out = rt_xcalloc(n + 1, sizeof(*out));
-    for (size_t i = 0; i < n; i++)
-        out[i] = rt_xstrdup(v[i]);
-    return out;
-}
 
 static int fail(char *err, size_t errlen, int rc, const char *msg)
 {
@@ -1514,7 +1813,7 @@ int slack_start(rt_ctx *cx, const slack_opts *o, rt_ref gateway, rt_ref *out, ch
     a->o.api_base = rt_xstrdup(o->api_base ? o->api_base : SLACK_API_DEFAULT);
     a->o.hermes_home = rt_xstrdup(o->hermes_home);
     a->o.home_channel = o->home_channel && *o->home_channel ? rt_xstrdup(o->home_channel) : NULL;
-    a->o.free_channels = strv_dup(o->free_channels);
+    a->o.free_channels = ak_strv_dup(o->free_channels);
     a->o.ca_file = dupn(o->ca_file);
 #define DEF(f, v)                                                                                  \
     if (a->o.f <= 0)                                                                               \
@@ -1524,7 +1823,11 @@ int slack_start(rt_ctx *cx, const slack_opts *o, rt_ref gateway, rt_ref *out, ch
     DEF(ws_ping_ms, 30000);
     DEF(ws_idle_ms, 120000);
     DEF(http_timeout_ms, 30000);
+    DEF(catchup_pages, 10);
+    DEF(catchup_page_size, 200);
 #undef DEF
+    if (a->o.catchup_max_age_s == 0)
+        a->o.catchup_max_age_s = 86400;
     if (!a->o.max_file_bytes)
         a->o.max_file_bytes = 20u << 20;
     if (a->o.backoff_max_ms < a->o.backoff_min_ms)
@@ -1532,6 +1835,7 @@ int slack_start(rt_ctx *cx, const slack_opts *o, rt_ref gateway, rt_ref *out, ch
     a->bot_auth = rt_xasprintf("Authorization: Bearer %s", o->bot_token);
     a->app_auth = rt_xasprintf("Authorization: Bearer %s", o->app_token);
     a->cache_dir = rt_xasprintf("%s/cache", o->hermes_home);
+    a->state_path = rt_xasprintf("%s/platforms/slack/state.json", o->hermes_home);
     a->gateway = gateway;
     a->rnd = rt_hash_u64((uint64_t)getpid() ^ (uint64_t)rt_reactor_now_ns() ^ (uintptr_t)a) | 1;
     rt_map_init(&a->reqs);

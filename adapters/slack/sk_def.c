@@ -4,6 +4,7 @@
  */
 #include "slack.h"
 
+#include "ak_opts.h"
 #include "gw_adapter.h"
 #include "hm_config.h"
 #include "rt_alloc.h"
@@ -13,58 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-
-static const char *getv(const hm_config *cfg, const char *name)
-{
-    const char *v = hm_config_getenv(cfg, name, NULL);
-    return v && *v ? v : NULL;
-}
-
-static char *trimdup(const char *s, size_t n)
-{
-    while (n && (*s == ' ' || *s == '\t')) {
-        s++;
-        n--;
-    }
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
-        n--;
-    return rt_xstrndup(s, n);
-}
-
-/* "a, b,c" → NULL-terminated vector, or NULL when empty. */
-static char **split_list(const char *s)
-{
-    if (!s || !*s)
-        return NULL;
-    size_t cap = 1;
-    for (const char *p = s; *p; p++)
-        cap += *p == ',';
-    char **v = rt_xcalloc(cap + 1, sizeof(*v));
-    size_t n = 0;
-    const char *p = s;
-    while (*p) {
-        const char *c = strchr(p, ',');
-        size_t len = c ? (size_t)(c - p) : strlen(p);
-        char *item = trimdup(p, len);
-        if (*item)
-            v[n++] = item;
-        else
-            rt_free(item);
-        p = c ? c + 1 : p + len;
-    }
-    if (!n) {
-        rt_free(v);
-        return NULL;
-    }
-    return v;
-}
-
-static bool is_false(const char *v)
-{
-    return strcasecmp(v, "false") == 0 || strcasecmp(v, "0") == 0 || strcasecmp(v, "no") == 0 ||
-           strcasecmp(v, "off") == 0;
-}
 
 static int bad(slack_opts *o, char *err, size_t errlen, const char *msg)
 {
@@ -78,10 +27,10 @@ int slack_opts_from_config(const hm_config *cfg, const char *hermes_home, slack_
                            size_t errlen)
 {
     memset(o, 0, sizeof(*o));
-    const char *bot = getv(cfg, "SLACK_BOT_TOKEN");
+    const char *bot = ak_getv(cfg, "SLACK_BOT_TOKEN");
     if (!bot)
         return -ENOENT;
-    const char *app = getv(cfg, "SLACK_APP_TOKEN");
+    const char *app = ak_getv(cfg, "SLACK_APP_TOKEN");
     o->bot_token = rt_xstrdup(bot);
     o->app_token = app ? rt_xstrdup(app) : NULL;
     if (!app)
@@ -96,7 +45,7 @@ int slack_opts_from_config(const hm_config *cfg, const char *hermes_home, slack_
         return bad(o, err, errlen,
                    "Slack: SLACK_APP_TOKEN holds a bot or user token; it must be the App-Level "
                    "Token (xapp-…)");
-    const char *base = getv(cfg, "SLACK_API_BASE");
+    const char *base = ak_getv(cfg, "SLACK_API_BASE");
     if (base && strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0)
         return bad(o, err, errlen, "Slack: SLACK_API_BASE must start with https:// or http://");
     o->api_base = rt_xstrdup(base ? base : SLACK_API_DEFAULT);
@@ -105,32 +54,19 @@ int slack_opts_from_config(const hm_config *cfg, const char *hermes_home, slack_
         o->api_base[--bl] = '\0';
     const char *home = hermes_home ? hermes_home : hm_config_home_dir(cfg);
     o->hermes_home = rt_xstrdup(home ? home : ".");
-    const char *hc = getv(cfg, "SLACK_HOME_CHANNEL");
+    const char *hc = ak_getv(cfg, "SLACK_HOME_CHANNEL");
     if (!hc)
         hc = hm_config_str(cfg, "slack.home_channel");
     o->home_channel = hc && *hc ? rt_xstrdup(hc) : NULL;
-    const char *rm = getv(cfg, "SLACK_REQUIRE_MENTION");
+    const char *rm = ak_getv(cfg, "SLACK_REQUIRE_MENTION");
     o->require_mention = true;
     if (rm)
-        o->require_mention = !is_false(rm);
+        o->require_mention = !ak_is_false(rm);
     else if (hm_config_is_set(cfg, "slack.require_mention"))
         o->require_mention = hm_config_bool(cfg, "slack.require_mention");
-    const char *fr = getv(cfg, "SLACK_FREE_RESPONSE_CHANNELS");
-    if (fr) {
-        o->free_channels = split_list(fr);
-    } else {
-        const char *items[64];
-        size_t n = hm_config_list(cfg, "slack.free_response_channels", items, 64);
-        if (n == 1 && items[0])
-            o->free_channels = split_list(items[0]);
-        else if (n > 1) {
-            n = n > 64 ? 64 : n;
-            o->free_channels = rt_xcalloc(n + 1, sizeof(char *));
-            for (size_t i = 0; i < n; i++)
-                o->free_channels[i] = rt_xstrdup(items[i] ? items[i] : "");
-        }
-    }
-    const char *ab = getv(cfg, "SLACK_ALLOW_BOTS");
+    o->free_channels =
+        ak_list_setting(cfg, "SLACK_FREE_RESPONSE_CHANNELS", "slack.free_response_channels");
+    const char *ab = ak_getv(cfg, "SLACK_ALLOW_BOTS");
     if (!ab && hm_config_is_set(cfg, "slack.allow_bots"))
         ab = hm_config_bool(cfg, "slack.allow_bots") ? "all" : "none";
     if (ab) {
@@ -141,7 +77,7 @@ int slack_opts_from_config(const hm_config *cfg, const char *hermes_home, slack_
                  strcasecmp(ab, "on") == 0)
             o->allow_bots = SLACK_BOTS_ALL;
     }
-    const char *ca = getv(cfg, "SLACK_CA_FILE");
+    const char *ca = ak_getv(cfg, "SLACK_CA_FILE");
     o->ca_file = ca ? rt_xstrdup(ca) : NULL;
     return 0;
 }
@@ -155,9 +91,7 @@ void slack_opts_fini(slack_opts *o)
     rt_free(o->api_base);
     rt_free(o->hermes_home);
     rt_free(o->home_channel);
-    for (size_t i = 0; o->free_channels && o->free_channels[i]; i++)
-        rt_free(o->free_channels[i]);
-    rt_free(o->free_channels);
+    ak_strv_free(o->free_channels);
     rt_free(o->ca_file);
     memset(o, 0, sizeof(*o));
 }
@@ -195,12 +129,7 @@ static void sk_def_stop(rt_ctx *cx, void *handle, int64_t grace_ms)
         return;
     /* the last replies get up to grace_ms (at most 10 s) to go out; the main thread may
      * wait (this runs after the signal loop, never on a worker) */
-    slack_drain(cx, h->ref);
-    int64_t left = grace_ms <= 0 ? 1000 : grace_ms > 10000 ? 10000 : grace_ms;
-    const struct timespec step = {0, 10 * 1000000L};
-    for (; left > 0 && rt_is_alive(cx, h->ref); left -= 10)
-        nanosleep(&step, NULL);
-    (void)rt_stop(cx, h->ref, RT_EXIT_STOPPED); /* false when it ended already */
+    ak_stop_drained(cx, h->ref, grace_ms, slack_drain);
     rt_free(h);
 }
 

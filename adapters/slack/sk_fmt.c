@@ -11,6 +11,7 @@
 
 #include "rt_alloc.h"
 #include "rt_buf.h"
+#include "rt_util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -342,19 +343,9 @@ void slack_frame_fini(slack_frame *f)
     memset(f, 0, sizeof(*f));
 }
 
-static void parse_event(const cJSON *payload, slack_frame *f)
+/* The message fields of ev (an event, or a message from conversations.history/replies). */
+static void message_fields(const cJSON *ev, slack_frame *f)
 {
-    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(payload, "event");
-    if (!cJSON_IsObject(ev))
-        return;
-    char *type = jstr(ev, "type");
-    if (!type || (strcmp(type, "message") != 0 && strcmp(type, "app_mention") != 0)) {
-        rt_free(type);
-        return;
-    }
-    f->has_event = true;
-    f->event_type = type;
-    f->event_id = jstr(payload, "event_id");
     f->subtype = jstr(ev, "subtype");
     f->channel = jstr(ev, "channel");
     f->channel_type = jstr(ev, "channel_type");
@@ -364,8 +355,6 @@ static void parse_event(const cJSON *payload, slack_frame *f)
     f->ts = jstr(ev, "ts");
     f->thread_ts = jstr(ev, "thread_ts");
     f->team = jstr(ev, "team");
-    if (!f->team)
-        f->team = jstr(payload, "team_id");
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(ev, "files");
     const cJSON *fi;
     cJSON_ArrayForEach(fi, files)
@@ -384,6 +373,163 @@ static void parse_event(const cJSON *payload, slack_frame *f)
         const cJSON *sz = cJSON_GetObjectItemCaseSensitive(fi, "size");
         f->file_size[i] = cJSON_IsNumber(sz) ? (int64_t)sz->valuedouble : -1;
     }
+}
+
+static void parse_event(const cJSON *payload, slack_frame *f)
+{
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(payload, "event");
+    if (!cJSON_IsObject(ev))
+        return;
+    char *type = jstr(ev, "type");
+    if (!type || (strcmp(type, "message") != 0 && strcmp(type, "app_mention") != 0)) {
+        rt_free(type);
+        return;
+    }
+    f->has_event = true;
+    f->event_type = type;
+    f->event_id = jstr(payload, "event_id");
+    message_fields(ev, f);
+    if (!f->team)
+        f->team = jstr(payload, "team_id");
+}
+
+int slack_message_parse(const void *msg, const char *channel, bool dm, slack_frame *f)
+{
+    memset(f, 0, sizeof(*f));
+    const cJSON *m = msg;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
+    if (!cJSON_IsObject(m) || !channel || !cJSON_IsString(type) ||
+        strcmp(type->valuestring, "message") != 0)
+        return -EINVAL;
+    f->type = rt_xstrdup("history");
+    f->has_event = true;
+    f->event_type = rt_xstrdup("message");
+    message_fields(m, f);
+    rt_free(f->channel);
+    f->channel = rt_xstrdup(channel);
+    if (!f->channel_type)
+        f->channel_type = rt_xstrdup(dm ? "im" : "channel");
+    if (!f->ts) {
+        slack_frame_fini(f);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* "1700000000.000100": digits, one dot, digits; at most SLACK_TS_MAX - 1 characters. */
+bool slack_ts_ok(const char *ts)
+{
+    if (!ts || !*ts || strlen(ts) >= SLACK_TS_MAX)
+        return false;
+    int dots = 0;
+    for (const char *p = ts; *p; p++) {
+        if (*p == '.')
+            dots++;
+        else if (*p < '0' || *p > '9')
+            return false;
+    }
+    return dots <= 1 && ts[0] != '.';
+}
+
+int slack_ts_cmp(const char *a, const char *b)
+{
+    a = a ? a : "";
+    b = b ? b : "";
+    const char *da = strchr(a, '.'), *db = strchr(b, '.');
+    size_t ia = da ? (size_t)(da - a) : strlen(a), ib = db ? (size_t)(db - b) : strlen(b);
+    while (ia > 1 && *a == '0') {
+        a++;
+        ia--;
+    }
+    while (ib > 1 && *b == '0') {
+        b++;
+        ib--;
+    }
+    if (ia != ib)
+        return ia < ib ? -1 : 1;
+    int c = strncmp(a, b, ia);
+    if (c)
+        return c < 0 ? -1 : 1;
+    const char *fa = da ? da + 1 : "", *fb = db ? db + 1 : "";
+    /* fractions: compare digit by digit, a missing digit is 0 */
+    while (*fa || *fb) {
+        char x = *fa ? *fa++ : '0', y = *fb ? *fb++ : '0';
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return 0;
+}
+
+static bool id_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) >= SLACK_ID_MAX)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z')))
+            return false;
+    return true;
+}
+
+char *slack_state_format(const char *bot_user, const slack_mark *m, size_t n)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "bot_user", bot_user ? bot_user : "");
+    cJSON *arr = cJSON_AddArrayToObject(j, "conversations");
+    for (size_t i = 0; i < n; i++) {
+        if (!m[i].channel[0] || !m[i].last[0])
+            continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "channel", m[i].channel);
+        if (m[i].thread[0])
+            cJSON_AddStringToObject(o, "thread_ts", m[i].thread);
+        cJSON_AddStringToObject(o, "last_ts", m[i].last);
+        if (m[i].dm)
+            cJSON_AddTrueToObject(o, "dm");
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    char *out = rt_xasprintf("%s\n", s);
+    cJSON_free(s);
+    return out;
+}
+
+int slack_state_parse(const char *text, char *bot_user, size_t bulen, slack_mark *m, size_t max,
+                      size_t *n)
+{
+    *n = 0;
+    if (bulen)
+        bot_user[0] = '\0';
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    const cJSON *bu = cJSON_GetObjectItemCaseSensitive(j, "bot_user");
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "conversations");
+    if (!cJSON_IsObject(j) || !cJSON_IsString(bu) || !cJSON_IsArray(arr)) {
+        cJSON_Delete(j);
+        return -EINVAL;
+    }
+    rt_strlcpy(bot_user, bu->valuestring, bulen);
+    const cJSON *o;
+    cJSON_ArrayForEach(o, arr)
+    {
+        if (*n >= max)
+            break;
+        const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "channel");
+        const cJSON *th = cJSON_GetObjectItemCaseSensitive(o, "thread_ts");
+        const cJSON *last = cJSON_GetObjectItemCaseSensitive(o, "last_ts");
+        if (!cJSON_IsString(ch) || !id_ok(ch->valuestring) || !cJSON_IsString(last) ||
+            !slack_ts_ok(last->valuestring) ||
+            (th && (!cJSON_IsString(th) || !slack_ts_ok(th->valuestring))))
+            continue; /* a damaged entry is skipped, the rest kept */
+        slack_mark *k = &m[(*n)++];
+        memset(k, 0, sizeof(*k));
+        rt_strlcpy(k->channel, ch->valuestring, sizeof(k->channel));
+        if (th)
+            rt_strlcpy(k->thread, th->valuestring, sizeof(k->thread));
+        rt_strlcpy(k->last, last->valuestring, sizeof(k->last));
+        k->dm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "dm"));
+    }
+    cJSON_Delete(j);
+    return 0;
 }
 
 int slack_frame_parse(const char *data, size_t len, slack_frame *f)

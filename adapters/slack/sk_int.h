@@ -1,11 +1,12 @@
 /*
  * sk_int.h — internals of the Slack adapter shared within adapters/slack:
  *
- *   sk_fmt.c     pure helpers: mrkdwn, frame parsing (slack.h)
+ *   sk_fmt.c     pure helpers: mrkdwn, frame and history-message parsing, ts order, the
+ *                state file (slack.h)
  *   sk_def.c     slack_opts_from_config, the gw_adapter_def
- *   sk_actor.c   the actor: connecting, Socket Mode, inbound events, outbound posts and
- *                files, Web API requests with per-method rate limits, slack_start
- *   (file I/O: the detached helper of adapters/kit/ak_io.h)
+ *   sk_actor.c   the actor: connecting, Socket Mode, inbound events, catching up, outbound posts
+ * and files, Web API requests with per-method rate limits, slack_start (file I/O: the detached
+ * helper of adapters/kit/ak_io.h)
  *
  * Invariants:
  *   1. Everything in sk_adapter belongs to the actor and is touched only from its behaviour.
@@ -15,7 +16,8 @@
  *   3. Messages from an older WebSocket, a re-armed timer or a forgotten request are
  *      recognised (generation, timer sequence, unknown tag) and ignored.
  *
- * Threads: the actor runs on workers; sk_io's actor has its own thread (it blocks on disk).
+ * Threads: the actor runs on workers; the kit's file helper (ak_io) has its own thread (it blocks
+ * on disk).
  */
 #ifndef SK_INT_H
 #define SK_INT_H

@@ -26,7 +26,19 @@
  *   - replies with chat.postMessage (Markdown rendered as mrkdwn, split at 39000 characters),
  *     in the thread of the message answered (channels always reply in a thread; top-level
  *     DMs are answered top-level), with an :eyes: reaction while working;
- *   - honours 429 answers per Web API method (Retry-After; other methods go on).
+ *   - honours 429 answers per Web API method (Retry-After; other methods go on);
+ *   - loses nothing across a restart or a Socket Mode outage, as far as Slack allows: for
+ *     every conversation it knows (channels and DMs it got messages from, threads it is in;
+ *     the SLACK_CATCHUP_CONVERSATIONS most recently active) it remembers the newest ts
+ *     handled, in HERMES_HOME/platforms/slack/state.json (0600, written atomically by the
+ *     kit's file helper, a second after a change and at stop). After every "hello" it reads
+ *     what came since: conversations.history for channels and DMs, conversations.replies for
+ *     threads (oldest = that ts, cursor pagination, at most catchup_pages pages of 200 per
+ *     conversation, nothing older than catchup_max_age_s), oldest first, through the same
+ *     rules as live events. A message seen live and again in history is recognised
+ *     (message_id "<channel>:<ts>", here and in the gateway's durable seen set);
+ *   - shows no typing indicator: Slack's Web API has none for bots (the :eyes: reaction
+ *     says it is working).
  *
  * Threads: slack_opts_from_config and the pure helpers from any thread; slack_start from a
  * non-worker thread with an rt_ctx_external context. The actor runs on workers and never
@@ -50,22 +62,39 @@ typedef struct hm_config hm_config;
 enum slack_allow_bots { SLACK_BOTS_NONE = 0, SLACK_BOTS_MENTIONS, SLACK_BOTS_ALL };
 
 typedef struct slack_opts {
-    char *bot_token;         /* SLACK_BOT_TOKEN (xoxb-) */
-    char *app_token;         /* SLACK_APP_TOKEN (xapp-) */
-    char *api_base;          /* SLACK_API_BASE (tests), no trailing '/' */
-    char *hermes_home;       /* cache lives under it */
-    char *home_channel;      /* SLACK_HOME_CHANNEL, or NULL */
-    bool require_mention;    /* SLACK_REQUIRE_MENTION (default true) */
-    char **free_channels;    /* SLACK_FREE_RESPONSE_CHANNELS, NULL-terminated, or NULL */
-    int allow_bots;          /* SLACK_ALLOW_BOTS: slack_allow_bots */
-    char *ca_file;           /* PEM bundle trusted instead of the system's, or NULL */
-    int64_t backoff_min_ms;  /* 0: 1000 */
-    int64_t backoff_max_ms;  /* 0: 60000 */
-    int64_t ws_ping_ms;      /* WebSocket ping interval; 0: 30000 */
-    int64_t ws_idle_ms;      /* no frame for this long drops the socket; 0: 120000 */
-    int64_t http_timeout_ms; /* Web API calls; 0: 30000 */
-    size_t max_file_bytes;   /* largest file downloaded or uploaded; 0: 20 MiB */
+    char *bot_token;           /* SLACK_BOT_TOKEN (xoxb-) */
+    char *app_token;           /* SLACK_APP_TOKEN (xapp-) */
+    char *api_base;            /* SLACK_API_BASE (tests), no trailing '/' */
+    char *hermes_home;         /* cache lives under it */
+    char *home_channel;        /* SLACK_HOME_CHANNEL, or NULL */
+    bool require_mention;      /* SLACK_REQUIRE_MENTION (default true) */
+    char **free_channels;      /* SLACK_FREE_RESPONSE_CHANNELS, NULL-terminated, or NULL */
+    int allow_bots;            /* SLACK_ALLOW_BOTS: slack_allow_bots */
+    char *ca_file;             /* PEM bundle trusted instead of the system's, or NULL */
+    int64_t backoff_min_ms;    /* 0: 1000 */
+    int64_t backoff_max_ms;    /* 0: 60000 */
+    int64_t ws_ping_ms;        /* WebSocket ping interval; 0: 30000 */
+    int64_t ws_idle_ms;        /* no frame for this long drops the socket; 0: 120000 */
+    int64_t http_timeout_ms;   /* Web API calls; 0: 30000 */
+    size_t max_file_bytes;     /* largest file downloaded or uploaded; 0: 20 MiB */
+    int64_t catchup_max_age_s; /* catch-up reaches back at most this far; 0: 86400; < 0: off */
+    int catchup_pages;         /* pages per conversation; 0: 10 */
+    int catchup_page_size;     /* messages a page; 0: 200 */
 } slack_opts;
+
+#define SLACK_CATCHUP_CONVERSATIONS 100 /* conversations remembered for catching up */
+#define SLACK_TS_MAX                24  /* "1700000000.000100" and room */
+#define SLACK_ID_MAX                24  /* channel and user ids */
+
+/* A conversation's position: the newest ts handled in a channel/DM (thread empty) or in a
+ * thread the bot is in (thread = its root ts). */
+typedef struct slack_mark {
+    char channel[SLACK_ID_MAX];
+    char thread[SLACK_TS_MAX];
+    char last[SLACK_TS_MAX];
+    bool dm;
+    uint64_t used; /* recency, for forgetting the least recently active */
+} slack_mark;
 
 /*
  * Read the settings: SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_HOME_CHANNEL,
@@ -137,5 +166,22 @@ typedef struct slack_frame {
  * (f is then empty but safe to fini). */
 int slack_frame_parse(const char *data, size_t len, slack_frame *f);
 void slack_frame_fini(slack_frame *f);
+
+/* A message object of conversations.history / conversations.replies (a cJSON *) as a frame
+ * with an event of type message in channel. 0, or -EINVAL (not a message, no ts). */
+int slack_message_parse(const void *msg, const char *channel, bool dm, slack_frame *f);
+
+/* Whether ts looks like a Slack ts (digits, at most one dot, < SLACK_TS_MAX characters). */
+bool slack_ts_ok(const char *ts);
+/* Order of two ts ("1700000000.000100" < "1700000000.000200" < "1700000001.000000"). */
+int slack_ts_cmp(const char *a, const char *b);
+
+/* The state file: {"bot_user": …, "conversations": [{"channel", "thread_ts"?, "last_ts",
+ * "dm"?}]}. format returns a new string (rt_free). parse fills at most max marks (entries
+ * with bad ids or ts are skipped) and the bot user: 0, or -EINVAL when it is not such a
+ * file. */
+char *slack_state_format(const char *bot_user, const slack_mark *m, size_t n);
+int slack_state_parse(const char *text, char *bot_user, size_t bulen, slack_mark *m, size_t max,
+                      size_t *n);
 
 #endif /* SLACK_H */

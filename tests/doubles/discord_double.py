@@ -15,6 +15,17 @@ REST (prefix /api/v10, "Authorization: Bot <token>", else 401 {"message":"401: U
                                        X-RateLimit-Limit/-Remaining/-Reset/-Reset-After/
                                        -Bucket/-Scope on every answer, 429 past the limit
     POST /channels/{id}/typing         204
+    POST /channels/{id}/messages/{mid}/threads
+                                       Start Thread from Message: {"name" (1-100),
+                                       "auto_archive_duration"? (60|1440|4320|10080),
+                                       "rate_limit_per_user"?} → 201 the thread channel
+                                       (type 11, id = the message's id, parent_id, owner_id,
+                                       thread_metadata), then THREAD_CREATE (newly_created)
+                                       on the Gateway; 400 code 160004 when the message has
+                                       a thread already, 404 10003/10008 for an unknown
+                                       channel/message, 403 50013 without the permission
+                                       (/_test/config "can_create_threads": false); its own
+                                       bucket with the same rate-limit headers; 429 past it
 GET  /attachments/{id}/{name}           the CDN (no token)
 GET  /gw?v=10&encoding=json             the Gateway: Hello (op 10), then Identify (op 2: token
                                         and intents checked: 4004 / 4014) → READY, or Resume
@@ -31,10 +42,12 @@ Control (JSON):
                           "message_content_enabled", "manual_reset" (windows end only with
                           /_test/reset_buckets)}
     POST /_test/reset_buckets
-    POST /_test/fault    {"route":"messages","count":1,"retry_after":1.5,"global":false}
+    POST /_test/fault    {"route":"messages"|"threads","count":1,"retry_after":1.5,
+                          "global":false}
     POST /_test/attachment {"name","data","content_type"} → an attachment object
     GET  /_test/state    {"connections","open","identifies":[…],"resumes":[…],
-                          "heartbeats":[…],"posts":[…],"typing":[…],"requests":[…],"acks_muted"}
+                          "heartbeats":[…],"posts":[…],"typing":[…],"requests":[…],"threads":[…],
+                          "acks_muted"}
 """
 import argparse
 import asyncio
@@ -66,11 +79,14 @@ class State:
         self.faults = []
         self.buckets = {}
         self.attachments = {}
+        self.messages = {}  # id -> MESSAGE_CREATE payload (for Start Thread from Message)
+        self.threads = []   # the thread channels created
         self.sessions = {}  # session_id -> {"seq": n, "events": [(seq, payload)]}
         self.current = None  # session id of the live socket
         self.close_req = {}  # id(ws) -> (code, reason) asked for by /_test/close
         self.cfg = {"heartbeat_interval": 41250, "mute_acks": False, "limit": 50,
-                    "reset_after": 2.0, "message_content_enabled": True}
+                    "reset_after": 2.0, "message_content_enabled": True,
+                    "can_create_threads": True}
 
 
 S = State()
@@ -98,11 +114,11 @@ async def gateway_bot(request):
                                                       "max_concurrency": 1}})
 
 
-def rl_headers(channel, remaining, reset_after):
+def rl_headers(channel, remaining, reset_after, bucket="abcd1234messages"):
     return {"X-RateLimit-Limit": str(S.cfg["limit"]), "X-RateLimit-Remaining": str(remaining),
             "X-RateLimit-Reset": "%.3f" % (time.time() + reset_after),
             "X-RateLimit-Reset-After": "%.3f" % reset_after,
-            "X-RateLimit-Bucket": "abcd1234messages", "X-RateLimit-Scope": "user"}
+            "X-RateLimit-Bucket": bucket, "X-RateLimit-Scope": "user"}
 
 
 def take_fault(route):
@@ -188,6 +204,89 @@ async def post_message(request):
                               "attachments": [{"id": str(next(S.ids)),
                                                "filename": f["filename"]} for f in files]},
                              headers=rl_headers(ch, remaining, b["reset_at"] - now))
+
+
+THREAD_BUCKET = "abcd5678threads"
+
+
+def take_bucket(key, bucket):
+    """One request against key's window: (ok, remaining, reset_after)."""
+    now = time.monotonic()
+    b = S.buckets.get(key)
+    if not b or (now >= b["reset_at"] and not S.cfg.get("manual_reset")):
+        b = {"used": 0, "reset_at": now + S.cfg["reset_after"]}
+        S.buckets[key] = b
+    if b["used"] >= S.cfg["limit"]:
+        return False, 0, b["reset_at"] - now
+    b["used"] += 1
+    return True, S.cfg["limit"] - b["used"], b["reset_at"] - now
+
+
+async def start_thread(request):
+    ch = request.match_info["cid"]
+    mid = request.match_info["mid"]
+    S.requests.append({"route": "POST /channels/{id}/messages/{id}/threads", "channel": ch,
+                       "message": mid, "t": time.monotonic()})
+    if not authed(request):
+        return unauthorized()
+    f = take_fault("threads")
+    if f:
+        ra = f.get("retry_after", 1.0)
+        h = {"Retry-After": str(int(ra + 0.999))}
+        h.update(rl_headers(ch, 0, ra, THREAD_BUCKET))
+        return web.json_response({"message": "You are being rate limited.", "retry_after": ra,
+                                  "global": False}, status=429, headers=h)
+    ok, remaining, reset_after = take_bucket("threads:" + ch, THREAD_BUCKET)
+    h = rl_headers(ch, remaining, reset_after, THREAD_BUCKET)
+    if not ok:
+        return web.json_response({"message": "You are being rate limited.",
+                                  "retry_after": round(reset_after, 3), "global": False},
+                                 status=429, headers=h)
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return web.json_response({"message": "Invalid Form Body", "code": 50035}, status=400,
+                                 headers=h)
+    name = body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 100:
+        return web.json_response({"message": "Invalid Form Body", "code": 50035,
+                                  "errors": {"name": {"_errors": [
+                                      {"code": "BASE_TYPE_BAD_LENGTH",
+                                       "message": "Must be between 1 and 100 in length."}]}}},
+                                 status=400, headers=h)
+    aad = body.get("auto_archive_duration", 1440)
+    if aad not in (60, 1440, 4320, 10080):
+        return web.json_response({"message": "Invalid Form Body", "code": 50035}, status=400,
+                                 headers=h)
+    msg = S.messages.get(mid)
+    if not msg or msg["channel_id"] != ch:
+        known = any(m["channel_id"] == ch for m in S.messages.values())
+        return web.json_response({"message": "Unknown Message" if known else "Unknown Channel",
+                                  "code": 10008 if known else 10003}, status=404, headers=h)
+    if not msg.get("guild_id"):
+        return web.json_response({"message": "Cannot execute action on a DM channel",
+                                  "code": 50003}, status=400, headers=h)
+    if not S.cfg["can_create_threads"]:
+        return web.json_response({"message": "Missing Permissions", "code": 50013}, status=403,
+                                 headers=h)
+    if any(t["id"] == mid for t in S.threads):
+        return web.json_response({"message": "A thread has already been created for this "
+                                  "message", "code": 160004}, status=400, headers=h)
+    thread = {"id": mid, "type": 11, "guild_id": msg["guild_id"], "parent_id": ch,
+              "owner_id": BOT_ID, "name": name, "last_message_id": None,
+              "rate_limit_per_user": body.get("rate_limit_per_user", 0), "message_count": 0,
+              "member_count": 1, "total_message_sent": 0, "flags": 0,
+              "thread_metadata": {"archived": False, "auto_archive_duration": aad,
+                                  "archive_timestamp": "2026-01-01T00:00:00.000000+00:00",
+                                  "locked": False, "create_timestamp":
+                                  "2026-01-01T00:00:00.000000+00:00"},
+              "member": {"id": mid, "user_id": BOT_ID, "flags": 0,
+                         "join_timestamp": "2026-01-01T00:00:00.000000+00:00"}}
+    S.threads.append(thread)
+    await dispatch("THREAD_CREATE", dict(thread, newly_created=True))
+    return web.json_response(thread, status=201, headers=h)
 
 
 async def typing(request):
@@ -312,6 +411,7 @@ async def ctl_message(request):
         d["type"] = 19
         d["referenced_message"] = {"id": "1", "author": {"id": b["referenced_author"]}}
     seq = await dispatch("MESSAGE_CREATE", d)
+    S.messages[mid] = d
     if seq is None:
         return web.json_response({"error": "no session"}, status=409)
     return web.json_response({"id": mid, "seq": seq})
@@ -373,7 +473,7 @@ async def ctl_state(request):
     return web.json_response({
         "connections": S.connections, "open": len(S.sockets), "identifies": S.identifies,
         "resumes": S.resumes, "heartbeats": S.heartbeats, "posts": S.posts,
-        "typing": S.typing, "requests": S.requests,
+        "typing": S.typing, "requests": S.requests, "threads": S.threads,
         "rejected": getattr(S, "posts_rejected", 0),
         "current_open": bool(S.sockets and not S.sockets[-1].closed)})
 
@@ -387,6 +487,7 @@ def main():
     app.router.add_get("/api/v10/gateway/bot", gateway_bot)
     app.router.add_post("/api/v10/channels/{cid}/messages", post_message)
     app.router.add_post("/api/v10/channels/{cid}/typing", typing)
+    app.router.add_post("/api/v10/channels/{cid}/messages/{mid}/threads", start_thread)
     app.router.add_get("/attachments/{aid}/{name}", cdn)
     app.router.add_get("/gw", gw)
     app.router.add_get("/gw/", gw)

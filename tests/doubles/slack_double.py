@@ -14,6 +14,18 @@ Web API (POST /api/<method>, form-encoded or JSON, token in "Authorization: Bear
     users.info                   → {"ok":true,"user":{…}}
     files.getUploadURLExternal   → {"ok":true,"upload_url","file_id"}
     files.completeUploadExternal → {"ok":true,"files":[…]}
+    conversations.history        channel, cursor, inclusive, latest, limit (default 100,
+                                 at most 999), oldest (default "0") → {"ok":true,
+                                 "messages":[newest first; top-level messages and thread
+                                 broadcasts],"has_more","pin_count",
+                                 "response_metadata":{"next_cursor"}};
+                                 channel_not_found / not_in_channel / invalid_cursor
+    conversations.replies        channel, ts (the thread's parent), cursor, inclusive,
+                                 latest, limit, oldest → {"ok":true,"messages":[the parent
+                                 first, then replies oldest first],"has_more",
+                                 "response_metadata":{"next_cursor"}}; thread_not_found
+  every message the double knows (events sent, posts made) is in the channel's history;
+  a ts is "<unix seconds>.<6 digits>" from the wall clock, always increasing;
   wrong or missing token → {"ok":false,"error":"invalid_auth"} (200, as Slack does);
   an xoxb token on apps.connections.open → "not_allowed_token_type".
 POST /upload/<file_id>            the upload URL (raw bytes)
@@ -24,11 +36,19 @@ GET  /link/?ticket=N              the Socket Mode WebSocket: sends hello, then w
 Control (JSON):
     POST /_test/event      {"event":{…}, "event_id"?, "retry_attempt"?, "envelope_id"?}
                            → {"envelope_id"}: an events_api envelope on the open socket
+                           (the message goes into the channel's history too)
+    POST /_test/post       {"event":{…}} a message posted in Slack: into the history, and
+                           delivered on the open socket if there is one → {"ts",
+                           "delivered"} (with no socket it is only in the history, as when
+                           Socket Mode is down)
+    POST /_test/member     {"channel", "member": false} the bot leaves (not_in_channel)
     POST /_test/resend     {"envelope_id"} the same envelope again (same envelope_id)
     POST /_test/disconnect {"reason":"refresh_requested"} then closes the socket 1 s later
     POST /_test/drop       close the socket abruptly (no disconnect frame)
     POST /_test/raw        {"text"} one raw text frame (bad input)
     POST /_test/fault      {"method", "status"?:429, "retry_after"?:1, "error"?, "count"?:1}
+                           (429: HTTP 429 with Retry-After, body {"ok":false,
+                           "error":"ratelimited"})
     POST /_test/file       {"name","data","mimetype"} → the file object for an event
     GET  /_test/state      {"connections","open","hellos","acks":[{envelope_id,delay_ms}],
                             "unacked":[…],"calls":[{method,args,token,t}],"posts":[…],
@@ -37,6 +57,7 @@ Control (JSON):
 """
 import argparse
 import asyncio
+import base64
 import itertools
 import json
 import os
@@ -67,7 +88,9 @@ class State:
         self.sent = {}             # envelope_id -> (frame, sent_at)
         self.acks = []
         self.files = {}
-        self.ts = itertools.count(1)
+        self.last_us = 0
+        self.history = {}          # channel -> {ts: message}
+        self.not_member = set()
         self.ids = itertools.count(1)
         self.tickets = itertools.count(1)
 
@@ -85,7 +108,130 @@ def now():
 
 
 def next_ts():
-    return "1700000000.%06d" % next(S.ts)
+    us = max(int(time.time() * 1e6), S.last_us + 1)
+    S.last_us = us
+    return "%d.%06d" % divmod(us, 1000000)
+
+
+def ts_key(ts):
+    try:
+        sec, _, frac = str(ts).partition(".")
+        return (int(sec), int((frac + "000000")[:6]))
+    except ValueError:
+        return None
+
+
+STORED_KEYS = ("type", "subtype", "user", "bot_id", "text", "ts", "thread_ts", "files",
+               "team", "blocks", "attachments")
+
+
+def store(channel, ev):
+    """Keep a message in channel's history (the first of the message/app_mention pair)."""
+    if ev.get("type") not in ("message", "app_mention") or not channel or not ev.get("ts"):
+        return
+    sub = ev.get("subtype")
+    if sub and sub not in ("file_share", "thread_broadcast", "bot_message"):
+        return
+    h = S.history.setdefault(channel, {})
+    if ev["ts"] in h:
+        return
+    m = {k: ev[k] for k in STORED_KEYS if k in ev}
+    m["type"] = "message"
+    h[ev["ts"]] = m
+    parent = h.get(ev.get("thread_ts")) if ev.get("thread_ts") != ev["ts"] else None
+    if parent is not None:
+        parent["thread_ts"] = parent["ts"]
+        parent["reply_count"] = parent.get("reply_count", 0) + 1
+        users = set(parent.get("reply_users", []))
+        users.add(ev.get("user"))
+        parent["reply_users"] = sorted(u for u in users if u)
+        parent["reply_users_count"] = len(parent["reply_users"])
+        parent["latest_reply"] = ev["ts"]
+
+
+def encode_cursor(ts):
+    return base64.b64encode(("next_ts:" + ts).encode()).decode()
+
+
+def decode_cursor(c):
+    try:
+        t = base64.b64decode(c.encode(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return t[8:] if t.startswith("next_ts:") and ts_key(t[8:]) else None
+
+
+def window(args):
+    """(oldest, latest, inclusive, limit) from a history call's arguments, or an error."""
+    oldest = ts_key(args.get("oldest", "0") or "0")
+    latest = ts_key(args.get("latest") or "%d.000000" % (int(time.time()) + 1))
+    if oldest is None or latest is None:
+        return None
+    inclusive = str(args.get("inclusive", "false")).lower() in ("true", "1")
+    try:
+        limit = int(args.get("limit", 100) or 100)
+    except ValueError:
+        limit = 100
+    limit = max(1, min(limit, 999))
+    return oldest, latest, inclusive, limit
+
+
+def in_window(ts, w):
+    k = ts_key(ts)
+    oldest, latest, inclusive, _ = w
+    if inclusive:
+        return oldest <= k <= latest
+    return oldest < k < latest
+
+
+def page(msgs, args, limit, descending):
+    """msgs sorted in answer order → (page, has_more, next_cursor) or None (bad cursor)."""
+    cur = args.get("cursor")
+    if cur:
+        start = decode_cursor(cur)
+        if start is None:
+            return None
+        sk = ts_key(start)
+        msgs = [m for m in msgs if (ts_key(m["ts"]) <= sk if descending
+                                    else ts_key(m["ts"]) >= sk)]
+    out = msgs[:limit]
+    more = len(msgs) > limit
+    return out, more, encode_cursor(msgs[limit]["ts"]) if more else ""
+
+
+def history_call(method, args):
+    ch = args.get("channel")
+    if not ch or ch not in S.history:
+        return {"ok": False, "error": "channel_not_found"}
+    if ch in S.not_member:
+        return {"ok": False, "error": "not_in_channel"}
+    w = window(args)
+    if w is None:
+        return {"ok": False, "error": "invalid_ts_oldest"}
+    h = S.history[ch]
+    if method == "conversations.history":
+        msgs = [m for m in h.values()
+                if (not m.get("thread_ts") or m["thread_ts"] == m["ts"] or
+                    m.get("subtype") == "thread_broadcast") and in_window(m["ts"], w)]
+        msgs.sort(key=lambda m: ts_key(m["ts"]), reverse=True)
+        p = page(msgs, args, w[3], True)
+        if p is None:
+            return {"ok": False, "error": "invalid_cursor"}
+        return {"ok": True, "messages": [dict(m) for m in p[0]], "has_more": p[1],
+                "pin_count": 0, "channel_actions_ts": None, "channel_actions_count": 0,
+                "response_metadata": {"next_cursor": p[2]}}
+    root = args.get("ts")
+    if not root or root not in h:
+        return {"ok": False, "error": "thread_not_found"}
+    replies = [m for m in h.values()
+               if m.get("thread_ts") == root and m["ts"] != root and in_window(m["ts"], w)]
+    replies.sort(key=lambda m: ts_key(m["ts"]))
+    p = page(replies, args, w[3], False)
+    if p is None:
+        return {"ok": False, "error": "invalid_cursor"}
+    msgs = ([dict(h[root])] if not args.get("cursor") else []) + [dict(m) for m in p[0]]
+    return {"ok": True, "messages": msgs, "has_more": p[1],
+            "response_metadata": {"next_cursor": p[2]}}
 
 
 async def read_args(request):
@@ -160,7 +306,10 @@ async def api(request):
             msg["thread_ts"] = args["thread_ts"]
         S.posts.append({"channel": ch, "text": text, "thread_ts": args.get("thread_ts"),
                         "ts": ts, "t": now()})
+        store(ch, dict(msg, team=TEAM))
         return web.json_response({"ok": True, "channel": ch, "ts": ts, "message": msg})
+    if method in ("conversations.history", "conversations.replies"):
+        return web.json_response(history_call(method, args))
     if method in ("reactions.add", "reactions.remove"):
         if not args.get("channel") or not args.get("timestamp") or not args.get("name"):
             return web.json_response({"ok": False, "error": "invalid_arguments"})
@@ -272,11 +421,40 @@ async def ctl_event(request):
     ev = body["event"]
     ev.setdefault("ts", next_ts())
     ev.setdefault("event_ts", ev["ts"])
+    store(ev.get("channel"), ev)
     fr = envelope(ev, body.get("event_id"), body.get("retry_attempt", 0),
                   body.get("envelope_id"))
     S.sent[fr["envelope_id"]] = (fr, now())
     await S.sockets[-1].send_json(fr)
     return web.json_response({"envelope_id": fr["envelope_id"], "ts": ev["ts"]})
+
+
+async def ctl_post(request):
+    body = await request.json()
+    ev = body["event"]
+    ev.setdefault("type", "message")
+    ev.setdefault("ts", next_ts())
+    ev.setdefault("event_ts", ev["ts"])
+    store(ev.get("channel"), ev)
+    delivered = False
+    if S.sockets and not S.sockets[-1].closed:
+        fr = envelope(ev)
+        S.sent[fr["envelope_id"]] = (fr, now())
+        try:
+            await S.sockets[-1].send_json(fr)
+            delivered = True
+        except (ConnectionResetError, RuntimeError):
+            delivered = False
+    return web.json_response({"ts": ev["ts"], "delivered": delivered})
+
+
+async def ctl_member(request):
+    body = await request.json()
+    if body.get("member", True):
+        S.not_member.discard(body["channel"])
+    else:
+        S.not_member.add(body["channel"])
+    return web.json_response({"ok": True})
 
 
 async def ctl_resend(request):
@@ -366,6 +544,8 @@ def main():
     app.router.add_get("/link/", link)
     app.router.add_post("/_test/event", ctl_event)
     app.router.add_post("/_test/resend", ctl_resend)
+    app.router.add_post("/_test/post", ctl_post)
+    app.router.add_post("/_test/member", ctl_member)
     app.router.add_post("/_test/disconnect", ctl_disconnect)
     app.router.add_post("/_test/drop", ctl_drop)
     app.router.add_post("/_test/raw", ctl_raw)

@@ -112,13 +112,42 @@ def test_dm_is_answered_with_typing(gateway, discord):
     assert discord.state()["typing"], "the typing indicator was never shown"
 
 
-def test_guild_mention_is_answered_as_a_reply(gateway, discord):
+def test_guild_mention_starts_a_thread_and_the_thread_keeps_its_session(gateway, discord, llm):
     discord.message(channel_id="600", guild_id="300", author_id="400", content="no mention")
     r = discord.message(channel_id="600", guild_id="300", author_id="400",
                         content=f"<@{BOT_ID}> with mention", mentions=[BOT_ID])
     p = _wait_for(lambda: discord.posts("with mention"), timeout=30, what="the reply")[0]
-    assert p["reply_to"] == r["id"]
+    st = discord.state()
+    assert [t["id"] for t in st["threads"]] == [r["id"]]  # started from the message
+    assert st["threads"][0]["parent_id"] == "600"
+    assert st["threads"][0]["name"] == "with mention"
+    assert p["channel_id"] == r["id"]  # answered in the thread
     assert not discord.posts("no mention")
+    # a follow-up in the thread: no mention needed, the same session (the agent sees the
+    # first exchange in its history)
+    discord.message(channel_id=r["id"], guild_id="300", author_id="400",
+                    content="second in the thread")
+    p2 = _wait_for(lambda: discord.posts("second in the thread"), timeout=30,
+                   what="the follow-up's reply")[0]
+    assert p2["channel_id"] == r["id"]
+    assert len(discord.state()["threads"]) == 1
+    last = llm.requests()[-1]["body"]
+    assert "with mention" in json.dumps(last["messages"])
+
+
+def test_guild_mention_is_a_reply_without_auto_thread(hermes_bin, llm, home, discord):
+    g = Gateway(hermes_bin, home, discord_env(home, llm, discord, DISCORD_AUTO_THREAD="false"))
+    try:
+        _wait_for(lambda: g.alive() and "connected to the gateway" in g.output(), timeout=20,
+                  what="the session")
+        r = discord.message(channel_id="600", guild_id="300", author_id="400",
+                            content=f"<@{BOT_ID}> with mention", mentions=[BOT_ID])
+        p = _wait_for(lambda: discord.posts("with mention"), timeout=30, what="the reply")[0]
+        assert p["reply_to"] == r["id"]
+        assert p["channel_id"] == "600"
+        assert not discord.state()["threads"]
+    finally:
+        g.stop()
 
 
 def test_a_zombie_connection_is_resumed_without_losing_messages(gateway, discord):

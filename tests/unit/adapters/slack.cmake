@@ -9,7 +9,7 @@ if(NOT TARGET adapter_testlib)
                         lws_testlib test_harness PRIVATE hermes_warnings)
 endif()
 hermes_add_test(NAME adapter_slack_fmt SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_slack_fmt.c
-                LIBS adapter_slack LABELS unit adapters)
+                LIBS adapter_slack PkgConfig::CJSON LABELS unit adapters)
 hermes_add_test(NAME adapter_slack SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_slack.c
                 LIBS adapter_testlib adapter_slack hm_config LABELS unit adapters TIMEOUT 300)
 target_compile_definitions(test_adapter_slack PRIVATE

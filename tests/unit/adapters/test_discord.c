@@ -694,6 +694,119 @@ TEST(bad_payloads_are_ignored)
     w_fini(&w);
 }
 
+/* The post containing needle went to channel. */
+static bool post_in(const cJSON *st, const char *needle, const char *channel)
+{
+    const cJSON *p = find_post(st, needle);
+    return p && strcmp(cJSON_GetObjectItem(p, "channel_id")->valuestring, channel) == 0;
+}
+
+TEST(auto_thread_starts_a_thread_and_answers_there)
+{
+    world w;
+    w_init(&w, "{\"heartbeat_interval\":600000}");
+    w_up(&w, &(discord_opts){.require_mention = true, .auto_thread = true});
+    dd_do(&w.d, "/_test/message",
+          "{\"id\":\"9801\",\"channel_id\":\"600\",\"guild_id\":\"300\",\"author_id\":\"400\","
+          "\"content\":\"<@" BOT_ID "> plan   the trip\",\"mentions\":[\"" BOT_ID "\"]}");
+    cJSON *st = dd_wait(&w.d, has_post, "Echo: plan", "the answer in the thread");
+    const cJSON *th = cJSON_GetArrayItem(cJSON_GetObjectItem(st, "threads"), 0);
+    ASSERT_NOT_NULL(th);
+    ASSERT_STR_EQ(cJSON_GetObjectItem(th, "id")->valuestring, "9801"); /* from the message */
+    ASSERT_STR_EQ(cJSON_GetObjectItem(th, "parent_id")->valuestring, "600");
+    ASSERT_STR_EQ(cJSON_GetObjectItem(th, "name")->valuestring, "plan the trip");
+    ASSERT_TRUE(post_in(st, "Echo: plan", "9801")); /* in the thread */
+    ASSERT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(find_post(st, "Echo: plan"), "reply_to")));
+    cJSON_Delete(st);
+    /* a follow-up in the thread needs no mention and keeps the thread's session */
+    dd_do(&w.d, "/_test/message",
+          "{\"id\":\"9802\",\"channel_id\":\"9801\",\"guild_id\":\"300\","
+          "\"author_id\":\"400\",\"content\":\"and the hotel\"}");
+    st = dd_wait(&w.d, has_post, "Echo: and the hotel", "the follow-up's answer");
+    ASSERT_TRUE(post_in(st, "Echo: and the hotel", "9801"));
+    ASSERT_EQ(n_of(st, "threads"), 1); /* no thread in a thread */
+    cJSON_Delete(st);
+    ASSERT_OK(gwd_wait(w.e.gw, GWD_EVENT, 2, WAIT_MS));
+    for (int i = 0; i < 2; i++) {
+        const gwd_rec *ev = gwd_get(w.e.gw, GWD_EVENT, i);
+        ASSERT_STR_EQ(ev->chat_type, "thread");
+        ASSERT_STR_EQ(ev->chat_id, "600");
+    }
+    ASSERT_STR_EQ(gwd_get(w.e.gw, GWD_EVENT, 0)->message_id, "9801");
+    /* after a restart GUILD_CREATE lists the bot's active threads: still no mention needed,
+     * while another's thread still needs one */
+    rt_stop(w.e.cx, w.ref, RT_EXIT_STOPPED);
+    quiet(&w);
+    ASSERT_OK(w_start(&w, &(discord_opts){.require_mention = true, .auto_thread = true}));
+    ASSERT_OK(gwd_wait(w.e.gw, GWD_UP, 2, WAIT_MS));
+    dd_do(&w.d, "/_test/dispatch",
+          "{\"t\":\"GUILD_CREATE\",\"d\":{\"id\":\"300\",\"threads\":["
+          "{\"id\":\"9801\",\"parent_id\":\"600\",\"type\":11,\"owner_id\":\"" BOT_ID "\"},"
+          "{\"id\":\"9850\",\"parent_id\":\"600\",\"type\":11,\"owner_id\":\"400\"}]}}");
+    dd_do(&w.d, "/_test/message",
+          "{\"id\":\"9851\",\"channel_id\":\"9850\",\"guild_id\":\"300\","
+          "\"author_id\":\"400\",\"content\":\"not yours\"}");
+    dd_do(&w.d, "/_test/message",
+          "{\"id\":\"9803\",\"channel_id\":\"9801\",\"guild_id\":\"300\","
+          "\"author_id\":\"400\",\"content\":\"after the restart\"}");
+    st = dd_wait(&w.d, has_post, "Echo: after the restart", "the answer after the restart");
+    ASSERT_TRUE(post_in(st, "Echo: after the restart", "9801"));
+    ASSERT_EQ(count_posts(st, "not yours"), 0);
+    ASSERT_EQ(n_of(st, "threads"), 1);
+    cJSON_Delete(st);
+    w_fini(&w);
+}
+
+TEST(auto_thread_waits_out_a_429_and_falls_back_without_permission)
+{
+    world w;
+    w_init(&w, "{\"heartbeat_interval\":600000}");
+    char *free_ch[] = {"650", NULL};
+    w_up(&w,
+         &(discord_opts){.require_mention = true, .auto_thread = true, .free_channels = free_ch});
+    dd_do(&w.d, "/_test/fault", "{\"route\":\"threads\",\"count\":1,\"retry_after\":2.0}");
+    dd_do(&w.d, "/_test/message",
+          "{\"id\":\"9811\",\"channel_id\":\"600\",\"guild_id\":\"300\",\"author_id\":\"400\","
+          "\"content\":\"<@" BOT_ID "> limited\",\"mentions\":[\"" BOT_ID "\"]}");
+    cJSON_Delete(dd_wait_n(&w.d, "requests", 2)); /* gateway/bot + the refused thread */
+    quiet(&w);
+    cJSON *st = dd_state(&w.d);
+    ASSERT_EQ(n_of(st, "threads"), 0);
+    ASSERT_EQ(n_of(st, "posts"), 0); /* the answer waits for its thread */
+    cJSON_Delete(st);
+    tenv_advance_ms(&w.e, 1500);
+    quiet(&w);
+    st = dd_state(&w.d);
+    ASSERT_EQ(n_of(st, "threads"), 0); /* retry_after 2 s */
+    cJSON_Delete(st);
+    tenv_advance_ms(&w.e, 600);
+    st = dd_wait(&w.d, has_post, "Echo: limited", "the answer after the 429");
+    ASSERT_EQ(n_of(st, "threads"), 1);
+    ASSERT_TRUE(post_in(st, "Echo: limited", "9811"));
+    cJSON_Delete(st);
+    /* a free-response channel: no thread */
+    dd_do(&w.d, "/_test/message",
+          "{\"id\":\"9812\",\"channel_id\":\"650\",\"guild_id\":\"300\",\"author_id\":\"400\","
+          "\"content\":\"open talk\"}");
+    st = dd_wait(&w.d, has_post, "Echo: open talk", "the free channel's answer");
+    ASSERT_TRUE(post_in(st, "Echo: open talk", "650"));
+    ASSERT_EQ(n_of(st, "threads"), 1);
+    cJSON_Delete(st);
+    /* no Create Public Threads permission: answered in the channel */
+    dd_do(&w.d, "/_test/config", "{\"can_create_threads\":false}");
+    dd_do(&w.d, "/_test/message",
+          "{\"id\":\"9813\",\"channel_id\":\"600\",\"guild_id\":\"300\",\"author_id\":\"400\","
+          "\"content\":\"<@" BOT_ID "> no perms\",\"mentions\":[\"" BOT_ID "\"]}");
+    st = dd_wait(&w.d, has_post, "Echo: no perms", "the answer in the channel");
+    ASSERT_TRUE(post_in(st, "Echo: no perms", "600"));
+    ASSERT_STR_EQ(cJSON_GetObjectItem(find_post(st, "Echo: no perms"), "reply_to")->valuestring,
+                  "9813");
+    cJSON_Delete(st);
+    ASSERT_OK(gwd_wait(w.e.gw, GWD_EVENT, 3, WAIT_MS));
+    ASSERT_STR_EQ(gwd_get(w.e.gw, GWD_EVENT, 2)->chat_type, "group");
+    w_fini(&w);
+}
+
 TEST(pure_helpers)
 {
     discord_payload p;
@@ -736,6 +849,28 @@ TEST(pure_helpers)
     ASSERT_EQ(discord_rl_wait(rl, "POST /channels/{id}/typing", "9", 5 * s), 4 * s);
     ASSERT_EQ(discord_rl_wait(rl, "POST /channels/{id}/typing", "9", 9 * s), 0);
     discord_rl_free(rl);
+    /* thread names */
+    static const char *const names[][2] = {
+        {"<@" BOT_ID "> hello   world", "hello world"},
+        {"<@!" BOT_ID ">", "Hermes"},
+        {"", "Hermes"},
+        {"a <#123> b <@&9> c", "a b c"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char *n = discord_thread_name(names[i][0]);
+        ASSERT_STR_EQ(n, names[i][1]);
+        rt_free(n);
+    }
+    char longer[200];
+    memset(longer, 'x', 100);
+    longer[100] = '\0';
+    char *n = discord_thread_name(longer);
+    ASSERT_EQ(strlen(n), (size_t)80);
+    ASSERT_STR_EQ(n + 77, "...");
+    rt_free(n);
+    n = discord_thread_name(NULL);
+    ASSERT_STR_EQ(n, "Hermes");
+    rt_free(n);
 }
 
 TEST(drain_sends_what_is_queued_then_ends)

@@ -710,3 +710,265 @@ TEST(drain_sends_what_is_queued_then_ends)
     w.ref = 0;
     w_fini(&w);
 }
+
+/* ================================================================ catching up */
+
+/* A message posted in Slack (into the history; delivered live when a socket is open).
+ * Returns whether it was delivered live. */
+static bool sd_post(sd *d, const char *channel, const char *type, const char *user,
+                    const char *text, const char *thread_ts)
+{
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "type", "message");
+    cJSON_AddStringToObject(ev, "channel", channel);
+    cJSON_AddStringToObject(ev, "channel_type", type);
+    cJSON_AddStringToObject(ev, "user", user);
+    cJSON_AddStringToObject(ev, "text", text);
+    if (thread_ts)
+        cJSON_AddStringToObject(ev, "thread_ts", thread_ts);
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddItemToObject(b, "event", ev);
+    char *body = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    cJSON *j = sd_call(d, "POST", "/_test/post", body);
+    cJSON_free(body);
+    ASSERT_NOT_NULL(j);
+    bool live = cJSON_IsTrue(cJSON_GetObjectItem(j, "delivered"));
+    cJSON_Delete(j);
+    return live;
+}
+
+/* A call of method whose args have key (cursor…). */
+static int count_calls_with(const cJSON *st, const char *method, const char *key)
+{
+    int n = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(st, "calls"))
+    {
+        if (strcmp(cJSON_GetObjectItem(c, "method")->valuestring, method) == 0 &&
+            cJSON_GetObjectItem(cJSON_GetObjectItem(c, "args"), key))
+            n++;
+    }
+    return n;
+}
+
+static int post_index(const cJSON *st, const char *needle)
+{
+    int i = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(st, "posts"))
+    {
+        if (strstr(cJSON_GetObjectItem(p, "text")->valuestring, needle))
+            return i;
+        i++;
+    }
+    return -1;
+}
+
+static void w_restart(world *w, slack_opts *o)
+{
+    rt_stop(w->e.cx, w->ref, RT_EXIT_STOPPED);
+    ASSERT_OK(rt_wait_quiescent(w->e.rt, WAIT_MS));
+    int ups = gwd_count(w->e.gw, GWD_UP);
+    o->bot_token = BOT_TOKEN;
+    o->app_token = APP_TOKEN;
+    char err[256] = "";
+    ASSERT_OK(w_start_opts(w, o, err, sizeof(err)));
+    ASSERT_OK(gwd_wait(w->e.gw, GWD_UP, ups + 1, WAIT_MS));
+}
+
+TEST(a_restart_catches_up_channels_dms_and_threads)
+{
+    world w;
+    w_init(&w);
+    w_up(&w, NULL);
+    ASSERT_TRUE(sd_post(&w.d, "D1", "im", "UALICE", "first", NULL));
+    ASSERT_TRUE(sd_post(&w.d, "C1", "channel", "UALICE", "<@UBOT> start a thread", NULL));
+    cJSON *st = sd_wait(&w.d, has_post, "Echo: start a thread", "the thread's first answer");
+    char *root = rt_xstrdup(
+        cJSON_GetObjectItem(find_post(st, "Echo: start a thread"), "thread_ts")->valuestring);
+    cJSON_Delete(st);
+    cJSON_Delete(sd_wait(&w.d, has_post, "Echo: first", "the DM's answer"));
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    /* stopped: what is posted now reaches no one */
+    rt_stop(w.e.cx, w.ref, RT_EXIT_STOPPED);
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    char path[600];
+    snprintf(path, sizeof(path), "%s/platforms/slack/state.json", w.tmp);
+    struct stat sb;
+    ASSERT_OK(stat(path, &sb));
+    ASSERT_EQ(sb.st_mode & 0777, 0600u);
+    ASSERT_FALSE(sd_post(&w.d, "D1", "im", "UALICE", "away one", NULL));
+    ASSERT_FALSE(sd_post(&w.d, "C1", "channel", "UBOB", "away chatter", NULL));
+    ASSERT_FALSE(sd_post(&w.d, "C1", "channel", "UBOB", "<@UBOT> away mention", NULL));
+    ASSERT_FALSE(sd_post(&w.d, "C1", "channel", "UALICE", "away in the thread", root));
+    ASSERT_FALSE(sd_post(&w.d, "D1", "im", "UALICE", "away two", NULL));
+    int ups = gwd_count(w.e.gw, GWD_UP);
+    slack_opts o = {.require_mention = true, .bot_token = BOT_TOKEN, .app_token = APP_TOKEN};
+    char err[256] = "";
+    ASSERT_OK(w_start_opts(&w, &o, err, sizeof(err)));
+    ASSERT_OK(gwd_wait(w.e.gw, GWD_UP, ups + 1, WAIT_MS));
+    st = sd_wait(&w.d, has_post, "Echo: away two", "the DMs caught up");
+    cJSON_Delete(st);
+    st = sd_wait(&w.d, has_post, "Echo: away in the thread", "the thread caught up");
+    cJSON_Delete(st);
+    st = sd_wait(&w.d, has_post, "Echo: away mention", "the mention caught up");
+    ASSERT_EQ(count_posts(st, "Echo: first"), 1);
+    ASSERT_EQ(count_posts(st, "Echo: start a thread"), 1);
+    ASSERT_EQ(count_posts(st, "Echo: away one"), 1);
+    ASSERT_EQ(count_posts(st, "Echo: away two"), 1);
+    ASSERT_EQ(count_posts(st, "Echo: away in the thread"), 1);
+    ASSERT_EQ(count_posts(st, "chatter"), 0); /* the rules hold for history too */
+    ASSERT_LT(post_index(st, "Echo: away one"), post_index(st, "Echo: away two"));
+    ASSERT_STR_EQ(
+        cJSON_GetObjectItem(find_post(st, "Echo: away in the thread"), "thread_ts")->valuestring,
+        root);
+    ASSERT_GE(count_calls(st, "conversations.replies", "ts", root), 1);
+    cJSON_Delete(st);
+    rt_free(root);
+    w_fini(&w);
+}
+
+TEST(an_outage_is_caught_up_a_429_waited_out_and_nothing_answered_twice)
+{
+    world w;
+    w_init(&w);
+    w_up(&w, NULL);
+    ASSERT_TRUE(sd_post(&w.d, "D1", "im", "UALICE", "before", NULL));
+    cJSON_Delete(sd_wait(&w.d, has_post, "Echo: before", "the first answer"));
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    sd_do(&w.d, "/_test/drop", "{}");
+    cJSON_Delete(sd_wait(&w.d, none_open, NULL, "the socket dropped"));
+    ASSERT_FALSE(sd_post(&w.d, "D1", "im", "UALICE", "during the outage", NULL));
+    sd_do(&w.d, "/_test/fault",
+          "{\"method\":\"conversations.history\",\"status\":429,\"retry_after\":2,\"count\":1}");
+    int two = 2;
+    cJSON_Delete(sd_advance_until(&w.d, &w.e, 300, is_open, &two, "the reconnection"));
+    cJSON_Delete(sd_wait(&w.d, has_call, "conversations.history", "the refused history call"));
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    /* live while catching up: seen live now, and again in the history later */
+    ASSERT_TRUE(sd_post(&w.d, "D1", "im", "UALICE", "live and in history", NULL));
+    cJSON *st = sd_wait(&w.d, has_post, "Echo: live and in history", "the live answer");
+    ASSERT_EQ(count_calls(st, "conversations.history", NULL, NULL), 1); /* Retry-After: 2 s */
+    ASSERT_EQ(count_posts(st, "Echo: during the outage"), 0);
+    cJSON_Delete(st);
+    tenv_advance_ms(&w.e, 1500);
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    st = sd_state(&w.d);
+    ASSERT_EQ(count_calls(st, "conversations.history", NULL, NULL), 1);
+    cJSON_Delete(st);
+    tenv_advance_ms(&w.e, 600);
+    cJSON_Delete(sd_wait(&w.d, has_post, "Echo: during the outage", "the outage caught up"));
+    ASSERT_TRUE(sd_post(&w.d, "D1", "im", "UALICE", "marker", NULL));
+    st = sd_wait(&w.d, has_post, "Echo: marker", "the marker");
+    ASSERT_EQ(count_calls(st, "conversations.history", NULL, NULL), 2);
+    ASSERT_EQ(count_posts(st, "Echo: before"), 1);
+    ASSERT_EQ(count_posts(st, "Echo: during the outage"), 1);
+    ASSERT_EQ(count_posts(st, "Echo: live and in history"), 1);
+    cJSON_Delete(st);
+    w_fini(&w);
+}
+
+TEST(history_is_read_page_by_page_up_to_the_cap)
+{
+    world w;
+    w_init(&w);
+    slack_opts o = {.require_mention = true, .catchup_pages = 3, .catchup_page_size = 2};
+    w_up(&w, &o);
+    ASSERT_TRUE(sd_post(&w.d, "D1", "im", "UALICE", "hello", NULL));
+    cJSON_Delete(sd_wait(&w.d, has_post, "Echo: hello", "the first answer"));
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    rt_stop(w.e.cx, w.ref, RT_EXIT_STOPPED);
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    static const char *const five[] = {"p-one", "p-two", "p-three", "p-four", "p-five"};
+    for (size_t i = 0; i < 5; i++)
+        ASSERT_FALSE(sd_post(&w.d, "D1", "im", "UALICE", five[i], NULL));
+    w_restart(&w, &o);
+    cJSON *st = sd_wait(&w.d, has_post, "Echo: p-five", "the last page");
+    cJSON_Delete(st);
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    st = sd_state(&w.d);
+    for (size_t i = 0; i < 5; i++) {
+        char needle[32];
+        snprintf(needle, sizeof(needle), "Echo: %s", five[i]);
+        ASSERT_EQ(count_posts(st, needle), 1);
+        if (i)
+            ASSERT_LT(post_index(st, five[i - 1]), post_index(st, five[i])); /* oldest first */
+    }
+    ASSERT_EQ(count_calls(st, "conversations.history", "limit", "2"), 3); /* 2 + 2 + 1 */
+    ASSERT_EQ(count_calls_with(st, "conversations.history", "cursor"), 2);
+    cJSON_Delete(st);
+    /* seven while away: three pages of two hold the newest six; the oldest is not read */
+    rt_stop(w.e.cx, w.ref, RT_EXIT_STOPPED);
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    static const char *const seven[] = {"q-1", "q-2", "q-3", "q-4", "q-5", "q-6", "q-7"};
+    for (size_t i = 0; i < 7; i++)
+        ASSERT_FALSE(sd_post(&w.d, "D1", "im", "UALICE", seven[i], NULL));
+    w_restart(&w, &o);
+    cJSON_Delete(sd_wait(&w.d, has_post, "Echo: q-7", "the capped catch-up"));
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    st = sd_state(&w.d);
+    ASSERT_EQ(count_posts(st, "Echo: q-1"), 0);
+    for (size_t i = 1; i < 7; i++) {
+        char needle[32];
+        snprintf(needle, sizeof(needle), "Echo: %s", seven[i]);
+        ASSERT_EQ(count_posts(st, needle), 1);
+    }
+    ASSERT_EQ(count_calls(st, "conversations.history", "limit", "2"), 6);
+    cJSON_Delete(st);
+    w_fini(&w);
+}
+
+TEST(a_damaged_state_file_or_a_lost_channel_is_no_obstacle)
+{
+    world w;
+    w_init(&w);
+    char dir[600], path[640];
+    snprintf(dir, sizeof(dir), "%s/platforms", w.tmp);
+    ASSERT_OK(mkdir(dir, 0700));
+    snprintf(dir, sizeof(dir), "%s/platforms/slack", w.tmp);
+    ASSERT_OK(mkdir(dir, 0700));
+    snprintf(path, sizeof(path), "%s/state.json", dir);
+    FILE *f = fopen(path, "w");
+    ASSERT_NOT_NULL(f);
+    fputs("{\"bot_user\": 7, garbage", f);
+    fclose(f);
+    w_up(&w, NULL);
+    ASSERT_TRUE(sd_post(&w.d, "D1", "im", "UALICE", "works", NULL));
+    ASSERT_TRUE(sd_post(&w.d, "C9", "channel", "UALICE", "<@UBOT> here", NULL));
+    cJSON_Delete(sd_wait(&w.d, has_post, "Echo: works", "the answer"));
+    cJSON_Delete(sd_wait(&w.d, has_post, "Echo: here", "the answer in C9"));
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    tenv_advance_ms(&w.e, 1100); /* the positions are written a second later */
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    char *text = NULL;
+    size_t len = 0;
+    f = fopen(path, "r");
+    ASSERT_NOT_NULL(f);
+    char buf[4096];
+    len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    text = buf;
+    ASSERT_STR_CONTAINS(text, "\"bot_user\":\"UBOT\"");
+    ASSERT_STR_CONTAINS(text, "\"channel\":\"D1\"");
+    /* the bot leaves C9: catching up there stops, D1 goes on */
+    sd_do(&w.d, "/_test/member", "{\"channel\":\"C9\",\"member\":false}");
+    slack_opts o = {.require_mention = true};
+    w_restart(&w, &o);
+    ASSERT_TRUE(sd_post(&w.d, "D1", "im", "UALICE", "marker", NULL));
+    cJSON *st = sd_wait(&w.d, has_post, "Echo: marker", "the marker");
+    ASSERT_EQ(count_calls(st, "conversations.history", "channel", "C9"), 1);
+    cJSON_Delete(st);
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    tenv_advance_ms(&w.e, 1100);
+    ASSERT_OK(rt_wait_quiescent(w.e.rt, WAIT_MS));
+    f = fopen(path, "r");
+    ASSERT_NOT_NULL(f);
+    len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    ASSERT_NULL(strstr(buf, "C9")); /* forgotten */
+    ASSERT_STR_CONTAINS(buf, "D1");
+    w_fini(&w);
+}
