@@ -201,6 +201,7 @@ void ag__on_compress_result(rt_ctx *cx, ag_session *s, llm_msg_result *r)
     rt_free(fallback);
     cJSON_Delete(s->messages);
     s->messages = fresh;
+    ag_frozen_reset(&s->frozen, &s->nfrozen, &s->frozen_upto);
     s->last_prompt_tokens = 0;
     s->compressions++;
     split_session(cx, s);

@@ -4,6 +4,7 @@
 #ifndef AG_INT_H
 #define AG_INT_H
 
+#include "ag_frozen.h"
 #include "ag_prompt.h"
 #include "ag_session.h"
 #include "llm_provider.h"
@@ -97,7 +98,10 @@ typedef struct ag_session {
     int64_t approval_timeout_ms;
 
     /* conversation */
-    cJSON *messages;     /* the transcript, neutral format, no system message */
+    cJSON *messages;    /* the transcript, neutral format, no system message */
+    ag_frozen **frozen; /* messages[0, frozen_upto) as sent to the model (ag_frozen.h) */
+    size_t nfrozen;
+    int frozen_upto;     /* -1: the transcript changed other than by appending: refreeze */
     cJSON *seed;         /* opts.history, persisted with the session row, then freed */
     char *system_prompt; /* built once per session (agent-core §1.2) */
     bool session_created;

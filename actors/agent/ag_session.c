@@ -89,8 +89,9 @@ void ag__append_tool_result(rt_ctx *cx, ag_session *s, const char *call_id, cons
     ag__append(cx, s, m, 0);
 }
 
-/* The messages for a request: system prompt (+ ephemeral), then the transcript. */
-static cJSON *request_messages(ag_session *s)
+/* The messages for a request: system prompt (+ ephemeral), then the transcript, as
+ * references into its frozen runs (*keep: what the request must keep alive). */
+static cJSON *request_messages(ag_session *s, ag_frozen_keep **keep)
 {
     cJSON *arr = cJSON_CreateArray();
     rt_buf sys;
@@ -105,13 +106,8 @@ static cJSON *request_messages(ag_session *s)
     if (sys.len)
         cJSON_AddItemToArray(arr, ag__msg_obj("system", rt_buf_cstr(&sys)));
     rt_buf_fini(&sys);
-    const cJSON *m;
-    cJSON_ArrayForEach(m, s->messages)
-    {
-        cJSON *c = cJSON_Duplicate(m, 1);
-        cJSON_DeleteItemFromObjectCaseSensitive(c, "name"); /* our bookkeeping only */
-        cJSON_AddItemToArray(arr, c);
-    }
+    /* "name" is our bookkeeping only */
+    *keep = ag_frozen_refer(&s->frozen, &s->nfrozen, &s->frozen_upto, s->messages, "name", arr);
     return arr;
 }
 
@@ -294,7 +290,11 @@ static void send_request(rt_ctx *cx, ag_session *s, bool with_tools, int priorit
      * the request refers to them instead of copying ~36 schemas per model call. */
     cJSON *tools =
         with_tools && s->tool_schemas ? cJSON_CreateArrayReference(s->tool_schemas->child) : NULL;
-    llm_msg_request *r = llm_request_new(rt_self(cx), ++s->next_tag, request_messages(s), tools);
+    ag_frozen_keep *keep = NULL;
+    cJSON *msgs = request_messages(s, &keep);
+    llm_msg_request *r = llm_request_new(rt_self(cx), ++s->next_tag, msgs, tools);
+    r->keep = keep;
+    r->keep_drop = ag_frozen_keep_drop;
     s->tag = r->tag;
     r->model = ag__dupn(s->model);
     r->stream = s->stream;
@@ -723,6 +723,7 @@ static void on_loaded(rt_ctx *cx, ag_session *s, cJSON *history)
     if (cJSON_IsArray(history)) {
         cJSON_Delete(s->messages);
         s->messages = history;
+        ag_frozen_reset(&s->frozen, &s->nfrozen, &s->frozen_upto);
         s->todos = ag_todo_hydrate(s->messages);
         /* No rows: the session may not exist yet (its row is created, idempotently, with
          * the first turn). */
@@ -813,6 +814,7 @@ static void on_control(rt_ctx *cx, ag_session *s, ag_msg_control *c)
     char *text = rt_xstrdup(content ? content : "");
     while (cJSON_GetArraySize(s->messages) > at)
         cJSON_DeleteItemFromArray(s->messages, at);
+    ag_frozen_reset(&s->frozen, &s->nfrozen, &s->frozen_upto);
     ag_persist_truncate(cx, s->store, s->session_id, at);
     cJSON_Delete(s->todos);
     s->todos = ag_todo_hydrate(s->messages);
@@ -897,6 +899,7 @@ static void session_fini(void *state)
         rt_free(*t);
     rt_free(s->tools);
     cJSON_Delete(s->messages);
+    ag_frozen_reset(&s->frozen, &s->nfrozen, &s->frozen_upto);
     cJSON_Delete(s->seed);
     cJSON_Delete(s->todos);
     rt_free(s->system_prompt);

@@ -9,6 +9,8 @@ static void drop_request(rt_msg *m)
     llm_msg_request *r = (llm_msg_request *)m;
     rt_free(r->model);
     cJSON_Delete(r->messages);
+    if (r->keep_drop)
+        r->keep_drop(r->keep);
     cJSON_Delete(r->tools);
     cJSON_Delete(r->extra);
 }

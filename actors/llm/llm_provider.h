@@ -63,13 +63,16 @@ typedef struct llm_msg_request {
     uint64_t tag;       /* echoed in every reply */
     int priority;       /* llm_priority */
     char *model;        /* owned; NULL: the provider's default model */
-    cJSON *messages;    /* owned: neutral messages, system first */
+    cJSON *messages;    /* owned: neutral messages, system first; may hold reference items
+                           into memory that `keep` keeps alive and nobody changes */
     cJSON *tools;       /* owned: [{name, description, parameters}], or NULL */
     cJSON *extra;       /* owned: OpenAI body extras (reasoning, provider routing), or NULL */
     int64_t max_tokens; /* 0: unset */
     double temperature; /* < 0: unset */
     bool stream;        /* pass content deltas on as they arrive */
     int64_t timeout_ms; /* 0: the provider's default */
+    void *keep;         /* released with keep_drop(keep) after messages, or NULL */
+    void (*keep_drop)(void *keep); /* any thread */
 } llm_msg_request;
 
 typedef struct llm_msg_cancel {
