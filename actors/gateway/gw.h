@@ -259,6 +259,7 @@ typedef struct gw_session_req {
     const char *model;     /* a /model override, or NULL */
     bool resume;           /* the session may exist in state.db: load it first */
     bool stream;           /* deltas wanted */
+    bool side;             /* a side question (/btw): no tools, nothing persisted */
 } gw_session_req;
 
 /* Spawn the agent for a conversation (an ag_session, or a proxy session speaking the same

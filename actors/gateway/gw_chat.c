@@ -110,6 +110,9 @@ typedef struct gw_chat {
     int64_t in_tokens, out_tokens, last_prompt;
     uint64_t idle_gen;
     uint64_t idle_timer; /* the pending idle timeout, cancelled when re-armed */
+    gw_mediaq *mq;       /* events whose attachments are being described (gw_media.c) */
+
+    gw_cmds *cmds; /* the commands kept in files of their own (gw_cmd_*.c), or NULL */
 } gw_chat;
 
 static const char INTERRUPT_FMT[] =
@@ -420,6 +423,10 @@ static void on_done(rt_ctx *cx, gw_chat *c, ag_msg_done *d)
         outcome = GW_OUTCOME_CANCELLED; /* superseded or stopped: no answer (§1.7 C) */
     } else if (d->text) {
         say(cx, c, &to, d->text, GW_TEXT_REPLY);
+        /* §1.8 step 5: a voice note of the answer when the chat's voice mode says so */
+        gw_voice_reply(cx, c->sh, c->adapter, &c->caps, c->origin.platform,
+                       to.chat_id ? to.chat_id : c->origin.chat_id, &to, d->text,
+                       gw_mediaq_take_voice(c->mq, d->input_id));
     } else {
         outcome = GW_OUTCOME_FAILURE;
         if (d->errmsg)
@@ -650,9 +657,9 @@ static const cmd_info commands[] = {
 
 /* Recognised commands of the original this gateway does not offer (yet). */
 static const char *const unavailable[] = {
-    "btw",        "title",   "resume",  "branch", "fork",     "insights",
-    "reasoning",  "fast",    "verbose", "voice",  "rollback", "reload-mcp",
-    "reload_mcp", "restart", "update",  "debug",  "provider",
+    "rollback",
+    "reload-mcp",
+    "reload_mcp",
 };
 
 static const char *canonical(const char *name)
@@ -675,6 +682,7 @@ static char *help_text(void)
         if (m->alias)
             rt_buf_printf(&b, " (alias: `/%s`)", m->alias);
     }
+    gw_cmds_help(&b);
     return rt_buf_steal(&b, NULL);
 }
 
@@ -955,6 +963,14 @@ static void cmd_background(rt_ctx *cx, gw_chat *c, const gw_msg_event *ev, const
 static bool on_command(rt_ctx *cx, gw_chat *c, gw_msg_event *ev, const char *name, const char *args)
 {
     const gw_target *to = &ev->reply;
+    if (gw_cmds_handle(cx, c, &c->cmds, ev, name, args))
+        return true;
+    if (strcmp(name, "voice") == 0) { /* /voice [on|off|tts|status] (gw_media.c) */
+        char *r = gw_voice_command(cx, c->sh, ev->src.chat_id, args);
+        say(cx, c, to, r, GW_TEXT_NOTICE);
+        rt_free(r);
+        return true;
+    }
     const char *cmd = canonical(name);
     if (!cmd) {
         for (size_t i = 0; i < RT_ARRAY_LEN(unavailable); i++)
@@ -1142,7 +1158,40 @@ static void on_event(rt_ctx *cx, gw_chat *c, gw_msg_event *ev)
             return;
         }
     }
+    if (!c->caps.api && gw_media_wants(ev))
+        set_typing(cx, c, &ev->reply, true); /* while the attachment is transcribed */
+    if (!c->caps.api && gw_mediaq_intake(cx, &c->mq, c->sh, ev))
+        return; /* attachments are described first; on_media delivers in order */
     deliver(cx, c, ev, false);
+}
+
+/* A media job finished: hand the ready events to the agent, oldest first (gw_media.c). */
+static void on_media(rt_ctx *cx, gw_chat *c, gw_media_done *d)
+{
+    gw_mediaq_done(c->mq, d);
+    char *notice = NULL;
+    gw_msg_event *ev;
+    while ((ev = gw_mediaq_pop(c->mq, &notice)) != NULL) {
+        if (notice)
+            say(cx, c, &ev->reply, notice, GW_TEXT_NOTICE);
+        rt_free(notice);
+        if (c->draining) { /* the gateway began stopping while this was transcribed */
+            say(cx, c, &ev->reply,
+                "\xe2\x8f\xb3 Gateway is shutting down and is not accepting new work right now.",
+                GW_TEXT_NOTICE);
+            turn_end(cx, c, &ev->reply, GW_OUTCOME_CANCELLED, NULL);
+            if (!busy(c))
+                set_typing(cx, c, &ev->reply, false);
+            rt_msg_free(&ev->hdr);
+            continue;
+        }
+        bool voice = ev->kind == GW_KIND_VOICE;
+        uint64_t before = c->next_input;
+        deliver(cx, c, ev, false);
+        if (voice && c->next_input > before)
+            gw_mediaq_voice_input(&c->mq, c->next_input);
+        rt_msg_free(&ev->hdr);
+    }
 }
 
 /* ============================================================== actor */
@@ -1243,6 +1292,7 @@ static void chat_behave(rt_ctx *cx, void *state, rt_msg *m)
     gw_chat *c = *(gw_chat **)state;
     switch (m->type) {
     case GW_MSG_EVENT: on_event(cx, c, (gw_msg_event *)m); break;
+    case GW_MEDIA_DONE: on_media(cx, c, (gw_media_done *)m); break;
     case AG_MSG_DONE: on_done(cx, c, (ag_msg_done *)m); break;
     case AG_MSG_DELTA: {
         ag_msg_delta *d = (ag_msg_delta *)m;
@@ -1269,7 +1319,8 @@ static void chat_behave(rt_ctx *cx, void *state, rt_msg *m)
         if (tag == TAG_PROGRESS_FLUSH) {
             c->ptimer_on = false;
             progress_flush(cx, c);
-        } else if ((tag & 0xff) == TAG_IDLE && (tag >> 8) == c->idle_gen && !busy(c) && !c->napiq) {
+        } else if ((tag & 0xff) == TAG_IDLE && (tag >> 8) == c->idle_gen && !busy(c) && !c->napiq &&
+                   !gw_mediaq_pending(c->mq)) {
             stop_session(cx, c);
             rt_exit(cx, RT_EXIT_NORMAL); /* state.db has it all; the router respawns us */
         }
@@ -1278,7 +1329,7 @@ static void chat_behave(rt_ctx *cx, void *state, rt_msg *m)
     case RT_MSG_DOWN: on_session_down(cx, c, (rt_msg_down *)m); break;
     case RT_MSG_EXIT: break; /* the session's exit; DOWN handles it */
     case RT_MSG_STOP: stop_session(cx, c); break;
-    default: break;
+    default: (void)gw_cmds_on_msg(cx, c, &c->cmds, m); break; /* store results, /btw */
     }
 }
 
@@ -1305,7 +1356,9 @@ static void chat_fini(void *state)
     rt_free(c->last_tool);
     rt_free(c->last_line);
     rt_free(c->asks);
+    gw_mediaq_free(c->mq);
     gw_target_fini(&c->ctl_to);
+    gw_cmds_free(c->cmds);
     rt_free(c);
 }
 
@@ -1328,6 +1381,82 @@ rt_ref gw_chat_spawn(rt_ctx *cx, const gw_chat_init *in)
     rt_spawn_opts o = {.flags = RT_SPAWN_TRAP_EXIT};
     rt_ref ref = rt_spawn(cx, &chat_type, &c, &o);
     return ref;
+}
+
+/* ================================================= for the command files */
+
+char *gw_chat_help_text(void)
+{
+    return help_text();
+}
+
+const char *gw_chat_session_id(const gw_chat *c)
+{
+    return c->session_id;
+}
+
+const gw_source *gw_chat_origin(const gw_chat *c)
+{
+    return &c->origin;
+}
+
+gw_shared *gw_chat_shared(const gw_chat *c)
+{
+    return c->sh;
+}
+
+rt_ref gw_chat_adapter(const gw_chat *c)
+{
+    return c->adapter;
+}
+
+const gw_caps *gw_chat_caps(const gw_chat *c)
+{
+    return &c->caps;
+}
+
+bool gw_chat_busy(const gw_chat *c)
+{
+    return busy(c);
+}
+
+const char *gw_chat_model(const gw_chat *c)
+{
+    return c->model ? c->model : c->sh->model;
+}
+
+void gw_chat_say(rt_ctx *cx, gw_chat *c, const gw_target *to, const char *text, int kind)
+{
+    say(cx, c, to, text, kind);
+}
+
+int gw_chat_progress_mode(const gw_chat *c)
+{
+    return c->progress_mode;
+}
+
+void gw_chat_set_progress_mode(gw_chat *c, int mode)
+{
+    c->progress_mode = mode;
+}
+
+void gw_chat_switch_session(rt_ctx *cx, gw_chat *c, const char *session_id)
+{
+    if (busy(c) && c->session)
+        rt_interrupt(cx, c->session, AG_INT_STOP);
+    stop_session(cx, c);
+    c->answered = c->next_input; /* whatever was running is over */
+    rt_free(c->session_id);
+    c->session_id = rt_xstrdup(session_id);
+    c->existing = true; /* the next turn loads its transcript from state.db */
+    rt_free(c->model);
+    c->model = NULL;
+    c->in_tokens = c->out_tokens = c->last_prompt = 0;
+    c->nasks = 0;
+    const gw_target *cur = current_target(c);
+    if (cur)
+        set_typing(cx, c, cur, false);
+    report(cx, c, true);
 }
 
 /* ============================================================ messages */

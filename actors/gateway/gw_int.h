@@ -288,4 +288,152 @@ void gw_io_write(rt_ctx *cx, rt_ref io, const char *path, char *data_taken, size
 void gw_io_setenv(rt_ctx *cx, rt_ref io, const char *path, const char *key, const char *value,
                   rt_ref reply_to, uint64_t tag);
 
+/* ============================================ commands in files of their own */
+
+/*
+ * The chat commands kept out of gw_chat.c (gw_cmd_session.c: /title /resume /branch;
+ * gw_cmd_info.c: /provider /insights /reasoning /verbose /fast /restart /debug /update;
+ * gw_cmd_btw.c: /btw). They run on the chat actor's worker, through the services below;
+ * their state hangs off the chat (*st, created on first use, freed with gw_cmds_free).
+ */
+typedef struct gw_chat gw_chat;
+typedef struct gw_cmds gw_cmds;
+struct rt_buf;
+
+/* Handle command name (lower-cased, alias or canonical) with args: true when it is one of
+ * these (a reply was sent or is on its way), false to let gw_chat.c look at it. */
+bool gw_cmds_handle(rt_ctx *cx, gw_chat *c, gw_cmds **st, gw_msg_event *ev, const char *name,
+                    const char *args);
+/* A message for the commands (ST_MSG_RESULT of a store request, a /btw answer): true when
+ * it was theirs. */
+bool gw_cmds_on_msg(rt_ctx *cx, gw_chat *c, gw_cmds **st, rt_msg *m);
+/* Append their /help lines ("\n`/name args` -- description (alias: `/a`)"). */
+void gw_cmds_help(struct rt_buf *b);
+void gw_cmds_free(gw_cmds *st);
+
+/* gw_cmd_info.c (called by the dispatcher in gw_cmd_session.c). */
+bool gw_cmd_info_handle(rt_ctx *cx, gw_chat *c, gw_cmds **st, gw_msg_event *ev, const char *name,
+                        const char *args);
+/* gw_cmd_btw.c: /btw <question>, and its answer. */
+void gw_cmd_btw(rt_ctx *cx, gw_chat *c, gw_cmds **st, const gw_msg_event *ev, const char *args);
+bool gw_cmd_btw_on_msg(rt_ctx *cx, gw_chat *c, gw_cmds **st, rt_msg *m);
+
+/* /restart (gw_cmd_info.c): the restart in progress is registered under this name; after
+ * its notice, gw_restart_fn runs (tests replace it). The default stops the gateway as SIGTERM
+ * does (drain, platforms stopped) and, at exit, exits with status 75 under systemd
+ * (INVOCATION_ID set) or re-executes /proc/self/exe with the same arguments. */
+#define GW_RESTART_NAME "hermes.gateway.restart"
+typedef void (*gw_restart_hook)(void);
+extern gw_restart_hook gw_restart_fn;
+void gw_restart_default(void);
+
+/* Services of the chat actor (gw_chat.c) for them; on the chat's worker only. */
+/* The /help text: "📖 **Hermes Commands**\n" and one "\n`/name args` -- …" line per command
+ * (new string; any thread). */
+char *gw_chat_help_text(void);
+const char *gw_chat_session_id(const gw_chat *c);
+const gw_source *gw_chat_origin(const gw_chat *c);
+gw_shared *gw_chat_shared(const gw_chat *c);
+bool gw_chat_busy(const gw_chat *c);
+rt_ref gw_chat_adapter(const gw_chat *c);
+const gw_caps *gw_chat_caps(const gw_chat *c);
+const char *gw_chat_model(const gw_chat *c); /* the /model override or the default; may be NULL */
+void gw_chat_say(rt_ctx *cx, gw_chat *c, const gw_target *to, const char *text, int kind);
+int gw_chat_progress_mode(const gw_chat *c);
+void gw_chat_set_progress_mode(gw_chat *c, int mode);
+/* Go over to session_id, an existing session of state.db (/resume, /branch): a running turn
+ * is interrupted, the agent stopped; the next message loads the transcript of session_id;
+ * the sessions index follows. */
+void gw_chat_switch_session(rt_ctx *cx, gw_chat *c, const char *session_id);
+
+/* ================================================== media and voice (gw_media.c) */
+
+/*
+ * What the original's prompt preparation does with attachments (gateway.md §1.6.1 step 6),
+ * and its voice replies (§1.8 step 5, /voice in §4):
+ *
+ *   - voice / audio files are transcribed (tools/voice, the OpenAI transcription API) and the
+ *     transcript goes in front of the text: [The user sent a voice message~ Here's what they
+ *     said: "…"], or the original's note when that fails, is disabled or has no key;
+ *   - images are described by the auxiliary vision model when one is configured
+ *     (auxiliary.vision.* / AUXILIARY_VISION_*, or OpenRouter), as an OpenAI-style image_url
+ *     part; else, or when that fails, the original's note naming the cached file;
+ *   - documents get the bracketed note naming the cached file; text files (.txt .md .csv
+ *     .log .json …, at most 100 KB of UTF-8) have their content included.
+ *
+ * That work reads files and waits for HTTP, so it runs in a detached job actor per event;
+ * the chat keeps its events in arrival order in a gw_mediaq and hands each to the agent only
+ * when every event before it is ready: a voice note followed by a text reaches the agent in
+ * that order. Voice replies are synthesized by a job of their own and sent to the adapter as
+ * a "MEDIA:<path>" line (an .ogg voice note).
+ *
+ * Threads: the queue belongs to its chat actor; the voice-mode table is process-wide and
+ * locked (any worker).
+ */
+enum {
+    GW_MEDIA_START = RT_MSG_TYPE(RT_MSG_MODULE_GW, 69), /* rt_msg: chat -> job, begin */
+    GW_MEDIA_DONE = RT_MSG_TYPE(RT_MSG_MODULE_GW, 70),  /* gw_media_done: job -> chat */
+};
+
+typedef struct gw_media_done {
+    rt_msg hdr;
+    uint64_t seq; /* the queue entry it answers */
+    char *text;   /* the prompt text, attachments described */
+    char *notice; /* to tell the user first (no speech-to-text configured), or NULL */
+} gw_media_done;
+
+typedef struct gw_mediaq gw_mediaq;
+
+/* True when ev has attachments the prompt must describe (gw_media_compose). */
+bool gw_media_wants(const gw_msg_event *ev);
+
+/*
+ * Take ev into the chat's queue (created on first use) when it has attachments or events
+ * wait before it: starts its job (attachments) and returns true; the caller then delivers
+ * whatever gw_mediaq_pop gives. False: nothing waits and ev needs no work — deliver it now.
+ */
+bool gw_mediaq_intake(rt_ctx *cx, gw_mediaq **q, gw_shared *sh, gw_msg_event *ev);
+/* A job's answer (GW_MEDIA_DONE): marks its entry ready. */
+void gw_mediaq_done(gw_mediaq *q, gw_media_done *d);
+/* The oldest entry when it is ready (the caller owns it and frees it with rt_msg_free), else
+ * NULL. *notice gets the entry's notice (new, or NULL). */
+gw_msg_event *gw_mediaq_pop(gw_mediaq *q, char **notice);
+/* Entries waiting (the chat must not go idle while jobs run). */
+bool gw_mediaq_pending(const gw_mediaq *q);
+void gw_mediaq_free(gw_mediaq *q);
+/* Remember that input id was a voice message; gw_mediaq_take_voice says whether an input up
+ * to id was one (and forgets those). */
+void gw_mediaq_voice_input(gw_mediaq **q, uint64_t input_id);
+bool gw_mediaq_take_voice(gw_mediaq *q, uint64_t upto);
+
+/*
+ * The prompt text for user_text and its attachments, as the original builds it. Pure apart
+ * from reading document files (blocking: job actors and tests). stt: the transcription
+ * outcome per audio path (parallel to paths; NULL entries are skipped), see gw_media.c.
+ */
+typedef struct gw_stt_result {
+    int status;       /* GW_STT_OK, GW_STT_FAILED, GW_STT_NO_PROVIDER */
+    char *transcript; /* OK */
+    char *error;      /* FAILED: the error sentence */
+} gw_stt_result;
+enum { GW_STT_OK = 0, GW_STT_FAILED = 1, GW_STT_NO_PROVIDER = 2, GW_STT_CRASHED = 3 };
+enum { GW_MEDIA_IMAGE = 1, GW_MEDIA_AUDIO = 2, GW_MEDIA_DOC = 4 };
+/* What path is for an event of kind: GW_MEDIA_* bits (0: nothing to describe). */
+int gw_media_class(const char *path, int kind);
+char *gw_media_compose(const char *user_text, int kind, char *const *paths, size_t n,
+                       const gw_stt_result *stt, bool stt_enabled, bool *no_provider);
+
+/* /voice [on|off|tts|status]: the reply text (new); the mode is saved in
+ * <home>/gateway_voice_mode.json through the gateway's file writer. */
+char *gw_voice_command(rt_ctx *cx, gw_shared *sh, const char *chat_id, const char *args);
+/* The chat's voice mode: "off", "voice_only", "all", or NULL when never set. Copies into buf. */
+const char *gw_voice_mode(gw_shared *sh, const char *chat_id, char *buf, size_t len);
+/*
+ * After a turn's answer: synthesize it and send it to adapter as a voice note when the
+ * chat's mode says so (voice_input: the turn answered a voice message). Asynchronous.
+ */
+void gw_voice_reply(rt_ctx *cx, gw_shared *sh, rt_ref adapter, const gw_caps *caps,
+                    const char *platform, const char *chat_id, const gw_target *to,
+                    const char *text, bool voice_input);
+
 #endif /* GW_INT_H */

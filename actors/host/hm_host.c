@@ -453,6 +453,12 @@ rt_ref hm_host_spawn_session(rt_ctx *cx, const gw_session_req *req, void *arg)
     o.env = env;
     o.tools = names;
     o.approval_timeout_ms = hm_config_int(h->cfg, "approvals.gateway_timeout") * 1000;
+    if (req->side) { /* /btw: answered from the snapshot alone, and forgotten */
+        o.store = 0;
+        o.store_reader = 0;
+        o.resume = false;
+        o.tools = NULL;
+    }
     rt_ref ref = ag_session_spawn(cx, &o, NULL);
     rt_free(names);
     tool_env_unref(env);

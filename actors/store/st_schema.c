@@ -124,12 +124,25 @@ static const char hc_outbox_sql[] = "CREATE TABLE hc_outbox (\n"
                                     ");\n"
                                     "CREATE INDEX idx_hc_outbox_state ON hc_outbox(state, id);\n";
 
+/* Session titles (/title, /resume, /branch). The original keeps them in a sessions.title
+ * column (its schema v6); ours may not ALTER the original's tables (rule a), so they live
+ * here, keyed by the session id (no foreign key: a chat may name its session before the
+ * first message has created the sessions row). Unique without regard to ASCII case. */
+static const char hc_session_titles_sql[] =
+    "CREATE TABLE hc_session_titles (\n"
+    "    session_id TEXT PRIMARY KEY,\n"
+    "    title TEXT NOT NULL UNIQUE COLLATE NOCASE,\n"
+    "    updated_at REAL NOT NULL\n"
+    ");\n"
+    "CREATE INDEX idx_hc_session_titles_updated ON hc_session_titles(updated_at DESC);\n";
+
 static const st_migration builtin_migrations[] = {
     {1, "baseline: the original Hermes schema v2 (sessions, messages, messages_fts)", NULL},
     {2, "hc_inbound: the platform updates the gateway accepted (exactly-once handling)",
      hc_inbound_sql},
     {3, "hc_outbox: replies written before they are sent, until the platform took them",
      hc_outbox_sql},
+    {4, "hc_session_titles: session titles for /title, /resume and /branch", hc_session_titles_sql},
 };
 _Static_assert(RT_ARRAY_LEN(builtin_migrations) == ST_HC_SCHEMA_VERSION,
                "ST_HC_SCHEMA_VERSION names the last built-in migration");

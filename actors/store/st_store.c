@@ -11,6 +11,7 @@
 #include "st_store.h"
 
 #include "st_read.h"
+#include "st_titles.h"
 
 #include "rt_alloc.h"
 #include "rt_log.h"
@@ -847,6 +848,31 @@ static void on_stats(st_writer *w, rt_ctx *cx, rt_msg *m)
     rt_send(cx, r->reply_to, &s->hdr);
 }
 
+static void sop_result_drop(rt_msg *m)
+{
+    cJSON_Delete(((st_msg_result *)m)->json);
+}
+
+/* A session operation (st_titles.h): the open batch is committed first, so the operation
+ * sees every write before it and runs in a transaction of its own. */
+static void on_session_op(st_writer *w, rt_ctx *cx, st_msg_sop *m)
+{
+    txn_commit(w, cx);
+    st_msg_result *res = RT_MSG_NEW(st_msg_result, ST_MSG_RESULT);
+    res->hdr.drop = sop_result_drop;
+    res->tag = m->req.tag;
+    res->op = m->hdr.type;
+    res->err = st_sop_exec(w->db, m, &res->json, res->errmsg, sizeof(res->errmsg));
+    if (m->op == ST_SOP_TITLE_SET || m->op == ST_SOP_BRANCH || m->op == ST_SOP_DELETE)
+        w->writes++;
+    if (res->err && m->op != ST_SOP_TITLE_FIND)
+        RT_LOG_LIMITED(RT_LOG_INFO, "store", 1000, "session operation %d: %s", m->op, res->errmsg);
+    if (m->req.reply_to)
+        rt_send(cx, m->req.reply_to, &res->hdr);
+    else
+        rt_msg_free(&res->hdr);
+}
+
 static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
 {
     st_writer *w = state;
@@ -864,6 +890,7 @@ static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
     case ST_MSG_SYNC: on_sync(w, cx, m); break;
     case ST_MSG_SET_QUOTA: on_set_quota(w, cx, (st_msg_set_quota *)m); break;
     case ST_MSG_STATS: on_stats(w, cx, m); break;
+    case ST_MSG_SESSION_OP: on_session_op(w, cx, (st_msg_sop *)m); break;
     case ST_MSG_SHUTDOWN:
         txn_commit(w, cx);
         ack_send(w, cx, ack_new(m), req_of(m)->reply_to, w->commits);

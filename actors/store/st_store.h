@@ -60,6 +60,7 @@ enum {
     ST_MSG_INBOUND = RT_MSG_TYPE(RT_MSG_MODULE_ST, 12),    /* st_msg_inbound */
     ST_MSG_OUTBOX_PUT = RT_MSG_TYPE(RT_MSG_MODULE_ST, 13), /* st_msg_outbox: ack id = row */
     ST_MSG_OUTBOX_END = RT_MSG_TYPE(RT_MSG_MODULE_ST, 14), /* st_msg_outbox: sent or given up */
+    /* 15: ST_MSG_SESSION_OP (st_titles.h), answered with ST_MSG_RESULT */
     /* replies */
     ST_MSG_ACK = RT_MSG_TYPE(RT_MSG_MODULE_ST, 16),         /* st_msg_ack */
     ST_MSG_STATS_REPLY = RT_MSG_TYPE(RT_MSG_MODULE_ST, 17), /* st_msg_stats */

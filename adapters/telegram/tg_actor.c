@@ -446,11 +446,14 @@ static void note_media(tg_adapter *a, const char *path, const char *problem)
     rt_buf_append_str(&b, ev->text);
     if (*ev->text)
         rt_buf_append_str(&b, "\n\n");
+    if (path && a->cur.media != TG_MEDIA_VIDEO) {
+        /* photos, voice notes, audio and documents: the gateway describes them in the prompt
+         * (transcript, image or document note: gw_media.c) */
+        rt_buf_fini(&b);
+        return;
+    }
     if (path)
-        rt_buf_printf(&b, "[The user sent %s, saved at %s%s]", media_word(a->cur.media), path,
-                      a->cur.media == TG_MEDIA_VOICE
-                          ? "; it was not transcribed: no speech-to-text provider is available"
-                          : "");
+        rt_buf_printf(&b, "[The user sent %s, saved at %s]", media_word(a->cur.media), path);
     else
         rt_buf_printf(&b, "[The user sent %s, but it could not be fetched: %s]",
                       media_word(a->cur.media), problem);
@@ -614,7 +617,10 @@ static void on_download(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
     for (const char *p = name ? name : ""; *p && n + 1 < sizeof(safe); p++)
         safe[n++] = (isalnum((unsigned char)*p) || strchr("._-", *p)) ? *p : '_';
     safe[n] = '\0';
-    char *path = rt_xasprintf("%s/%" PRId64 "_%s%s", a->cache_dir, a->cur.update_id,
+    /* documents as the original caches them, doc_<id>_<original name>: the gateway's
+     * document note shows the part after the second '_' */
+    char *path = rt_xasprintf("%s/%s%" PRId64 "_%s%s", a->cache_dir,
+                              a->cur.media == TG_MEDIA_DOCUMENT ? "doc_" : "", a->cur.update_id,
                               n ? safe : "file", n ? "" : ext);
     int rc = mkdir_p(a->cache_dir);
     if (!rc)

@@ -6,10 +6,17 @@
  *   1. Everything in wa_actor belongs to the actor (one worker at a time): no locks.
  *   2. One send in flight (the head of the queue); its DONE is recognised by its tag.
  *   3. A webhook request is answered in the same behaviour that received it.
+ *   4. Messages reach the gateway in the order Meta delivered them: one with an attachment
+ *      (audio, voice note, image, document, video) waits while a detached fetch actor gets
+ *      it (GET <graph>/<media-id> for its URL, then the URL, both with the access token,
+ *      at most WA_MEDIA_MAX bytes, saved under cache_dir), and every later message waits
+ *      behind it.
  */
 #include "whatsapp.h"
 
 #include "gw.h"
+#include "hm_config.h"
+#include "hm_env.h"
 #include "rt_alloc.h"
 #include "rt_http.h"
 #include "rt_httpd.h"
@@ -20,21 +27,47 @@
 #include "rt_util.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define WA_LOG     "whatsapp"
 #define WA_OUT_MAX 4096
 #define WA_TRIES   3
 
-enum { WA_MSG_START = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0E00) };
+enum {
+    WA_MSG_UPLOADED = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0E03), /* wa_fetched: upload job */
+    WA_MSG_START = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0E00),
+    WA_MSG_FETCH = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0E01),   /* rt_msg: fetch actor, go */
+    WA_MSG_FETCHED = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0E02), /* wa_fetched */
+};
+#define WA_INQ_MAX 1000
+
+typedef struct wa_fetched {
+    rt_msg hdr;
+    uint64_t seq;
+    char *path; /* the saved file, or NULL */
+    char *why;  /* why not, or NULL */
+} wa_fetched;
+
+/* A message waiting for its attachment, or behind one. */
+typedef struct wa_in {
+    gw_msg_event *ev;
+    uint64_t seq;
+    bool ready;
+    char *type; /* for the failure note: "audio", "image", … */
+} wa_in;
 
 typedef struct wa_out {
     struct wa_out *next;
     char *to;
-    char *text;
+    char *text;    /* a text message, or NULL for a file */
+    char *path;    /* a MEDIA: file to upload and send, or NULL */
+    char *media;   /* the uploaded file's media id, once uploaded */
     char *context; /* the wamid quoted, or NULL */
     int tries;
+    bool uploading;
 } wa_out;
 
 typedef struct wa_actor {
@@ -52,6 +85,9 @@ typedef struct wa_actor {
     uint64_t next_tag;
     uint64_t timer_seq;
     uint64_t timer_id;
+    wa_in *inq; /* invariant 4 */
+    size_t ninq, inq_cap;
+    uint64_t fetch_seq;
 } wa_actor;
 
 struct wa_server {
@@ -73,6 +109,220 @@ static void reply_text(rt_ctx *cx, uint64_t req, int status, const char *text)
 
 /* ---------------------------------------------------------------- inbound */
 
+/* ---- the fetch actor (detached: it writes the file) ---- */
+
+typedef struct wa_fetch {
+    rt_ref owner;
+    uint64_t seq;
+    char *auth;
+    char *graph;
+    char *media_id;
+    char *path;
+    uint64_t http;
+    int step; /* 0: asking for the URL, 1: downloading */
+} wa_fetch;
+
+static void drop_fetched(rt_msg *m)
+{
+    rt_free(((wa_fetched *)m)->path);
+    rt_free(((wa_fetched *)m)->why);
+}
+
+static void fetch_end(rt_ctx *cx, wa_fetch *f, bool ok, const char *why)
+{
+    wa_fetched *r = RT_MSG_NEW(wa_fetched, WA_MSG_FETCHED);
+    r->seq = f->seq;
+    r->path = ok ? rt_xstrdup(f->path) : NULL;
+    r->why = ok ? NULL : rt_xstrdup(why);
+    r->hdr.drop = drop_fetched;
+    rt_send(cx, f->owner, &r->hdr);
+    rt_exit(cx, RT_EXIT_NORMAL);
+}
+
+static void fetch_get(rt_ctx *cx, wa_fetch *f, const char *url, size_t max)
+{
+    const char *hdrs[] = {f->auth, NULL};
+    rt_http_request hr = {.url = url,
+                          .headers = hdrs,
+                          .timeout_ms = 120000,
+                          .max_body = max,
+                          .max_redirects = 3,
+                          .reply_to = rt_self(cx)};
+    f->http = rt_http_submit(cx, &hr);
+}
+
+static int mkdir_p(const char *dir)
+{
+    char buf[1024];
+    if (rt_strlcpy(buf, dir, sizeof(buf)) >= sizeof(buf))
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    return mkdir(buf, 0700) != 0 && errno != EEXIST ? -errno : 0;
+}
+
+static void fetch_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    wa_fetch *f = state;
+    if (m->type == WA_MSG_FETCH && !f->http) {
+        char *url = rt_xasprintf("%s/%s", f->graph, f->media_id);
+        fetch_get(cx, f, url, 1u << 16);
+        rt_free(url);
+        return;
+    }
+    if (m->type != RT_IO_MSG_HTTP_DONE || ((rt_io_msg_http_done *)m)->id != f->http)
+        return;
+    rt_io_msg_http_done *d = (rt_io_msg_http_done *)m;
+    char why[200];
+    if (d->err || d->status != 200) {
+        snprintf(why, sizeof(why), "%s %s",
+                 f->step ? "the download failed" : "the Graph API did not give its URL",
+                 d->err == -E2BIG ? "(larger than 25 MB)"
+                 : d->err         ? rt_strerror(d->err)
+                                  : "(HTTP error)");
+        if (!d->err)
+            snprintf(why + strlen(why), sizeof(why) - strlen(why), " %d", d->status);
+        fetch_end(cx, f, false, why);
+        return;
+    }
+    if (f->step == 0) {
+        cJSON *j = cJSON_ParseWithLength(d->body ? d->body : "", d->body_len);
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "url");
+        const cJSON *sz = cJSON_GetObjectItemCaseSensitive(j, "file_size");
+        if (!cJSON_IsString(u) || (strncmp(u->valuestring, "https://", 8) != 0 &&
+                                   strncmp(u->valuestring, "http://", 7) != 0)) {
+            cJSON_Delete(j);
+            fetch_end(cx, f, false, "the Graph API gave no media URL");
+            return;
+        }
+        if (cJSON_IsNumber(sz) && sz->valuedouble > (double)WA_MEDIA_MAX) {
+            cJSON_Delete(j);
+            fetch_end(cx, f, false, "it is larger than 25 MB");
+            return;
+        }
+        f->step = 1;
+        fetch_get(cx, f, u->valuestring, WA_MEDIA_MAX);
+        cJSON_Delete(j);
+        return;
+    }
+    const char *slash = strrchr(f->path, '/');
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - f->path) : 1, slash ? f->path : ".");
+    int rc = mkdir_p(dir);
+    if (!rc)
+        rc = hm_write_atomic(f->path, d->body ? d->body : "", d->body_len, 0600);
+    if (rc) {
+        snprintf(why, sizeof(why), "it could not be saved (%s)", rt_strerror(rc));
+        fetch_end(cx, f, false, why);
+        return;
+    }
+    fetch_end(cx, f, true, NULL);
+}
+
+static void fetch_fini(void *state)
+{
+    wa_fetch *f = state;
+    rt_free(f->auth);
+    rt_free(f->graph);
+    rt_free(f->media_id);
+    rt_free(f->path);
+    rt_free(f);
+}
+
+static const rt_actor_type fetch_type = {"whatsapp-fetch", fetch_behave, fetch_fini, 0};
+
+/* Hand the ready messages at the head of the queue to the gateway (invariant 4). */
+static void inq_flush(wa_actor *a, rt_ctx *cx)
+{
+    rt_ref gw = gateway_of(a, cx);
+    size_t i = 0;
+    for (; i < a->ninq && a->inq[i].ready; i++) {
+        gw_msg_event *ev = a->inq[i].ev;
+        rt_free(a->inq[i].type);
+        if (!gw || !rt_send(cx, gw, &ev->hdr))
+            RT_WARN(WA_LOG, "WhatsApp: no gateway; a message was dropped");
+    }
+    memmove(a->inq, a->inq + i, (a->ninq - i) * sizeof(*a->inq));
+    a->ninq -= i;
+}
+
+static void on_fetched(wa_actor *a, rt_ctx *cx, wa_fetched *r)
+{
+    for (size_t i = 0; i < a->ninq; i++) {
+        wa_in *in = &a->inq[i];
+        if (in->seq != r->seq || in->ready)
+            continue;
+        gw_msg_event *ev = in->ev;
+        if (r->path) {
+            ev->media = rt_xcalloc(1, sizeof(char *));
+            ev->media[0] = r->path;
+            ev->nmedia = 1;
+            r->path = NULL;
+        } else {
+            RT_WARN(WA_LOG, "WhatsApp: the %s of message %s could not be fetched: %s", in->type,
+                    ev->message_id, r->why ? r->why : "?");
+            char *t = rt_xasprintf("%s%s[The user sent a WhatsApp %s message, but it could not be "
+                                   "fetched: %s]",
+                                   ev->text, *ev->text ? "\n\n" : "", in->type,
+                                   r->why ? r->why : "unknown error");
+            rt_free(ev->text);
+            ev->text = t;
+            ev->kind = GW_KIND_TEXT;
+        }
+        in->ready = true;
+        break;
+    }
+    inq_flush(a, cx);
+}
+
+/* Queue ev (invariant 4); m: its attachment to fetch, or NULL. */
+static void inq_push(wa_actor *a, rt_ctx *cx, gw_msg_event *ev, const wa_inmsg *m)
+{
+    if (a->ninq >= WA_INQ_MAX) {
+        RT_WARN(WA_LOG, "WhatsApp: too many messages waiting for attachments; %s dropped",
+                ev->message_id);
+        rt_msg_free(&ev->hdr);
+        return;
+    }
+    if (a->ninq == a->inq_cap) {
+        a->inq_cap = a->inq_cap ? a->inq_cap * 2 : 8;
+        a->inq = rt_xrealloc(a->inq, a->inq_cap * sizeof(*a->inq));
+    }
+    wa_in *in = &a->inq[a->ninq++];
+    memset(in, 0, sizeof(*in));
+    in->ev = ev;
+    in->seq = ++a->fetch_seq;
+    in->ready = m == NULL;
+    if (!m)
+        return;
+    in->type = rt_xstrdup(m->kind == GW_KIND_PHOTO      ? "image"
+                          : m->kind == GW_KIND_DOCUMENT ? "document"
+                          : m->kind == GW_KIND_VIDEO    ? "video"
+                          : m->kind == GW_KIND_VOICE    ? "voice"
+                                                        : "audio");
+    wa_fetch *f = rt_xcalloc(1, sizeof(*f));
+    f->owner = a->self;
+    f->seq = in->seq;
+    f->auth = rt_xstrdup(a->auth);
+    f->graph = rt_xstrdup(a->o.graph_base);
+    f->media_id = rt_xstrdup(m->media_id);
+    char *name = wa_media_name(m);
+    f->path = rt_xasprintf("%s/%s", a->o.cache_dir ? a->o.cache_dir : ".", name);
+    rt_free(name);
+    rt_spawn_opts so = {.flags = RT_SPAWN_DETACHED};
+    rt_ref r = rt_spawn(cx, &fetch_type, f, &so);
+    if (!r || !rt_send(cx, r, rt_msg_new(WA_MSG_FETCH, sizeof(rt_msg)))) {
+        wa_fetched fake = {.seq = in->seq, .why = (char *)"the download could not start"};
+        on_fetched(a, cx, &fake);
+    }
+}
+
 static void on_notification(wa_actor *a, rt_ctx *cx, rt_httpd_msg_request *m)
 {
     const char *sig = rt_httpd_header(m, "X-Hub-Signature-256");
@@ -91,18 +341,21 @@ static void on_notification(wa_actor *a, rt_ctx *cx, rt_httpd_msg_request *m)
         return;
     }
     reply_text(cx, m->req, 200, "ok\n"); /* Meta redelivers anything not answered 200 */
-    rt_ref gw = gateway_of(a, cx);
     for (int i = 0; i < n; i++) {
-        gw_msg_event *ev = gw_event_new(WHATSAPP_PLATFORM, "dm", v[i].from, v[i].from, v[i].text);
-        ev->src.user_name = v[i].name ? rt_xstrdup(v[i].name) : NULL;
-        ev->src.chat_name = v[i].name ? rt_xstrdup(v[i].name) : NULL;
-        ev->message_id = rt_xstrdup(v[i].id);
-        ev->reply.reply_to = rt_xstrdup(v[i].id);
+        const wa_inmsg *x = &v[i];
+        gw_msg_event *ev = gw_event_new(WHATSAPP_PLATFORM, "dm", x->from, x->from,
+                                        x->media_id ? x->caption : x->text);
+        ev->src.user_name = x->name ? rt_xstrdup(x->name) : NULL;
+        ev->src.chat_name = x->name ? rt_xstrdup(x->name) : NULL;
+        ev->message_id = rt_xstrdup(x->id);
+        ev->reply.reply_to = rt_xstrdup(x->id);
         ev->adapter = a->self;
-        if (!gw || !rt_send(cx, gw, &ev->hdr))
-            RT_WARN(WA_LOG, "WhatsApp: no gateway; message %s dropped", v[i].id);
+        if (x->media_id)
+            ev->kind = x->kind;
+        inq_push(a, cx, ev, x->media_id ? x : NULL);
     }
     wa_inmsgs_free(v, n);
+    inq_flush(a, cx);
 }
 
 static void on_request(wa_actor *a, rt_ctx *cx, rt_httpd_msg_request *m)
@@ -138,6 +391,8 @@ static void out_free(wa_out *o)
 {
     rt_free(o->to);
     rt_free(o->text);
+    rt_free(o->path);
+    rt_free(o->media);
     rt_free(o->context);
     rt_free(o);
 }
@@ -154,19 +409,198 @@ static void out_pop(wa_actor *a)
     out_free(o);
 }
 
+/* ---- files: MEDIA:<path> lines are uploaded (POST <graph>/<phone-id>/media) by a detached
+ * upload actor (it reads the file), then sent as audio / image / video / document ---- */
+
+static const char *media_type_of(const char *path, const char **mime)
+{
+    static const struct {
+        const char *ext, *type, *mime;
+    } m[] = {{".ogg", "audio", "audio/ogg"},    {".opus", "audio", "audio/ogg"},
+             {".mp3", "audio", "audio/mpeg"},   {".m4a", "audio", "audio/mp4"},
+             {".aac", "audio", "audio/aac"},    {".amr", "audio", "audio/amr"},
+             {".jpg", "image", "image/jpeg"},   {".jpeg", "image", "image/jpeg"},
+             {".png", "image", "image/png"},    {".mp4", "video", "video/mp4"},
+             {".3gp", "video", "video/3gpp"},   {".pdf", "document", "application/pdf"},
+             {".txt", "document", "text/plain"}};
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(slash ? slash : path, '.');
+    for (size_t i = 0; dot && i < sizeof(m) / sizeof(m[0]); i++)
+        if (strcasecmp(dot, m[i].ext) == 0) {
+            *mime = m[i].mime;
+            return m[i].type;
+        }
+    *mime = "application/octet-stream";
+    return "document";
+}
+
+typedef struct wa_upload {
+    rt_ref owner;
+    uint64_t seq;
+    char *auth;
+    char *url;
+    char *path;
+    uint64_t http;
+} wa_upload;
+
+static void upload_end(rt_ctx *cx, wa_upload *u, const char *media_id, const char *why)
+{
+    wa_fetched *r = RT_MSG_NEW(wa_fetched, WA_MSG_UPLOADED);
+    r->seq = u->seq;
+    r->path = media_id ? rt_xstrdup(media_id) : NULL; /* the media id */
+    r->why = why ? rt_xstrdup(why) : NULL;
+    r->hdr.drop = drop_fetched;
+    rt_send(cx, u->owner, &r->hdr);
+    rt_exit(cx, RT_EXIT_NORMAL);
+}
+
+static void upload_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    wa_upload *u = state;
+    if (m->type == WA_MSG_FETCH && !u->http) {
+        char *data = NULL;
+        size_t len = 0;
+        int rc = hm_read_file(u->path, WA_MEDIA_MAX, &data, &len);
+        if (rc) {
+            char why[300];
+            snprintf(why, sizeof(why), "%s: %s", u->path, rt_strerror(rc));
+            upload_end(cx, u, NULL, why);
+            return;
+        }
+        const char *mime = NULL;
+        (void)media_type_of(u->path, &mime);
+        char bd[48];
+        snprintf(bd, sizeof(bd), "hermeswa%016llx", (unsigned long long)(u->seq * 2654435761u));
+        const char *slash = strrchr(u->path, '/');
+        const char *base = slash ? slash + 1 : u->path;
+        char *head = rt_xasprintf(
+            "--%s\r\nContent-Disposition: form-data; name=\"messaging_product\"\r\n\r\nwhatsapp\r\n"
+            "--%s\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\n%s\r\n"
+            "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+            "Content-Type: %s\r\n\r\n",
+            bd, bd, mime, bd, strpbrk(base, "\"\r\n") ? "file" : base, mime);
+        char *tail = rt_xasprintf("\r\n--%s--\r\n", bd);
+        size_t hl = strlen(head), tl = strlen(tail);
+        char *body = rt_xmalloc(hl + len + tl);
+        memcpy(body, head, hl);
+        memcpy(body + hl, data, len);
+        memcpy(body + hl + len, tail, tl);
+        rt_free(head);
+        rt_free(tail);
+        rt_free(data);
+        char *ct = rt_xasprintf("Content-Type: multipart/form-data; boundary=%s", bd);
+        const char *hdrs[] = {u->auth, ct, NULL};
+        rt_http_request hr = {.method = "POST",
+                              .url = u->url,
+                              .headers = hdrs,
+                              .body = body,
+                              .body_len = hl + len + tl,
+                              .timeout_ms = 120000,
+                              .max_body = 1u << 20,
+                              .reply_to = rt_self(cx)};
+        u->http = rt_http_submit(cx, &hr);
+        rt_free(body);
+        rt_free(ct);
+        return;
+    }
+    if (m->type != RT_IO_MSG_HTTP_DONE || ((rt_io_msg_http_done *)m)->id != u->http)
+        return;
+    rt_io_msg_http_done *d = (rt_io_msg_http_done *)m;
+    cJSON *j = d->body ? cJSON_ParseWithLength(d->body, d->body_len) : NULL;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    if (!d->err && d->status == 200 && cJSON_IsString(id) && *id->valuestring) {
+        upload_end(cx, u, id->valuestring, NULL);
+    } else {
+        char why[200];
+        snprintf(why, sizeof(why), "the upload failed (%s)",
+                 d->err ? rt_strerror(d->err) : "HTTP error");
+        upload_end(cx, u, NULL, why);
+    }
+    cJSON_Delete(j);
+}
+
+static void upload_fini(void *state)
+{
+    wa_upload *u = state;
+    rt_free(u->auth);
+    rt_free(u->url);
+    rt_free(u->path);
+    rt_free(u);
+}
+
+static const rt_actor_type upload_type = {"whatsapp-upload", upload_behave, upload_fini, 0};
+
+static void pump(wa_actor *a, rt_ctx *cx);
+
+static void on_uploaded(wa_actor *a, rt_ctx *cx, wa_fetched *r)
+{
+    wa_out *o = a->out;
+    if (!o || !o->uploading || r->seq != a->out_tag)
+        return;
+    o->uploading = false;
+    a->out_tag = 0;
+    if (!r->path) {
+        RT_WARN(WA_LOG, "WhatsApp: a file for %s could not be sent: %s", o->to,
+                r->why ? r->why : "?");
+        out_pop(a);
+    } else {
+        o->media = r->path;
+        r->path = NULL;
+    }
+    pump(a, cx);
+}
+
+/* Start the head file's upload; false when it could not start (the head is dropped). */
+static bool upload_head(wa_actor *a, rt_ctx *cx, wa_out *o)
+{
+    wa_upload *u = rt_xcalloc(1, sizeof(*u));
+    u->owner = a->self;
+    u->seq = a->out_tag = ++a->next_tag;
+    u->auth = rt_xstrdup(a->auth);
+    u->url = rt_xasprintf("%s/%s/media", a->o.graph_base, a->o.phone_number_id);
+    u->path = rt_xstrdup(o->path);
+    rt_spawn_opts so = {.flags = RT_SPAWN_DETACHED};
+    rt_ref r = rt_spawn(cx, &upload_type, u, &so);
+    if (!r || !rt_send(cx, r, rt_msg_new(WA_MSG_FETCH, sizeof(rt_msg)))) {
+        a->out_tag = 0;
+        return false;
+    }
+    o->uploading = true;
+    return true;
+}
+
 static void pump(wa_actor *a, rt_ctx *cx)
 {
     if (a->out_tag || a->timer_id || !a->out || a->stopped)
         return;
     wa_out *o = a->out;
+    if (o->path && !o->media) {
+        if (!upload_head(a, cx, o)) {
+            out_pop(a);
+            pump(a, cx);
+        }
+        return;
+    }
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "messaging_product", "whatsapp");
     cJSON_AddStringToObject(b, "recipient_type", "individual");
     cJSON_AddStringToObject(b, "to", o->to);
-    cJSON_AddStringToObject(b, "type", "text");
-    cJSON *t = cJSON_AddObjectToObject(b, "text");
-    cJSON_AddBoolToObject(t, "preview_url", false);
-    cJSON_AddStringToObject(t, "body", o->text);
+    if (o->media) {
+        const char *mime = NULL;
+        const char *type = media_type_of(o->path, &mime);
+        cJSON_AddStringToObject(b, "type", type);
+        cJSON *f = cJSON_AddObjectToObject(b, type);
+        cJSON_AddStringToObject(f, "id", o->media);
+        if (strcmp(type, "document") == 0) {
+            const char *slash = strrchr(o->path, '/');
+            cJSON_AddStringToObject(f, "filename", slash ? slash + 1 : o->path);
+        }
+    } else {
+        cJSON_AddStringToObject(b, "type", "text");
+        cJSON *t = cJSON_AddObjectToObject(b, "text");
+        cJSON_AddBoolToObject(t, "preview_url", false);
+        cJSON_AddStringToObject(t, "body", o->text);
+    }
     if (o->context)
         cJSON_AddStringToObject(cJSON_AddObjectToObject(b, "context"), "message_id", o->context);
     char *body = cJSON_PrintUnformatted(b);
@@ -222,11 +656,64 @@ static void on_done(wa_actor *a, rt_ctx *cx, rt_io_msg_http_done *d)
     pump(a, cx);
 }
 
+/* A "MEDIA:<path>" line (quotes and back-ticks removed) → the path (new), or NULL. */
+static char *media_line(const char *line, size_t n)
+{
+    while (n && (*line == ' ' || *line == '\t')) {
+        line++;
+        n--;
+    }
+    if (n < 7 || strncmp(line, "MEDIA:", 6) != 0)
+        return NULL;
+    line += 6;
+    n -= 6;
+    while (n && strchr(" `\"'", *line)) {
+        line++;
+        n--;
+    }
+    while (n && strchr(" `\"'\r", line[n - 1]))
+        n--;
+    return n && line[0] == '/' ? rt_xstrndup(line, n) : NULL;
+}
+
+static void out_push(wa_actor *a, wa_out *o)
+{
+    if (a->out_tail)
+        a->out_tail->next = o;
+    else
+        a->out = o;
+    a->out_tail = o;
+    a->nout++;
+}
+
 static void on_out_text(wa_actor *a, rt_ctx *cx, gw_out_text *t)
 {
     if (!t->text || !t->to.chat_id || !*t->text)
         return;
-    char **parts = gw_chunk(t->text, WA_MAX_MESSAGE);
+    /* MEDIA:<path> lines become files, sent after the text */
+    char *paths[8];
+    size_t np = 0;
+    char *kept = rt_xstrdup(t->text);
+    char *k = kept;
+    for (const char *p = t->text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        char *mp = media_line(p, n);
+        if (mp && np < sizeof(paths) / sizeof(paths[0])) {
+            paths[np++] = mp;
+        } else {
+            rt_free(mp);
+            memmove(k, p, nl ? n + 1 : n);
+            k += nl ? n + 1 : n;
+        }
+        p += nl ? n + 1 : n;
+    }
+    *k = '\0';
+    bool has_text = false;
+    for (const char *q = kept; *q; q++)
+        has_text |= !strchr(" \t\r\n", *q);
+    char **parts = has_text ? gw_chunk(kept, WA_MAX_MESSAGE) : NULL;
+    rt_free(kept);
     for (size_t i = 0; parts && parts[i]; i++) {
         if (a->nout >= WA_OUT_MAX) {
             RT_WARN(WA_LOG, "WhatsApp: too many messages waiting; one dropped");
@@ -246,14 +733,20 @@ static void on_out_text(wa_actor *a, rt_ctx *cx, gw_out_text *t)
         o->text = s;
         if (i == 0 && t->part <= 1 && t->to.reply_to)
             o->context = rt_xstrdup(t->to.reply_to);
-        if (a->out_tail)
-            a->out_tail->next = o;
-        else
-            a->out = o;
-        a->out_tail = o;
-        a->nout++;
+        out_push(a, o);
     }
     gw_chunks_free(parts);
+    for (size_t i = 0; i < np; i++) {
+        if (a->nout >= WA_OUT_MAX) {
+            RT_WARN(WA_LOG, "WhatsApp: too many messages waiting; a file dropped");
+            rt_free(paths[i]);
+            continue;
+        }
+        wa_out *o = rt_xcalloc(1, sizeof(*o));
+        o->to = rt_xstrdup(t->to.chat_id);
+        o->path = paths[i];
+        out_push(a, o);
+    }
     pump(a, cx);
 }
 
@@ -283,6 +776,8 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
             on_request(a, cx, (rt_httpd_msg_request *)m);
         break;
     case RT_IO_MSG_HTTP_DONE: on_done(a, cx, (rt_io_msg_http_done *)m); break;
+    case WA_MSG_FETCHED: on_fetched(a, cx, (wa_fetched *)m); break;
+    case WA_MSG_UPLOADED: on_uploaded(a, cx, (wa_fetched *)m); break;
     case RT_MSG_TIMEOUT:
         if (((rt_msg_timeout *)m)->tag == a->timer_seq) {
             a->timer_id = 0;
@@ -315,6 +810,11 @@ static void actor_free(void *state)
     wa_actor *a = state;
     while (a->out)
         out_pop(a);
+    for (size_t i = 0; i < a->ninq; i++) {
+        rt_msg_free(&a->inq[i].ev->hdr);
+        rt_free(a->inq[i].type);
+    }
+    rt_free(a->inq);
     rt_free(a->auth);
     rt_free(a->send_url);
     wa_opts_fini(&a->o);
@@ -345,6 +845,13 @@ int wa_start(rt_ctx *cx, rt_lws *lws, const wa_opts *o, rt_ref gateway, wa_serve
     a->o.host = dupn(o->host ? o->host : "127.0.0.1");
     a->o.path = dupn(o->path);
     a->o.home_channel = dupn(o->home_channel);
+    if (o->cache_dir) {
+        a->o.cache_dir = dupn(o->cache_dir);
+    } else {
+        char *home = hm_config_home();
+        a->o.cache_dir = rt_xasprintf("%s/cache/whatsapp", home);
+        rt_free(home);
+    }
     a->o.port = o->port;
     a->o.backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 2000;
     a->auth = rt_xasprintf("Authorization: Bearer %s", o->access_token);

@@ -137,6 +137,8 @@ int wa_opts_from_config(const hm_config *cfg, wa_opts *o, char *err, size_t errl
         o->port = (int)p;
     }
     o->home_channel = envv(cfg, "WHATSAPP_HOME_CHANNEL");
+    const char *home = cfg ? hm_config_home_dir(cfg) : NULL;
+    o->cache_dir = rt_xasprintf("%s/cache/whatsapp", home ? home : ".");
     return 0;
 }
 
@@ -150,5 +152,6 @@ void wa_opts_fini(wa_opts *o)
     rt_free(o->host);
     rt_free(o->path);
     rt_free(o->home_channel);
+    rt_free(o->cache_dir);
     memset(o, 0, sizeof(*o));
 }

@@ -7,7 +7,9 @@
  */
 #include "whatsapp.h"
 
+#include "gw.h"
 #include "rt_alloc.h"
+#include "rt_util.h"
 
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
@@ -17,6 +19,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 static int hexval(char c)
 {
@@ -130,6 +133,86 @@ static char *text_of(const cJSON *m)
                         cap ? cap : "", cap ? "\n\n" : "", type ? type : "unknown");
 }
 
+/* audio (voice when "voice": true), image, document, video: the attachment's fields. */
+static void media_of(const cJSON *m, wa_inmsg *x)
+{
+    static const struct {
+        const char *type;
+        int kind;
+    } kinds[] = {{"audio", GW_KIND_AUDIO},
+                 {"voice", GW_KIND_VOICE},
+                 {"image", GW_KIND_PHOTO},
+                 {"document", GW_KIND_DOCUMENT},
+                 {"video", GW_KIND_VIDEO}};
+    const char *type = jstr(m, "type");
+    for (size_t i = 0; type && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strcmp(type, kinds[i].type) != 0)
+            continue;
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(m, type);
+        const char *id = jstr(o, "id");
+        if (!id || !*id)
+            return;
+        x->media_id = rt_xstrdup(id);
+        const char *mime = jstr(o, "mime_type");
+        x->mime = mime ? rt_xstrdup(mime) : NULL;
+        const char *fn = jstr(o, "filename");
+        x->filename = fn ? rt_xstrdup(fn) : NULL;
+        const char *cap = jstr(o, "caption");
+        x->caption = rt_xstrdup(cap ? cap : "");
+        x->kind = kinds[i].kind;
+        if (x->kind == GW_KIND_AUDIO && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "voice")))
+            x->kind = GW_KIND_VOICE;
+        return;
+    }
+}
+
+static const char *ext_for(const char *mime, int kind)
+{
+    static const struct {
+        const char *mime, *ext;
+    } m[] = {{"audio/ogg", ".ogg"},  {"audio/opus", ".ogg"}, {"audio/mpeg", ".mp3"},
+             {"audio/mp4", ".m4a"},  {"audio/aac", ".aac"},  {"audio/amr", ".amr"},
+             {"image/jpeg", ".jpg"}, {"image/png", ".png"},  {"image/webp", ".webp"},
+             {"video/mp4", ".mp4"},  {"video/3gpp", ".3gp"}, {"application/pdf", ".pdf"},
+             {"text/plain", ".txt"}};
+    for (size_t i = 0; mime && i < sizeof(m) / sizeof(m[0]); i++)
+        if (strncasecmp(mime, m[i].mime, strlen(m[i].mime)) == 0)
+            return m[i].ext;
+    return kind == GW_KIND_PHOTO                            ? ".jpg"
+           : kind == GW_KIND_VIDEO                          ? ".mp4"
+           : kind == GW_KIND_VOICE || kind == GW_KIND_AUDIO ? ".ogg"
+                                                            : ".bin";
+}
+
+static void safe_append(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(dst);
+    for (; src && *src && n + 1 < cap; src++)
+        dst[n++] = (isalnum((unsigned char)*src) || strchr("._-", *src)) ? *src : '_';
+    dst[n] = '\0';
+}
+
+char *wa_media_name(const wa_inmsg *m)
+{
+    char name[200] = "";
+    const char *prefix = m->kind == GW_KIND_PHOTO      ? "img_"
+                         : m->kind == GW_KIND_DOCUMENT ? "doc_"
+                         : m->kind == GW_KIND_VIDEO    ? "video_"
+                                                       : "audio_";
+    rt_strlcpy(name, prefix, sizeof(name));
+    char id[64] = "";
+    safe_append(id, sizeof(id), m->id); /* the tail of the wamid is the unique part */
+    size_t il = strlen(id);
+    safe_append(name, sizeof(name), il > 24 ? id + il - 24 : id);
+    if (m->kind == GW_KIND_DOCUMENT && m->filename && *m->filename && m->filename[0] != '.') {
+        rt_strlcpy(name + strlen(name), "_", sizeof(name) - strlen(name));
+        safe_append(name, sizeof(name), m->filename);
+    } else {
+        rt_strlcpy(name + strlen(name), ext_for(m->mime, m->kind), sizeof(name) - strlen(name));
+    }
+    return rt_xstrdup(name);
+}
+
 int wa_parse_notification(const char *body, wa_inmsg **out)
 {
     *out = NULL;
@@ -169,6 +252,9 @@ int wa_parse_notification(const char *body, wa_inmsg **out)
                         x->name = rt_xstrdup(nm);
                 }
                 x->text = text_of(m);
+                x->media_id = x->mime = x->filename = x->caption = NULL;
+                x->kind = GW_KIND_TEXT;
+                media_of(m, x);
             }
         }
     }
@@ -184,6 +270,10 @@ void wa_inmsgs_free(wa_inmsg *v, int n)
         rt_free(v[i].from);
         rt_free(v[i].name);
         rt_free(v[i].text);
+        rt_free(v[i].media_id);
+        rt_free(v[i].mime);
+        rt_free(v[i].filename);
+        rt_free(v[i].caption);
     }
     rt_free(v);
 }

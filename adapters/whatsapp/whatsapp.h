@@ -53,6 +53,7 @@ typedef struct wa_opts {
     char *path;            /* WHATSAPP_WEBHOOK_PATH; default /whatsapp/webhook */
     char *home_channel;    /* WHATSAPP_HOME_CHANNEL, or NULL */
     int64_t backoff_ms;    /* first retry delay; 0: 2000 */
+    char *cache_dir;       /* inbound media files; <HERMES_HOME>/cache/whatsapp */
 } wa_opts;
 
 /*
@@ -86,7 +87,20 @@ typedef struct wa_inmsg {
     char *from; /* the sender's number */
     char *name; /* profile name, or NULL */
     char *text; /* text body (or a note for other types) */
+    /* audio, voice, image, document, video: the attachment to fetch (GET <graph>/<media_id>,
+     * then its url, both with the access token), else NULL */
+    char *media_id;
+    char *mime;     /* mime_type, or NULL */
+    char *filename; /* document file name, or NULL */
+    char *caption;  /* the caption ("" when none) when media_id is set */
+    int kind;       /* gw_kind of the attachment */
 } wa_inmsg;
+
+#define WA_MEDIA_MAX (25u << 20) /* inbound attachments we fetch */
+
+/* The file name for an attachment of message id (new): audio_<id>.<ext>, img_<id>.<ext>,
+ * doc_<id>_<filename> or video_<id>.<ext>, with unsafe characters replaced. */
+char *wa_media_name(const wa_inmsg *m);
 
 /* The messages in a notification body (statuses and other fields ignored). Returns how
  * many were put in *out (an array to free with wa_inmsgs_free), -EINVAL for bad JSON. */

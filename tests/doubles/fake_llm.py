@@ -29,6 +29,15 @@ answers "echo: <last user message>". A spec is a JSON object:
     chunks         split the content into this many stream deltas (default: by word)
     cut_after      in stream mode, drop the connection after this many SSE events
     repeat         use this spec for the next N requests (default 1)
+
+Audio (the OpenAI audio API, for voice notes and text to speech), recorded like the rest:
+
+    POST /v1/audio/transcriptions  multipart (model, response_format, file): the file's bytes
+         decide the answer — "SAY:<text>" transcribes to <text>, "FAIL:<status>" answers that
+         HTTP status with an OpenAI error body, anything else "(fake transcript of N bytes)";
+         response_format "text" gives text/plain, otherwise {"text": …}. No bearer key: 401.
+    POST /v1/audio/speech          JSON {model, voice, input, response_format}: an Ogg/MP3-ish
+         byte string; an input containing "FAIL_TTS" gets a 500.
 """
 import argparse
 import asyncio
@@ -270,6 +279,73 @@ async def anthropic_messages(request):
     return resp
 
 
+# ------------------------------------------------------------------------------ audio
+
+def audio_error(status, message):
+    return web.json_response({"error": {"message": message, "type": "invalid_request_error"}},
+                             status=status)
+
+
+async def audio_transcriptions(request):
+    fields = {}
+    data = b""
+    filename = None
+    ctype = None
+    try:
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if part.name == "file":
+                filename = part.filename
+                ctype = part.headers.get("Content-Type")
+                data = await part.read(decode=False)
+            else:
+                fields[part.name] = (await part.text())
+    except Exception as e:  # not multipart
+        REQUESTS.append({"path": request.path, "headers": dict(request.headers),
+                         "body": {"_error": str(e)}, "time": time.time()})
+        return audio_error(400, "expected multipart/form-data")
+    REQUESTS.append({"path": request.path, "headers": dict(request.headers),
+                     "body": dict(fields, filename=filename, size=len(data),
+                                  content_type=ctype), "time": time.time()})
+    if not request.headers.get("Authorization", "").startswith("Bearer ") or \
+            len(request.headers.get("Authorization", "")) <= len("Bearer "):
+        return audio_error(401, "Incorrect API key provided")
+    if "model" not in fields or not filename:
+        return audio_error(400, "model and file are required")
+    if data.startswith(b"FAIL:"):
+        try:
+            status = int(data[5:].split()[0])
+        except (ValueError, IndexError):
+            status = 500
+        return audio_error(status, "scripted transcription failure")
+    if data.startswith(b"SAY:"):
+        transcript = data[4:].decode("utf-8", "replace").strip()
+    else:
+        transcript = f"(fake transcript of {len(data)} bytes)"
+    if fields.get("response_format") == "text":
+        return web.Response(text=transcript + "\n", content_type="text/plain")
+    return web.json_response({"text": transcript})
+
+
+async def audio_speech(request):
+    body = await record(request)
+    if not request.headers.get("Authorization", "").startswith("Bearer "):
+        return audio_error(401, "Incorrect API key provided")
+    text = body.get("input", "") if isinstance(body, dict) else ""
+    if not text or not body.get("model") or not body.get("voice"):
+        return audio_error(400, "model, voice and input are required")
+    if "FAIL_TTS" in text:
+        return audio_error(500, "scripted speech failure")
+    fmt = body.get("response_format", "mp3")
+    if fmt == "opus":
+        return web.Response(body=b"OggS\x00\x02fake-opus:" + text.encode()[:200],
+                            content_type="audio/ogg")
+    return web.Response(body=b"ID3fake-mp3:" + text.encode()[:200], content_type="audio/mpeg")
+
+
 # ----------------------------------------------------------------------------- control
 
 async def ctl_script(request):
@@ -300,6 +376,9 @@ def make_app():
         app.router.add_post(prefix + "/chat/completions", openai_chat)
         app.router.add_get(prefix + "/models", openai_models)
     app.router.add_post("/v1/messages", anthropic_messages)
+    for prefix in ("", "/v1"):
+        app.router.add_post(prefix + "/audio/transcriptions", audio_transcriptions)
+        app.router.add_post(prefix + "/audio/speech", audio_speech)
     app.router.add_post("/_script", ctl_script)
     app.router.add_get("/_requests", ctl_requests)
     app.router.add_post("/_reset", ctl_reset)

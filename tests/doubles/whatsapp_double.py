@@ -13,7 +13,20 @@ Serves the send endpoint the way graph.facebook.com does:
 
 Start:  python3 tests/doubles/whatsapp_double.py --token T --port 0 --port-file /tmp/p
 
-Control (for tests): GET /_ctl/sent (the accepted message bodies, with "phone_id"),
+Inbound media, the way the Cloud API hands it out:
+
+    GET /<version>/<media-id>   Authorization: Bearer <token> → {"url", "mime_type",
+        "sha256", "file_size", "id", "messaging_product"}; 404 {"error":{…,"code":100}} for
+        an unknown id
+    GET /_media/<media-id>      Authorization: Bearer <token> → the bytes (401 without it)
+
+Outbound files: POST /<version>/<phone-number-id>/media (multipart: messaging_product,
+type, file) → {"id": "up-…"}; a message of type audio / image / video / document then names
+that id ({"audio": {"id": …}}); GET /_ctl/uploads lists the uploads.
+
+Control (for tests): POST /_ctl/media {"id", "mime_type", "content"} registers a media
+object (content is text; "status" makes the download answer that status instead);
+GET /_ctl/media_calls lists the media requests (path, auth); GET /_ctl/sent (the accepted message bodies, with "phone_id"),
 POST /_ctl/fail {"count", "status"} (the next count sends fail with that status; 429 adds
 Retry-After: 1), GET /_health.
 """
@@ -48,9 +61,20 @@ async def send(request):
         body = await request.json()
     except ValueError:
         return graph_error(400, 100, "Invalid parameter")
+    mtype = body.get("type")
+    if mtype in ("audio", "image", "video", "document"):
+        mid = (body.get(mtype) or {}).get("id")
+        if body.get("messaging_product") != "whatsapp" or not body.get("to") or \
+                mid not in st["uploads"]:
+            return graph_error(400, 100, "Invalid parameter")
+        body["phone_id"] = request.match_info["phone"]
+        st["sent"].append(body)
+        return web.json_response({"messaging_product": "whatsapp",
+                                  "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                                  "messages": [{"id": "wamid." + uuid.uuid4().hex}]})
     text = (body.get("text") or {}).get("body")
     if body.get("messaging_product") != "whatsapp" or not body.get("to") or \
-            body.get("type") != "text" or not text:
+            mtype != "text" or not text:
         return graph_error(400, 100, "Invalid parameter")
     if len(text) > 4096:
         return graph_error(400, 100, "Param text['body'] must be at most 4096 characters long.")
@@ -59,6 +83,82 @@ async def send(request):
     return web.json_response({"messaging_product": "whatsapp",
                               "contacts": [{"input": body["to"], "wa_id": body["to"]}],
                               "messages": [{"id": "wamid." + uuid.uuid4().hex}]})
+
+
+async def upload(request):
+    st = request.app["st"]
+    if request.headers.get("Authorization") != "Bearer " + st["token"]:
+        return graph_error(401, 190, "Invalid OAuth access token.")
+    fields, data, filename = {}, None, None
+    try:
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if part.name == "file":
+                filename = part.filename
+                data = await part.read(decode=False)
+            else:
+                fields[part.name] = await part.text()
+    except Exception:
+        return graph_error(400, 100, "Invalid parameter")
+    if fields.get("messaging_product") != "whatsapp" or not fields.get("type") or data is None:
+        return graph_error(400, 100, "Invalid parameter")
+    mid = "up-" + uuid.uuid4().hex[:12]
+    st["uploads"][mid] = {"type": fields["type"], "filename": filename, "size": len(data),
+                          "head": data[:32].decode("latin-1")}
+    return web.json_response({"id": mid})
+
+
+async def ctl_uploads(request):
+    return web.json_response(request.app["st"]["uploads"])
+
+
+def media_authed(request):
+    st = request.app["st"]
+    st["media_calls"].append({"path": request.path,
+                              "auth": request.headers.get("Authorization", "")})
+    return request.headers.get("Authorization") == "Bearer " + st["token"]
+
+
+async def media_info(request):
+    st = request.app["st"]
+    if not media_authed(request):
+        return graph_error(401, 190, "Invalid OAuth access token.")
+    mid = request.match_info["media_id"]
+    m = st["media"].get(mid)
+    if m is None:
+        return graph_error(404, 100, "Unsupported get request.")
+    host = request.headers.get("Host", "127.0.0.1")
+    return web.json_response({"messaging_product": "whatsapp",
+                              "url": f"http://{host}/_media/{mid}",
+                              "mime_type": m["mime_type"], "sha256": "0" * 64,
+                              "file_size": len(m["content"]), "id": mid})
+
+
+async def media_download(request):
+    st = request.app["st"]
+    if not media_authed(request):
+        return graph_error(401, 190, "Invalid OAuth access token.")
+    m = st["media"].get(request.match_info["media_id"])
+    if m is None:
+        return graph_error(404, 100, "Not found")
+    if m.get("status"):
+        return graph_error(m["status"], 2, "Service temporarily unavailable")
+    return web.Response(body=m["content"], content_type=m["mime_type"].split(";")[0])
+
+
+async def ctl_media(request):
+    spec = await request.json()
+    request.app["st"]["media"][spec["id"]] = {"mime_type": spec.get("mime_type", "audio/ogg"),
+                                              "content": spec.get("content", "").encode(),
+                                              "status": spec.get("status")}
+    return web.json_response({})
+
+
+async def ctl_media_calls(request):
+    return web.json_response(request.app["st"]["media_calls"])
 
 
 async def ctl_sent(request):
@@ -81,11 +181,18 @@ def main():
     ap.add_argument("--port-file")
     a = ap.parse_args()
     app = web.Application()
-    app["st"] = {"token": a.token, "sent": [], "fail": None}
+    app["st"] = {"token": a.token, "sent": [], "fail": None, "media": {}, "media_calls": [],
+                 "uploads": {}}
     app.router.add_post("/{version}/{phone}/messages", send)
+    app.router.add_post("/{version}/{phone}/media", upload)
+    app.router.add_get("/_ctl/uploads", ctl_uploads)
     app.router.add_get("/_ctl/sent", ctl_sent)
     app.router.add_post("/_ctl/fail", ctl_fail)
+    app.router.add_post("/_ctl/media", ctl_media)
+    app.router.add_get("/_ctl/media_calls", ctl_media_calls)
     app.router.add_get("/_health", health)
+    app.router.add_get("/_media/{media_id}", media_download)
+    app.router.add_get("/{version}/{media_id}", media_info)
 
     async def start():
         runner = web.AppRunner(app)

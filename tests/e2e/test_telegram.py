@@ -247,8 +247,12 @@ def test_photo_is_downloaded_into_the_cache(hermes_bin, llm, home, tg):
         tg.dm(None, caption="look", photo=[
             {"file_id": "PHOTO0", "file_unique_id": "a", "width": 90, "height": 90},
             {"file_id": "PHOTO1", "file_unique_id": "b", "width": 800, "height": 800}])
-        reply_to(tg, "echo: look")
+        # the gateway describes the photo for the model (gw_media.c): the original's note
+        # naming the cached file, then the caption
+        r = reply_to(tg, "look")[0].replace("\\", "")
+        assert r.startswith("echo: [The user sent an image but I couldn't quite see it"), r
         files = list((home / "cache" / "telegram").iterdir())
+        assert str(files[0]) in r and r.endswith("\n\nlook"), r
         assert len(files) == 1 and files[0].read_bytes() == b"JPEGDATA"
         assert [c for c in tg.calls("getFile") if c["params"]["file_id"] == "PHOTO1"]
     finally:

@@ -159,7 +159,8 @@ static const st_migration test_list_ok[] = {
     {1, "baseline", NULL},
     {2, "hc_inbound", NULL},
     {3, "hc_outbox", NULL},
-    {4, "test table",
+    {4, "hc_session_titles", NULL},
+    {5, "test table",
      "CREATE TABLE IF NOT EXISTS hc_test (k TEXT PRIMARY KEY);"
      "CREATE INDEX IF NOT EXISTS hc_test_k ON hc_test(k);"},
 };
@@ -168,8 +169,9 @@ static const st_migration test_list_bad[] = {
     {1, "baseline", NULL},
     {2, "hc_inbound", NULL},
     {3, "hc_outbox", NULL},
-    {4, "test table", "CREATE TABLE IF NOT EXISTS hc_test (k TEXT PRIMARY KEY);"},
-    {5, "half broken", "CREATE TABLE hc_half (x); CREATE TABLE hc_broken (;"},
+    {4, "hc_session_titles", NULL},
+    {5, "test table", "CREATE TABLE IF NOT EXISTS hc_test (k TEXT PRIMARY KEY);"},
+    {6, "half broken", "CREATE TABLE hc_half (x); CREATE TABLE hc_broken (;"},
 };
 
 static const st_migration test_list_unordered[] = {
@@ -183,18 +185,20 @@ TEST(migrations_apply_once_atomically_and_leave_the_original_alone)
     sqlite3 *db = open_ours(p);
     char *orig_before = master_dump(db);
     char msg[ST_ERRMSG_MAX] = "";
-    ASSERT_OK(st_schema_migrate(db, test_list_ok, 4, msg, sizeof(msg)));
-    ASSERT_EQ(4, q_int(db, "SELECT max(version) FROM hc_schema"));
+    ASSERT_EQ(1, q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = "
+                           "'hc_session_titles'"));
+    ASSERT_OK(st_schema_migrate(db, test_list_ok, 5, msg, sizeof(msg)));
+    ASSERT_EQ(5, q_int(db, "SELECT max(version) FROM hc_schema"));
     ASSERT_EQ(1, q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'hc_test'"));
     /* Again: nothing to do, no new rows. */
-    ASSERT_OK(st_schema_migrate(db, test_list_ok, 4, msg, sizeof(msg)));
-    ASSERT_EQ(4, q_int(db, "SELECT count(*) FROM hc_schema"));
+    ASSERT_OK(st_schema_migrate(db, test_list_ok, 5, msg, sizeof(msg)));
+    ASSERT_EQ(5, q_int(db, "SELECT count(*) FROM hc_schema"));
 
     /* A failing migration is rolled back whole and named in the error. */
-    int err = st_schema_migrate(db, test_list_bad, 5, msg, sizeof(msg));
+    int err = st_schema_migrate(db, test_list_bad, 6, msg, sizeof(msg));
     ASSERT_EQ(-EINVAL, err);
-    ASSERT_STR_CONTAINS(msg, "migration 5 (half broken) failed");
-    ASSERT_EQ(4, q_int(db, "SELECT max(version) FROM hc_schema"));
+    ASSERT_STR_CONTAINS(msg, "migration 6 (half broken) failed");
+    ASSERT_EQ(5, q_int(db, "SELECT max(version) FROM hc_schema"));
     ASSERT_EQ(0, q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'hc_half'"));
 
     ASSERT_EQ(-EINVAL, st_schema_migrate(db, test_list_unordered, 2, msg, sizeof(msg)));

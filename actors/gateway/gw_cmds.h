@@ -1,0 +1,53 @@
+/*
+ * gw_cmds — the state the chat commands kept in their own files share (gw_cmd_session.c,
+ * gw_cmd_info.c, gw_cmd_btw.c): the store requests waiting for their answer and the /btw
+ * in flight. One per chat actor, touched only on its worker.
+ */
+#ifndef GW_CMDS_H
+#define GW_CMDS_H
+
+#include "gw_int.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum gw_cmd_req {
+    GW_REQ_TITLE_GET = 1,
+    GW_REQ_TITLE_SET,
+    GW_REQ_RESUME_LIST,
+    GW_REQ_RESUME,
+    GW_REQ_BRANCH,
+    GW_REQ_INSIGHTS,
+};
+
+typedef struct gw_cmd_pend {
+    uint64_t tag;
+    int kind; /* gw_cmd_req */
+    gw_target to;
+    char *arg; /* the name asked for, or NULL */
+    int64_t n; /* /insights: days */
+} gw_cmd_pend;
+
+struct gw_cmds {
+    uint64_t next_tag;
+    gw_cmd_pend *pend;
+    size_t npend, cap;
+    /* /btw */
+    rt_ref btw;       /* the side question's agent, 0 when none runs */
+    uint64_t btw_mon; /* its monitor */
+    gw_target btw_to; /* where its answer goes */
+    char *btw_id;     /* its throw-away session id */
+    bool btw_answered;
+};
+
+/* The state, created on first use. */
+gw_cmds *gw_cmds_get(gw_cmds **st);
+/* Remember a store request to answer to (copied), returning its tag. */
+uint64_t gw_cmds_pend(gw_cmds *s, int kind, const gw_target *to, const char *arg, int64_t n);
+
+/* gw_cmd_info.c: the answer to an /insights request. */
+struct st_msg_result;
+void gw_cmd_insights_answer(rt_ctx *cx, gw_chat *c, const gw_cmd_pend *p,
+                            const struct st_msg_result *r);
+
+#endif /* GW_CMDS_H */

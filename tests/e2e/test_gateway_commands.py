@@ -1,0 +1,118 @@
+"""Chat commands through the real binary: `hermes gateway run` against the Mattermost server
+double (tests/doubles/mattermost_double.py) and the scripted LLM. A session is named with
+/title, /restart drains and re-executes the same process (not under systemd), which connects
+again, and the title is still there afterwards; /resume and /branch work on the restarted
+gateway."""
+import os
+
+import pytest
+
+from conftest import _wait_for, hermes_env
+from test_mattermost import TOKEN, MMDouble, MMGateway
+
+
+@pytest.fixture
+def mm(tmp_path):
+    d = MMDouble(str(tmp_path))
+    yield d
+    d.stop()
+
+
+def _texts(mm, channel):
+    return [p["message"] for p in mm.bot_posts(channel)]
+
+
+def _wait_text(mm, channel, needle, timeout=30):
+    return _wait_for(lambda: next((t for t in _texts(mm, channel) if needle in t), None),
+                     timeout=timeout, what=f"a bot post containing {needle!r}")
+
+
+def test_title_restart_resume_branch(hermes_bin, llm, home, mm):
+    alice = mm.world["users"]["alice"]["id"]
+    env = hermes_env(home, llm, MATTERMOST_URL=mm.url + "/", MATTERMOST_TOKEN=TOKEN,
+                     MATTERMOST_ALLOWED_USERS=alice, INVOCATION_ID=None)
+    g = MMGateway(hermes_bin, home, env, mm)
+    try:
+        mm.say("dm_alice", "alice", "hello hermes")
+        mm.wait_bot_posts("dm_alice", 1)
+        mm.say("dm_alice", "alice", "/title E2E Plan")
+        assert _wait_text(mm, "dm_alice", "Session title set") == \
+            "\u270f\ufe0f Session title set: **E2E Plan**"
+
+        pid = g.proc.pid
+        mm.say("dm_alice", "alice", "/restart")
+        assert _wait_text(mm, "dm_alice", "Restarting gateway") == (
+            "\u267b Restarting gateway. If you aren't notified within 60 seconds, restart "
+            "from the console with `hermes gateway restart`.")
+        # the same process replaces itself and connects again
+        _wait_for(lambda: g.output().count("running (PID") >= 2, timeout=60,
+                  what="the re-executed gateway running")
+        _wait_for(lambda: g.connected(2), timeout=60, what="the reconnect after the restart")
+        assert g.proc.poll() is None and g.proc.pid == pid
+
+        mm.say("dm_alice", "alice", "/title")
+        assert "\nTitle: **E2E Plan**" in _wait_text(mm, "dm_alice", "Title: **")
+
+        # a branch, then back to the original by name
+        mm.say("dm_alice", "alice", "/branch")
+        b = _wait_text(mm, "dm_alice", "Branched to")
+        assert b.startswith("\u2442 Branched to **E2E Plan #2** (1 message copied)\nOriginal: `")
+        mm.say("dm_alice", "alice", "/resume E2E Plan #2")
+        assert _wait_text(mm, "dm_alice", "Already on session") == \
+            "\U0001f4cc Already on session **E2E Plan #2**."
+        mm.say("dm_alice", "alice", "/resume e2e plan")
+        # the exact title wins over its numbered branch: back to the original
+        assert _wait_text(mm, "dm_alice", "Resumed session") == (
+            "\u21bb Resumed session **E2E Plan** (1 message). Conversation restored.")
+        mm.say("dm_alice", "alice", "/resume")
+        listing = _wait_text(mm, "dm_alice", "Named Sessions")
+        assert "**E2E Plan #2** (1 message)" in listing
+        assert "**E2E Plan** (1 message)" in listing
+        assert os.path.exists(home / "state.db")
+    finally:
+        g.stop()
+
+
+def test_btw_is_answered_without_tools_and_leaves_nothing_behind(hermes_bin, llm, home, mm):
+    """/btw through the real host: the side agent sees the conversation so far, gets no tool
+    schemas, and nothing of it is written to state.db."""
+    import sqlite3
+    alice = mm.world["users"]["alice"]["id"]
+    env = hermes_env(home, llm, MATTERMOST_URL=mm.url + "/", MATTERMOST_TOKEN=TOKEN,
+                     MATTERMOST_ALLOWED_USERS=alice)
+    g = MMGateway(hermes_bin, home, env, mm)
+    try:
+        mm.say("dm_alice", "alice", "my cat is called Tiberius")
+        mm.wait_bot_posts("dm_alice", 1)
+        first = len(llm.requests())
+        mm.say("dm_alice", "alice", "/btw what is my cat called?")
+        answer = _wait_text(mm, "dm_alice", "\U0001f4ac /btw: \"what is my cat called?\"\n\n")
+        assert answer.startswith("\U0001f4ac /btw: \"what is my cat called?\"\n\n")
+        side = llm.requests()[first:]
+        assert side, "the side question never reached the model"
+        for r in side:
+            body = r["body"]
+            assert not body.get("tools"), "the /btw agent was offered tools"
+            texts = json_texts(body["messages"])
+            assert "Tiberius" in texts  # the snapshot of the conversation
+    finally:
+        g.stop()
+    db = sqlite3.connect(str(home / "state.db"))
+    try:
+        rows = db.execute("SELECT id FROM sessions WHERE id LIKE 'btw_%'").fetchall()
+        msgs = db.execute("SELECT count(*) FROM messages WHERE content LIKE '%what is my cat%'"
+                          ).fetchone()[0]
+    finally:
+        db.close()
+    assert rows == [] and msgs == 0, (rows, msgs)
+
+
+def json_texts(messages):
+    out = []
+    for m in messages:
+        c = m.get("content")
+        if isinstance(c, str):
+            out.append(c)
+        elif isinstance(c, list):
+            out.extend(p.get("text", "") for p in c if isinstance(p, dict))
+    return "\n".join(out)
