@@ -441,6 +441,7 @@ static const help_line help[] = {
     {"reasoning", "[level|show|hide]", "Manage reasoning effort and display", NULL},
     {"fast", "[normal|fast|status]", "Toggle fast mode (priority processing)", NULL},
     {"verbose", "", "Cycle tool progress display: off -> new -> all -> verbose", NULL},
+    {"voice", "[on|off|tts|status]", "Toggle voice mode", NULL},
     {"insights", "[days]", "Show usage insights and analytics (last 30 days)", NULL},
     {"restart", "", "Gracefully restart the gateway after draining active runs", NULL},
     {"debug", "", "Write a redacted debug report (system info + logs)", NULL},
