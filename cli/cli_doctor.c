@@ -17,6 +17,7 @@
 #include "hm_env.h"
 #include "hm_host.h"
 #include "llm_provider.h"
+#include "matrix.h"
 #include "rt_alloc.h"
 #include "rt_log.h"
 #include "rt_util.h"
@@ -310,6 +311,23 @@ static int cmd_doctor(void)
                  c.journal_mode);
     }
     rt_free(db);
+
+    printf("\nMatrix end-to-end encryption\n");
+    if (cfg) {
+        matrix_opts mo;
+        char merr[256];
+        memset(&mo, 0, sizeof(mo));
+        if (matrix_opts_from_config(cfg, home, &mo, merr, sizeof(merr)) == 0 && mo.encryption) {
+            char e2ee[600];
+            if (matrix_e2ee_status(mo.store_dir, e2ee, sizeof(e2ee)))
+                line(&t, OK, "%s", e2ee);
+            else
+                line(&t, BAD, "%s (docs/matrix.md: Deleting the crypto store)", e2ee);
+        } else {
+            line(&t, OK, "off (MATRIX_ENCRYPTION is not set)");
+        }
+        matrix_opts_fini(&mo);
+    }
 
     printf("\nTools\n");
     const struct {

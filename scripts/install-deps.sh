@@ -16,6 +16,7 @@ build_pkgs=(
 test_pkgs=(
   clang libclang-rt-14-dev clang-format-14
   python3 python3-pytest python3-aiohttp openssl ripgrep procps nginx-light wrk
+  python3-matrix-nio python3-olm python3-cryptography
   openssh-server openssh-client
 )
 

@@ -914,7 +914,8 @@ static const rt_actor_type tts_type = {"voice-reply", tts_behave, tts_fini, 0};
 /* Platforms whose adapters send "MEDIA:<path>" lines as files (voice notes for .ogg). */
 static bool sends_media(const char *platform)
 {
-    static const char *const p[] = {"telegram", "discord", "slack", "mattermost", "whatsapp"};
+    static const char *const p[] = {"telegram",   "discord",  "slack",
+                                    "mattermost", "whatsapp", "matrix"};
     for (size_t i = 0; platform && i < RT_ARRAY_LEN(p); i++)
         if (strcmp(platform, p[i]) == 0)
             return true;

@@ -91,6 +91,7 @@ typedef struct matrix_opts {
     char *user_id;           /* MATRIX_USER_ID, or NULL (from whoami) */
     char *password;          /* MATRIX_PASSWORD, or NULL */
     char *device_id;         /* MATRIX_DEVICE_ID (overrides whoami's), or NULL */
+    char *recovery_key;      /* MATRIX_RECOVERY_KEY (secret storage; never logged), or NULL */
     bool encryption;         /* MATRIX_ENCRYPTION: not in this build (matrix_start refuses it) */
     bool require_mention;    /* MATRIX_REQUIRE_MENTION (true) */
     bool auto_thread;        /* MATRIX_AUTO_THREAD (true) */
@@ -185,5 +186,10 @@ typedef struct matrix_msg_drain {
 /* Constructors (copy their arguments; drops set). Any thread. */
 rt_msg *matrix_file_new(const gw_target *to, const char *path, const char *caption, bool voice);
 rt_msg *matrix_drain_new(rt_ref reply_to, uint64_t tag, int64_t deadline_ms);
+
+/* For `hermes doctor`: one line with the libolm version and the health of the E2EE crypto
+ * store in store_dir (<store>/crypto.db: integrity check, schema revision) into out; false
+ * when the store exists but is damaged. Blocking (opens the database); any thread. */
+bool matrix_e2ee_status(const char *store_dir, char *out, size_t len);
 
 #endif /* MATRIX_H */

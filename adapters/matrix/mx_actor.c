@@ -804,6 +804,7 @@ static void copy_opts(matrix_opts *d, const matrix_opts *s)
     d->user_id = dupn(s->user_id);
     d->password = dupn(s->password);
     d->device_id = dupn(s->device_id);
+    d->recovery_key = dupn(s->recovery_key);
     d->free_rooms = s->nfree_rooms ? rt_xcalloc(s->nfree_rooms, sizeof(char *)) : NULL;
     for (size_t i = 0; i < s->nfree_rooms; i++)
         d->free_rooms[i] = rt_xstrdup(s->free_rooms[i]);
@@ -913,11 +914,15 @@ int matrix_start(rt_ctx *cx, const matrix_opts *o, rt_ref gateway, rt_ref *out, 
                          .resume = resume_hook,
                          .ready = crypto_ready};
     m->crypto = mx_crypto_new(&env, m->o.store_dir, o->encryption);
+    mx_crypto_configure(m->crypto, o->device_id, o->recovery_key);
     m->filter_inline = mx_filter_json(m->crypto);
     load_state(m);
     set_state(m, MATRIX_ST_STARTING);
     m->io = mx_io_start(cx);
-    rt_ref ref = rt_spawn(cx, &mx_type, m, NULL);
+    /* With E2EE the actor writes its crypto store (SQLite) inside its behaviour: it gets a
+     * thread of its own, so those writes never hold up a worker. */
+    rt_spawn_opts so = {.flags = o->encryption ? RT_SPAWN_DETACHED : 0};
+    rt_ref ref = rt_spawn(cx, &mx_type, m, &so);
     rt_send(cx, ref, rt_msg_new(MX_MSG_BOOT, sizeof(rt_msg)));
     *out = ref;
     return 0;

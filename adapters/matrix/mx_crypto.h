@@ -2,10 +2,11 @@
  * mx_crypto — the end-to-end encryption seam of the Matrix adapter (gateway.md §8.10).
  *
  * Everything the adapter does with encryption goes through these calls, and only these, so
- * that an Olm/Megolm implementation (issue 8, libolm) replaces mx_crypto.c alone; the actor,
- * the rules and the gateway stay as they are. This build has the plain implementation: no
- * room is treated as encrypted, outgoing events pass through unchanged, and an encrypted
- * event is refused (-ENOTSUP) so the adapter drops it with a warning.
+ * that the Olm/Megolm implementation (mx_crypto.c with libolm: mx_olm.c, mx_cstore.c) is
+ * the only place that knows about keys; the actor, the rules and the gateway stay as they
+ * are. With MATRIX_ENCRYPTION off, no room is treated as encrypted, outgoing events pass
+ * through unchanged, and an encrypted event is refused (-ENOTSUP) so the adapter drops it
+ * with a warning.
  *
  * The calls and when the adapter makes them:
  *   mx_crypto_new        at start, with the store directory (crypto.db lives there) and the
@@ -25,7 +26,9 @@
  *                        send, or -EAGAIN (a session is being shared: the room's send queue
  *                        pauses until env->resume(room));
  *   mx_crypto_on_http    the result of a request it submitted through env->submit (tags
- *                        from mx_crypto_tag_base upwards are routed here).
+ *                        from mx_crypto_tag_base upwards are routed here);
+ *   mx_crypto_room_encrypted  before a file is uploaded: encrypted rooms get AES-CTR
+ *                        encrypted attachments (file: {url, key, iv, hashes, v}).
  *
  * Threads: owned by the adapter actor; every call runs inside its behaviour (never blocks).
  */
@@ -58,6 +61,14 @@ mx_crypto *mx_crypto_new(const mx_crypto_env *env, const char *store_dir, bool e
 void mx_crypto_free(mx_crypto *c);
 /* Whether this build can encrypt at all (false: the plain implementation). */
 bool mx_crypto_available(void);
+/* MATRIX_DEVICE_ID as configured (or NULL): part of the pickle key ("<user>:<it or
+ * 'default'>", as the original); MATRIX_RECOVERY_KEY (or NULL): at each connect the
+ * self-signing key is taken from secret storage and signs this device. Copied. Call before
+ * mx_crypto_connect. */
+void mx_crypto_configure(mx_crypto *c, const char *conf_device_id, const char *recovery_key);
+/* For `hermes doctor`: the libolm version and the crypto store's health in out (a line);
+ * false when the store exists but is damaged. Blocking (opens the database); any thread. */
+bool mx_crypto_status(const char *store_dir, char *out, size_t len);
 
 void mx_crypto_connect(mx_crypto *c, const char *user_id, const char *device_id);
 /* Add to the sync filter object (the plain implementation adds nothing). */
@@ -68,5 +79,8 @@ int mx_crypto_decrypt(mx_crypto *c, const char *room_id, const cJSON *ev, cJSON 
 int mx_crypto_encrypt(mx_crypto *c, const char *room_id, const char *type, const char *content,
                       char **out_type, char **out_content);
 void mx_crypto_on_http(mx_crypto *c, rt_io_msg_http_done *d);
+/* Are events sent into room_id encrypted (E2EE on and m.room.encryption seen)? Files for it
+ * are then uploaded encrypted (mx_olm.h: mx_attach_encrypt). */
+bool mx_crypto_room_encrypted(mx_crypto *c, const char *room_id);
 
 #endif /* MX_CRYPTO_H */

@@ -14,6 +14,7 @@
  * Threads: runs inside the adapter actor's behaviour.
  */
 #include "mx_int.h"
+#include "mx_olm.h"
 
 #include "rt_alloc.h"
 #include "rt_log.h"
@@ -108,6 +109,7 @@ static void in_free(mx_in *it)
     rt_free(it->mxc);
     rt_free(it->mime);
     rt_free(it->filename);
+    rt_free(it->file);
     rt_free(it);
 }
 
@@ -381,7 +383,7 @@ static void start_download(mx *m, rt_ctx *cx, mx_room *r, mx_in *it, const cJSON
 {
     const char *url = jstr(content, "url");
     if (!url)
-        url = jstr(jget(content, "file"), "url"); /* encrypted media: the seam decrypts */
+        url = jstr(jget(content, "file"), "url"); /* encrypted media: decrypted in mx_on_media */
     const cJSON *info = jget(content, "info");
     const cJSON *size = jget(info, "size");
     const char *mime = jstr(info, "mimetype");
@@ -396,6 +398,12 @@ static void start_download(mx *m, rt_ctx *cx, mx_room *r, mx_in *it, const cJSON
     }
     it->mxc = rt_xstrdup(url);
     it->mime = mime ? rt_xstrdup(mime) : NULL;
+    const cJSON *file = jget(content, "file");
+    if (!jstr(content, "url") && cJSON_IsObject(file)) {
+        char *t = cJSON_PrintUnformatted(file);
+        it->file = rt_xstrdup(t ? t : "{}");
+        cJSON_free(t);
+    }
     const char *body = jstr(content, "filename");
     it->filename = rt_xstrdup(body ? body : (jstr(content, "body") ? jstr(content, "body") : ""));
     it->waiting = 1;
@@ -415,6 +423,20 @@ void mx_on_media(mx *m, rt_ctx *cx, mx_req *q, rt_io_msg_http_done *d)
     if (v != MX_OK || !d->body) {
         media_failed(m, cx, it, q->room, why);
         return;
+    }
+    if (it->file) { /* AES-256-CTR with the event's key; the SHA-256 must match (§8.5) */
+        cJSON *f = cJSON_Parse(it->file);
+        unsigned char *plain = NULL;
+        int rc = mx_attach_decrypt(f, (const unsigned char *)d->body, d->body_len, &plain);
+        cJSON_Delete(f);
+        if (rc) {
+            media_failed(m, cx, it, q->room,
+                         rc == -EBADMSG ? "the encrypted attachment's SHA-256 does not match"
+                                        : "the encrypted attachment lacks key, iv or hash");
+            return;
+        }
+        memcpy(d->body, plain, d->body_len); /* same length (CTR) */
+        rt_free(plain);
     }
     mx_io_msg *io = mx_io_new(MX_IO_MEDIA, 0, 0);
     io->path = rt_xstrdup(m->o.cache_dir);
@@ -597,13 +619,14 @@ static void on_timeline(mx *m, rt_ctx *cx, mx_room *r, const cJSON *ev, uint64_t
             on_message(m, cx, r, plain, batch);
             cJSON_Delete(plain);
         } else if (rc != -EAGAIN) {
-            MX_STAT(m, dropped, 1);
-            if (!r->warned_encrypted)
+            MX_STAT(m, dropped, 1); /* the crypto layer said why, unless it is off */
+            if (rc == -ENOTSUP && !r->warned_encrypted)
                 RT_WARN(MX_LOG,
-                        "Matrix: encrypted message in %s ignored: this build has no "
-                        "end-to-end encryption (use an unencrypted room)",
+                        "Matrix: encrypted message in %s ignored: MATRIX_ENCRYPTION is off "
+                        "(set MATRIX_ENCRYPTION=true, or use an unencrypted room)",
                         r->id);
-            r->warned_encrypted = true;
+            if (rc == -ENOTSUP)
+                r->warned_encrypted = true;
         }
         return;
     }

@@ -308,6 +308,7 @@ struct mx_in {
     char *mxc;        /* media to download, or NULL */
     char *mime;
     char *filename;
+    char *file; /* encrypted media: the event's "file" object (JSON), or NULL */
 };
 
 /* A since token waiting for its batch's items (invariant 4). */

@@ -222,6 +222,7 @@ static int credentials(const hm_config *cfg, matrix_opts *o, char *err, size_t e
     }
     o->user_id = setting(cfg, "MATRIX_USER_ID", "user_id");
     o->device_id = setting(cfg, "MATRIX_DEVICE_ID", "device_id");
+    o->recovery_key = setting(cfg, "MATRIX_RECOVERY_KEY", NULL);
     if (!o->homeserver)
         return fail(err, errlen,
                     "Matrix: MATRIX_HOMESERVER is not set — give the homeserver's base URL, "
@@ -297,6 +298,9 @@ void matrix_opts_fini(matrix_opts *o)
     rt_free(o->user_id);
     rt_free(o->password);
     rt_free(o->device_id);
+    if (o->recovery_key)
+        memset(o->recovery_key, 0, strlen(o->recovery_key));
+    rt_free(o->recovery_key);
     for (size_t i = 0; i < o->nfree_rooms; i++)
         rt_free(o->free_rooms[i]);
     rt_free(o->free_rooms);

@@ -21,7 +21,9 @@
  *
  * Threads: runs inside the adapter actor's behaviour.
  */
+#include "ak_text.h"
 #include "mx_int.h"
+#include "mx_olm.h"
 
 #include "rt_alloc.h"
 #include "rt_log.h"
@@ -31,6 +33,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define SEND_BACKOFF_MAX_MS 30000
 #define PROGRESS_MAX        3800         /* a progress message this long starts a new one */
@@ -59,6 +62,7 @@ struct mx_op {
     int step; /* 0 read, 1 upload, 2 send */
     char *data;
     size_t len;
+    cJSON *file; /* encrypted upload: {key, iv, hashes, v} (url added when known), or NULL */
     int attempts;
 };
 
@@ -124,6 +128,7 @@ void mx_op_free(mx_op *op)
     rt_free(op->thread);
     rt_free(op->reply_to);
     rt_free(op->data);
+    cJSON_Delete(op->file);
     rt_free(op);
 }
 
@@ -252,6 +257,14 @@ static void put_event(mx *m, rt_ctx *cx, mx_room *r, mx_op *op)
         slot_release(m, cx);
         return;
     }
+    if (rc != 0) { /* cannot be encrypted: never sent in clear instead */
+        RT_WARN(MX_LOG, "Matrix: cannot encrypt a message for %s (%s); not sent", r->id,
+                rt_strerror(rc));
+        MX_STAT(m, send_failures, 1);
+        ack(m, cx, op, rc, true, 0, "end-to-end encryption failed");
+        finish(m, cx, r, true);
+        return;
+    }
     char *path = room_path(r, "send", type, op->txn);
     mx_submit(m, cx, "PUT", path, content, NULL, 0, MX_SEND_TIMEOUT, 0, mx_req_new(RQ_OP, r, NULL));
     rt_free(path);
@@ -281,8 +294,15 @@ static void upload(mx *m, rt_ctx *cx, mx_room *r, mx_op *op)
     const char *slash = strrchr(op->path, '/');
     char *name = mx_escape(slash ? slash + 1 : op->path);
     char *path = rt_xasprintf("/_matrix/media/v3/upload?filename=%s", name);
-    mx_submit(m, cx, "POST", path, op->data, op->mime, op->len, 120000, 0,
-              mx_req_new(RQ_OP, r, NULL));
+    if (!op->file && mx_crypto_room_encrypted(m->crypto, r->id)) {
+        unsigned char *enc = NULL; /* the server only ever sees ciphertext */
+        mx_attach_encrypt((const unsigned char *)op->data, op->len, &enc, &op->file);
+        if (op->len)
+            memcpy(op->data, enc, op->len);
+        rt_free(enc);
+    }
+    mx_submit(m, cx, "POST", path, op->data, op->file ? "application/octet-stream" : op->mime,
+              op->len, 120000, 0, mx_req_new(RQ_OP, r, NULL));
     rt_free(path);
     rt_free(name);
 }
@@ -387,6 +407,19 @@ static void op_ok(mx *m, mx_room *r, mx_op *op, const char *body)
         op->content =
             uri ? mx_content_media(op->msgtype, caption, uri, op->mime, op->len, op->voice, &rel)
                 : NULL;
+        if (uri && op->file) { /* encrypted: the URL lives in "file" with the key */
+            cJSON *c = cJSON_Parse(op->content);
+            cJSON_DeleteItemFromObjectCaseSensitive(c, "url");
+            cJSON *f = op->file;
+            op->file = NULL;
+            cJSON_AddStringToObject(f, "url", uri);
+            cJSON_AddItemToObject(c, "file", f);
+            char *t = cJSON_PrintUnformatted(c);
+            cJSON_Delete(c);
+            rt_free(op->content);
+            op->content = rt_xstrdup(t);
+            cJSON_free(t);
+        }
         op->type = rt_xstrdup("m.room.message");
         rt_free(op->data);
         op->data = NULL;
@@ -572,6 +605,42 @@ static void progress_add(mx *m, rt_ctx *cx, mx_room *r, const gw_target *to, con
     push(m, cx, r, op);
 }
 
+/* Every audio file goes as a voice message (gateway.md §8: send_voice for each audio
+ * extension, with the MSC3245 flag). */
+static bool audio_ext(const char *path)
+{
+    static const char *const ext[] = {".ogg", ".opus", ".mp3", ".wav", ".m4a"};
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < RT_ARRAY_LEN(ext); i++)
+        if (strcasecmp(dot, ext[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Split the agent's MEDIA:<path> lines (files to send, at most MX_MEDIA_MAX) from the text;
+ * the rest of the text into body (trimmed). */
+#define MX_MEDIA_MAX 8
+static size_t split_media(const char *text, rt_buf *body, char **paths)
+{
+    size_t np = 0;
+    const char *p = text, *end = text + strlen(text);
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        char *path = ak_media_line(p, le);
+        if (path && np < MX_MEDIA_MAX) {
+            paths[np++] = path;
+        } else {
+            rt_free(path);
+            (void)rt_buf_append(body, p, (size_t)(le - p) + (nl ? 1 : 0));
+        }
+        p = nl ? nl + 1 : end;
+    }
+    while (body->len && (body->data[body->len - 1] == '\n' || body->data[body->len - 1] == ' '))
+        body->data[--body->len] = '\0';
+    return np;
+}
+
 void mx_on_out_text(mx *m, rt_ctx *cx, gw_out_text *t)
 {
     if (!t->to.chat_id || !t->text) {
@@ -584,11 +653,30 @@ void mx_on_out_text(mx *m, rt_ctx *cx, gw_out_text *t)
         progress_add(m, cx, r, &t->to, t->text);
         return;
     }
+    rt_buf body;
+    rt_buf_init(&body, SIZE_MAX / 2);
+    char *paths[MX_MEDIA_MAX];
+    size_t np = split_media(t->text, &body, paths);
+    const char *text = rt_buf_cstr(&body);
+    while (*text == '\n')
+        text++;
     mx_rel rel = {.thread = t->to.thread_id,
                   .reply_to = t->to.reply_to,
                   .quote = quote_in(r, &t->to, t->part)};
-    queue_send_for(m, cx, r, "m.room.message", mx_content_text(t->text, &rel), NULL, P_PLAIN,
-                   t->delivery);
+    if (*text || !np)
+        queue_send_for(m, cx, r, "m.room.message", mx_content_text(text, &rel), NULL, P_PLAIN,
+                       t->delivery);
+    for (size_t i = 0; i < np; i++) { /* after the text, in order; the last one acks when alone */
+        mx_op *op = op_new(OP_FILE);
+        op->path = paths[i];
+        op->thread = t->to.thread_id ? rt_xstrdup(t->to.thread_id) : NULL;
+        op->voice = audio_ext(op->path);
+        mx_media_type(op->path, op->voice, &op->msgtype, &op->mime);
+        if (!*text && i + 1 == np)
+            op->delivery = t->delivery;
+        push(m, cx, r, op);
+    }
+    rt_buf_fini(&body);
     bool answer = t->kind == GW_TEXT_REPLY || t->kind == GW_TEXT_ERROR;
     mx_known *k = answer && t->to.reply_to ? known_get(m, t->to.reply_to) : NULL;
     if (k && t->part >= t->parts) { /* the last (or only) part */

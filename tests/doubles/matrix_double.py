@@ -18,6 +18,17 @@ M_MISSING_TOKEN; 404 M_UNRECOGNIZED for unknown endpoints):
   POST /_matrix/media/v3/upload
   GET  /_matrix/client/v1/media/download/{server}/{id}   (auth; legacy path 404s when v1.11)
   GET  /_matrix/media/v3/download/{server}/{id}          (only with --legacy-media)
+  GET  /_matrix/client/v3/rooms/{r}/joined_members
+  POST /_matrix/client/v3/keys/upload            (device_keys, one_time_keys, fallback_keys;
+                                                  a one-time key id reused with another key:
+                                                  400 "One time key … already exists")
+  POST /_matrix/client/v3/keys/query             (device_keys {user: [devices]})
+  POST /_matrix/client/v3/keys/claim             (one_time_keys {user: {device: algorithm}};
+                                                  a one-time key is handed out once, then the
+                                                  fallback key)
+  PUT  /_matrix/client/v3/sendToDevice/{type}/{txn}  (messages {user: {device | "*": content}})
+  /sync carries to_device.events for the bot's device, device_lists.changed,
+  device_one_time_keys_count and device_unused_fallback_key_types (spec shapes).
 
 The bot is @bot:localhost (token "bot-token", password "bot-pass"); other users exist by
 being named. A control API under /_double/ (no auth) scripts the world and reads what the bot
@@ -38,6 +49,15 @@ did:
   GET  /_double/sent?room=R&type=T          events the bot sent (with content, event_id, txn)
   GET  /_double/typing  /_double/receipts   what the bot sent there
   POST /_double/save      write the state to --state (also on SIGTERM)
+  POST /_double/keys      {"user", "device", "device_keys"?, "one_time_keys"?, "fallback_keys"?}
+                          a person's device uploads keys (its user shows in device_lists.changed)
+  POST /_double/claim     {"user", "device"} → {"<algorithm>:<id>": {...}} one key of that device
+  POST /_double/to_device {"sender", "type", "messages": {user: {device: content}}} a person
+                          sends to-device events (the bot's come in its next /sync)
+  GET  /_double/to_device?user=U&device=D  the to-device events sent to that device (taken)
+  GET  /_double/media_hex?id=ID            {"content_type", "hex"} of an upload
+  GET  /_double/device_keys?user=U         {device: device keys} as uploaded
+  POST /_double/message also takes "type" and "state_key" (state events, e.g. m.room.encryption)
 
 Usage: matrix_double.py [--port N] [--state FILE] [--legacy-media]; prints "PORT <n>" on
 stdout once listening. Loopback only.
@@ -78,6 +98,13 @@ class World:
         self.direct_pos = 0
         self.seq = 0
         self.logins = 0
+        # E2EE: user → device → keys; queued to-device events per (user, device)
+        self.device_keys = {}
+        self.otks = {}
+        self.fallback = {}
+        self.fallback_used = {}
+        self.to_device = {}
+        self.key_changes = []  # (stream position, user)
 
     def dump(self):
         return {
@@ -233,7 +260,7 @@ class Double:
             latest[(ev["type"], ev["state_key"])] = ev
         return list(latest.values())
 
-    def build_sync(self, since):
+    def build_sync(self, since, token=None):
         pos = len(self.w.events)
         rooms_join, rooms_invite = {}, {}
         for room_id, room in self.w.rooms.items():
@@ -259,6 +286,16 @@ class Double:
                 rooms_invite[room_id] = {"invite_state": {"events": st}}
         body = {"next_batch": "s%d" % pos, "rooms": {"join": rooms_join, "invite": rooms_invite,
                                                      "leave": {}}}
+        dev = self.w.tokens.get(token) if token else None
+        if dev:
+            q = self.w.to_device.pop((BOT, dev), [])
+            body["to_device"] = {"events": q}
+            changed = sorted({u for p, u in self.w.key_changes if p > since or since == 0})
+            body["device_lists"] = {"changed": changed, "left": []}
+            body["device_one_time_keys_count"] = {
+                "signed_curve25519": len(self.w.otks.get(BOT, {}).get(dev, {}))}
+            unused = [] if self.w.fallback_used.get((BOT, dev), True) else ["signed_curve25519"]
+            body["device_unused_fallback_key_types"] = unused
         if since == 0 or self.w.direct_pos > since:
             direct = {}
             for room_id, room in self.w.rooms.items():
@@ -291,10 +328,11 @@ class Double:
             timeout = int(request.query.get("timeout", "0"))
         except ValueError:
             return merr(400, "M_INVALID_PARAM", "timeout must be an integer")
-        if since and not self.relevant_since(since):
+        dev = self.w.tokens.get(token)
+        if since and not self.relevant_since(since, dev):
             deadline = time.monotonic() + min(timeout, 60000) / 1000.0
             async with self.cond:
-                while not self.relevant_since(since):
+                while not self.relevant_since(since, dev):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -302,10 +340,12 @@ class Double:
                         await asyncio.wait_for(self.cond.wait(), left)
                     except asyncio.TimeoutError:
                         break
-        return web.json_response(self.build_sync(since))
+        return web.json_response(self.build_sync(since, token))
 
-    def relevant_since(self, since):
+    def relevant_since(self, since, dev=None):
         if self.w.direct_pos > since:
+            return True
+        if dev and self.w.to_device.get((BOT, dev)):
             return True
         for e in self.w.events[since:]:
             room = self.w.rooms.get(e["room_id"], {})
@@ -440,6 +480,140 @@ class Double:
         ct, data = self.w.media[mid]
         return web.Response(body=data, content_type=ct.split(";")[0])
 
+    # -------------------------------------------------------------------- E2EE
+
+    async def notify(self):
+        async with self.cond:
+            self.cond.notify_all()
+
+    def store_keys(self, user, dev, b):
+        """Keep uploaded keys; an error response or None."""
+        dk = b.get("device_keys")
+        if dk is not None:
+            if dk.get("user_id") != user or dk.get("device_id") != dev:
+                return merr(400, "M_INVALID_PARAM", "User ID or device ID does not match")
+            self.w.device_keys.setdefault(user, {})[dev] = dk
+            self.w.key_changes.append((len(self.w.events) + 1, user))
+        mine = self.w.otks.setdefault(user, {}).setdefault(dev, {})
+        for kid, k in (b.get("one_time_keys") or {}).items():
+            if kid in mine and mine[kid] != k:
+                return merr(400, "M_INVALID_PARAM",
+                            "One time key %s already exists. Old key: %s; new key: %s"
+                            % (kid, json.dumps(mine[kid]), json.dumps(k)))
+            mine[kid] = k
+        for kid, k in (b.get("fallback_keys") or {}).items():
+            self.w.fallback[(user, dev)] = {kid: k}
+            self.w.fallback_used[(user, dev)] = False
+        return None
+
+    async def keys_upload(self, request):
+        token, bad = self.auth(request)
+        if bad is not None:
+            return bad
+        try:
+            b = json.loads(await request.text())
+        except Exception:
+            return merr(400, "M_NOT_JSON", "Content not JSON.")
+        dev = self.w.tokens[token]
+        err = self.store_keys(BOT, dev, b)
+        if err is not None:
+            return err
+        return web.json_response({"one_time_key_counts": {
+            "signed_curve25519": len(self.w.otks.get(BOT, {}).get(dev, {}))}})
+
+    async def keys_query(self, request):
+        token, bad = self.auth(request)
+        if bad is not None:
+            return bad
+        b = await request.json()
+        out = {}
+        for user, devs in (b.get("device_keys") or {}).items():
+            have = self.w.device_keys.get(user, {})
+            out[user] = {d: k for d, k in have.items() if not devs or d in devs}
+        return web.json_response({"device_keys": out, "failures": {}})
+
+    def claim_one(self, user, dev):
+        mine = self.w.otks.get(user, {}).get(dev, {})
+        if mine:
+            kid = sorted(mine)[0]
+            return {kid: mine.pop(kid)}
+        fb = self.w.fallback.get((user, dev))
+        if fb:
+            self.w.fallback_used[(user, dev)] = True
+            return dict(fb)
+        return None
+
+    async def keys_claim(self, request):
+        token, bad = self.auth(request)
+        if bad is not None:
+            return bad
+        b = await request.json()
+        out = {}
+        for user, devs in (b.get("one_time_keys") or {}).items():
+            for dev in devs:
+                k = self.claim_one(user, dev)
+                if k:
+                    out.setdefault(user, {})[dev] = k
+        return web.json_response({"one_time_keys": out, "failures": {}})
+
+    async def queue_to_device(self, sender, typ, messages):
+        for user, devs in messages.items():
+            for dev, content in devs.items():
+                targets = list(self.w.device_keys.get(user, {})) if dev == "*" else [dev]
+                if dev == "*" and user == BOT:
+                    targets = sorted(set(targets) | set(self.w.tokens.values()))
+                for t in targets:
+                    self.w.to_device.setdefault((user, t), []).append(
+                        {"type": typ, "sender": sender, "content": content})
+        await self.notify()
+
+    async def send_to_device(self, request):
+        token, bad = self.auth(request)
+        if bad is not None:
+            return bad
+        b = await request.json()
+        key = (token, "td:" + request.match_info["txn"])
+        if key not in self.w.txns:
+            self.w.txns[key] = "done"
+            await self.queue_to_device(BOT, request.match_info["type"], b.get("messages") or {})
+        return web.json_response({})
+
+    async def joined_members(self, request):
+        token, bad = self.auth(request)
+        if bad is not None:
+            return bad
+        room = self.w.rooms.get(request.match_info["room"])
+        if not room or room["members"].get(BOT) != "join":
+            return merr(403, "M_FORBIDDEN", "You aren't a member of the room")
+        return web.json_response({"joined": {u: {} for u, m in room["members"].items()
+                                             if m == "join"}})
+
+    async def c_keys(self, request):
+        b = await request.json()
+        err = self.store_keys(b["user"], b["device"], b)
+        await self.notify()
+        return err if err is not None else web.json_response({})
+
+    async def c_claim(self, request):
+        b = await request.json()
+        return web.json_response(self.claim_one(b["user"], b["device"]) or {})
+
+    async def c_to_device_send(self, request):
+        b = await request.json()
+        await self.queue_to_device(b["sender"], b["type"], b["messages"])
+        return web.json_response({})
+
+    async def c_to_device_get(self, request):
+        key = (request.query["user"], request.query["device"])
+        return web.json_response(self.w.to_device.pop(key, []))
+
+    async def c_device_keys(self, request):
+        return web.json_response(self.w.device_keys.get(request.query["user"], {}))
+
+    async def c_media_hex(self, request):
+        ct, data = self.w.media[request.query["id"]]
+        return web.json_response({"content_type": ct, "hex": data.hex()})
+
     # ------------------------------------------------------------------ control
 
     async def c_room(self, request):
@@ -479,6 +653,8 @@ class Double:
         eid = self.new_event_id()
         ev = {"type": b.get("type", "m.room.message"), "sender": b["sender"], "content": content,
               "event_id": eid, "origin_server_ts": b.get("ts", now_ms())}
+        if "state_key" in b:
+            ev["state_key"] = b["state_key"]
         await self.append(b["room_id"], ev)
         return web.json_response({"event_id": eid})
 
@@ -535,6 +711,11 @@ class Double:
 
 
 LABELS = [
+    ("/keys/upload", "keys_upload"),  # before "/upload"
+    ("/keys/query", "keys_query"),
+    ("/keys/claim", "keys_claim"),
+    ("/sendToDevice/", "to_device"),
+    ("/joined_members", "members"),
     ("/_matrix/client/v3/sync", "sync"),
     ("/_matrix/client/v3/account/whoami", "whoami"),
     ("/_matrix/client/v3/login", "login"),
@@ -594,6 +775,17 @@ def make_app(d):
     r.add_get("/_matrix/client/v1/media/download/{server}/{id}",
               lambda q: d.download(q, True))
     r.add_get("/_matrix/media/v3/download/{server}/{id}", lambda q: d.download(q, False))
+    r.add_get(c + "/rooms/{room}/joined_members", d.joined_members)
+    r.add_post(c + "/keys/upload", d.keys_upload)
+    r.add_post(c + "/keys/query", d.keys_query)
+    r.add_post(c + "/keys/claim", d.keys_claim)
+    r.add_put(c + "/sendToDevice/{type}/{txn}", d.send_to_device)
+    r.add_post("/_double/keys", d.c_keys)
+    r.add_post("/_double/claim", d.c_claim)
+    r.add_post("/_double/to_device", d.c_to_device_send)
+    r.add_get("/_double/to_device", d.c_to_device_get)
+    r.add_get("/_double/media_hex", d.c_media_hex)
+    r.add_get("/_double/device_keys", d.c_device_keys)
     r.add_post("/_double/room", d.c_room)
     r.add_post("/_double/message", d.c_message)
     r.add_post("/_double/media", d.c_media)

@@ -14,3 +14,14 @@ target_link_libraries(matrix_testlib PUBLIC adapter_matrix rt_http lws_testlib t
                       PRIVATE hermes_warnings)
 hermes_add_test(NAME adapter_matrix SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_matrix.c
                 LIBS matrix_testlib adapter_matrix LABELS unit adapters TIMEOUT 300)
+
+# test_matrix_crypto: the E2EE layer (mx_crypto with libolm) through its seam, with a second
+# libolm identity in process playing the person and the test answering as the homeserver.
+find_library(MATRIX_TEST_OLM_LIB NAMES olm REQUIRED)
+hermes_add_test(NAME adapter_matrix_crypto
+                SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_matrix_crypto.c
+                LIBS adapter_matrix ${MATRIX_TEST_OLM_LIB} LABELS unit adapters TIMEOUT 120)
+hermes_add_test(NAME adapter_matrix_crypto_actor
+                SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_matrix_crypto_actor.c
+                LIBS matrix_testlib adapter_matrix ${MATRIX_TEST_OLM_LIB} LABELS unit adapters
+                TIMEOUT 120)

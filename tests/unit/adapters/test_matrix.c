@@ -434,11 +434,11 @@ TEST(bad_token_or_password_at_start)
     mte_up(&e);
     ASSERT_TRUE(mte_logged("(device HERMESDEV)"));
     mte_fini(&e, true);
-    /* MATRIX_ENCRYPTION is refused with a sentence */
+    /* MATRIX_ENCRYPTION starts the E2EE layer (the double speaks the keys API) */
     mte_init(&e, &d, NULL);
     e.o.encryption = true;
-    ASSERT_EQ(mte_start(&e, err, sizeof(err)), -ENOTSUP);
-    ASSERT_STR_CONTAINS(err, "not supported in this build yet");
+    mte_up(&e);
+    ASSERT_TRUE(mte_logged("Matrix: E2EE enabled (store: "));
     mte_fini(&e, true);
     /* a homeserver nobody listens on: retried, not fatal */
     mte_init(&e, &d, NULL);
@@ -613,6 +613,19 @@ TEST(outbound_file_upload_and_voice)
     snprintf(want, sizeof(want), "(file not found: %s)", "/nonexistent/x.png");
     cJSON *r = wait_reply(&d, DM, want);
     cJSON_Delete(r);
+    /* The agent's MEDIA: lines become files after the text (audio as voice messages). */
+    char *text = rt_xasprintf("Here it is.\nMEDIA:%s\n", path);
+    rt_send(e.cx, e.ref, gw_out_text_new(GW_OUT_TEXT, &to, text, GW_TEXT_REPLY));
+    rt_free(text);
+    cJSON *both = mxd_wait(&d, "sent?type=m.room.message", 4, MX_WAIT_MS);
+    ASSERT_NOT_NULL(both);
+    int n = cJSON_GetArraySize(both);
+    const cJSON *t2 = cJSON_GetObjectItem(cJSON_GetArrayItem(both, n - 2), "content");
+    const cJSON *v2 = cJSON_GetObjectItem(cJSON_GetArrayItem(both, n - 1), "content");
+    ASSERT_STR_EQ(jstr(t2, "body"), "Here it is.");
+    ASSERT_STR_EQ(jstr(v2, "msgtype"), "m.audio");
+    ASSERT_NOT_NULL(cJSON_GetObjectItem(v2, "org.matrix.msc3245.voice"));
+    cJSON_Delete(both);
     mte_fini(&e, true);
     mxd_stop(&d);
 }

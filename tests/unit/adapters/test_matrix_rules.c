@@ -413,7 +413,7 @@ TEST(options_defaults_and_errors)
     setenv("MATRIX_USER_ID", "@hermes:example.org", 1);
     setenv("MATRIX_ENCRYPTION", "true", 1);
     ASSERT_OK(opts(home, &o, err, sizeof(err)));
-    ASSERT_TRUE(o.encryption); /* read; matrix_start refuses it (test_matrix) */
+    ASSERT_TRUE(o.encryption); /* read; E2EE itself: test_matrix_crypto* */
     ASSERT_STR_EQ(o.password, "a-real-password-123");
     matrix_opts_fini(&o);
     clear_matrix_env();
