@@ -50,7 +50,15 @@
 #define DRAIN_DEFAULT_S  60
 
 #define TRIM_AFTER_CHATS 1000 /* trim the heap once this many conversations left memory */
-enum { TAG_INDEX = 1, TAG_TICK = 2, TAG_DRAIN = 3, IO_TAG_INDEX = 10, IO_TAG_CLEAN = 11 };
+enum {
+    TAG_INDEX = 1,
+    TAG_TICK = 2,
+    TAG_DRAIN = 3,
+    TAG_INDEX_NOW = 4,
+    IO_TAG_INDEX = 10,
+    IO_TAG_CLEAN = 11,
+    IO_TAG_INDEX_NOW = 12
+};
 
 typedef struct adapter_ent {
     char *platform;
@@ -75,8 +83,12 @@ typedef struct gw_router {
     char *index_path;
     char *status_path;
     bool index_dirty, index_timer;
-    int64_t index_every_ms; /* the pause before the next sessions.json write (index_write) */
-    uint64_t chats_ended;   /* conversations that left memory since the last trim */
+    bool index_now_inflight; /* a write for a new session id is with the file writer */
+    bool index_now_again;    /* another new session id came meanwhile: write once more */
+    bool index_now_timer;    /* waiting out the rendering budget (TAG_INDEX_NOW) */
+    int64_t index_last_ns;   /* when the last sessions.json rendering started */
+    int64_t index_every_ms;  /* the pause before the next sessions.json write (index_write) */
+    uint64_t chats_ended;    /* conversations that left memory since the last trim */
     double started_at;
     const char *state; /* gateway_state */
     bool draining;
@@ -146,10 +158,52 @@ static void index_write(rt_ctx *cx, gw_router *r, rt_ref reply_to, uint64_t tag)
 {
     r->index_dirty = false;
     int64_t t0 = rt_now_ns(rt_ctx_runtime(cx));
+    r->index_last_ns = t0;
     char *text = gw_index_render(r->entries, r->n);
     int64_t took_ms = (rt_now_ns(rt_ctx_runtime(cx)) - t0) / 1000000;
     r->index_every_ms = took_ms * 20 > 60000 ? 60000 : took_ms * 20;
     gw_io_write(cx, r->sh->io, r->index_path, text, strlen(text), 0600, reply_to, tag);
+}
+
+/*
+ * A new conversation or a new session id of one is written out at once instead of within
+ * the second (index_changed): a crash in that second would otherwise lose the key → session
+ * mapping while the user's message is already in state.db, and the restart could neither
+ * continue the conversation nor answer the message (crash recovery walks the index). One
+ * such write is with the file writer at a time; new ids meanwhile make one more when it is
+ * done, so a burst of new conversations costs a few renderings, not one each. The rendering
+ * budget of index_write still holds: when the last rendering asks for a pause that has not
+ * passed yet, the write waits for the rest of that pause (milliseconds for a small index;
+ * with ~100,000 conversations the window is back to seconds).
+ */
+static void index_changed_now(rt_ctx *cx, gw_router *r)
+{
+    r->index_dirty = true;
+    if (r->index_now_inflight) {
+        r->index_now_again = true;
+        return;
+    }
+    int64_t since_ms = (rt_now_ns(rt_ctx_runtime(cx)) - r->index_last_ns) / 1000000;
+    if (r->index_last_ns && since_ms < r->index_every_ms) {
+        if (!r->index_now_timer) {
+            r->index_now_timer = true;
+            rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_INDEX_NOW),
+                          r->index_every_ms - since_ms);
+        }
+        return;
+    }
+    r->index_now_inflight = true;
+    index_write(cx, r, rt_self(cx), IO_TAG_INDEX_NOW);
+}
+
+static void index_now_done(rt_ctx *cx, gw_router *r)
+{
+    r->index_now_inflight = false;
+    if (r->index_now_again) {
+        r->index_now_again = false;
+        if (r->index_dirty)
+            index_changed_now(cx, r);
+    }
 }
 
 /* ============================================================== adapters */
@@ -382,6 +436,7 @@ static gw_entry *entry_for(rt_ctx *cx, gw_router *r, gw_msg_event *ev, const cha
     double now = now_epoch();
     gw_entry *e = find(r, key);
     *fresh = false;
+    bool new_id = !e;
     if (!e) {
         e = rt_xcalloc(1, sizeof(*e));
         e->key = rt_xstrdup(key);
@@ -424,6 +479,7 @@ static gw_entry *entry_for(rt_ctx *cx, gw_router *r, gw_msg_event *ev, const cha
             }
             RT_INFO("gateway", "session %s reset (%s)", old, reason);
             rt_free(old);
+            new_id = true;
         }
         /* the origin follows the conversation (names change, threads move) */
         gw_source_fini(&e->origin);
@@ -431,7 +487,10 @@ static gw_entry *entry_for(rt_ctx *cx, gw_router *r, gw_msg_event *ev, const cha
         e->has_origin = ev->src.chat_id != NULL;
     }
     e->updated_at = now;
-    index_changed(cx, r);
+    if (new_id)
+        index_changed_now(cx, r);
+    else
+        index_changed(cx, r);
     return e;
 }
 
@@ -542,7 +601,8 @@ static void on_chat_update(rt_ctx *cx, gw_router *r, gw_chat_update *u)
     gw_entry *e = find(r, u->key);
     if (!e)
         return;
-    if (strcmp(e->session_id, u->session_id) != 0) {
+    bool new_id = strcmp(e->session_id, u->session_id) != 0;
+    if (new_id) {
         rt_free(e->session_id);
         e->session_id = u->session_id;
         u->session_id = NULL;
@@ -555,7 +615,10 @@ static void on_chat_update(rt_ctx *cx, gw_router *r, gw_chat_update *u)
     e->last_prompt_tokens = u->last_prompt_tokens;
     e->busy = u->busy;
     e->updated_at = now_epoch();
-    index_changed(cx, r);
+    if (new_id)
+        index_changed_now(cx, r);
+    else
+        index_changed(cx, r);
     if (r->draining && r->drain_reply) {
         for (size_t i = 0; i < r->n; i++)
             if (r->entries[i]->busy && r->entries[i]->chat)
@@ -672,6 +735,11 @@ static void on_timeout(rt_ctx *cx, gw_router *r, uint64_t tag)
         if (r->index_dirty)
             index_write(cx, r, 0, 0);
         break;
+    case TAG_INDEX_NOW:
+        r->index_now_timer = false;
+        if (r->index_dirty)
+            index_changed_now(cx, r);
+        break;
     case TAG_TICK:
         if (r->chats_ended >= TRIM_AFTER_CHATS) { /* their memory goes back to the system */
             r->chats_ended = 0;
@@ -733,7 +801,12 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
     case GW_MSG_DELIVER: on_deliver(cx, r, (gw_msg_deliver *)m); break;
     case GW_MSG_CANCEL: on_cancel(cx, r, (gw_msg_cancel *)m); break;
     case GW_MSG_SHUTDOWN: on_shutdown(cx, r, (gw_shutdown *)m); break;
-    case GW_IO_DONE: drain_step(cx, r, ((gw_io_done *)m)->tag); break;
+    case GW_IO_DONE:
+        if (((gw_io_done *)m)->tag == IO_TAG_INDEX_NOW)
+            index_now_done(cx, r);
+        else
+            drain_step(cx, r, ((gw_io_done *)m)->tag);
+        break;
     case RT_MSG_TIMEOUT: on_timeout(cx, r, ((rt_msg_timeout *)m)->tag); break;
     case RT_MSG_DOWN: {
         rt_msg_down *d = (rt_msg_down *)m;

@@ -59,7 +59,7 @@ typedef struct mattermost_opts {
     char *ca_file;              /* PEM bundle trusted instead of the system's (tests), or NULL */
     int64_t backoff_min_ms;     /* first reconnect delay; 0: 2000 */
     int64_t backoff_max_ms;     /* longest reconnect delay; 0: 60000 */
-    int64_t heartbeat_ms;       /* application ping interval; 0: 30000 */
+    int64_t heartbeat_ms;       /* ping interval; 0: 30000 (HERMES_MATTERMOST_HEARTBEAT) */
     int64_t ws_idle_ms;         /* no frame at all for this long drops the socket; 0: 90000 */
     int64_t http_timeout_ms;    /* REST requests; 0: 30000 (HERMES_MATTERMOST_HTTP_TIMEOUT) */
     int64_t upload_timeout_ms;  /* file uploads; 0: 60000 (HERMES_MATTERMOST_UPLOAD_TIMEOUT) */

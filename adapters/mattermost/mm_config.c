@@ -215,6 +215,9 @@ int mattermost_opts_from_config(const hm_config *cfg, const char *hermes_home, m
     prompts_of(prompts ? prompts : hm_config_node(cfg, "mattermost.channel_prompts"), o);
     o->http_timeout_ms = seconds_env(cfg, "HERMES_MATTERMOST_HTTP_TIMEOUT");
     o->upload_timeout_ms = seconds_env(cfg, "HERMES_MATTERMOST_UPLOAD_TIMEOUT");
+    /* The WebSocket heartbeat: a ping every interval, and a connection whose ping is still
+     * unanswered at the next one is replaced (a silent drop is noticed within two). */
+    o->heartbeat_ms = seconds_env(cfg, "HERMES_MATTERMOST_HEARTBEAT");
     return 0;
 }
 

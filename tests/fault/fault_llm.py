@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""The scripted LLM of tests/doubles/fake_llm.py with faults chosen per conversation.
+
+Test code only. fake_llm.py scripts one FIFO shared by every request, which cannot say which
+of several concurrent chats gets which fault. This wrapper adds rules keyed by text:
+
+    POST /_rules   {"match": "tok", "specs": [spec, ...]}  the next requests whose new user
+                   text contains "tok" take these specs in order (then the default answer)
+    GET  /_rules   [{"match", "left", "used"}]
+    POST /_reset   also clears the rules
+
+Extra spec keys (besides fake_llm's status/headers/body/delay_ms/cut_after/...):
+
+    reset   true: the connection is reset (RST, no response at all)
+
+The default answer is "echo: " + every user message after the last assistant message,
+joined with " | ", so a reply names every message it answers even when the gateway folded
+several messages (a burst, an interrupted turn, a crash recovery) into one turn. That is what
+lets the fault tests count: each message's token appears in exactly one reply.
+
+    /usr/bin/python3 tests/fault/fault_llm.py --port 0 --port-file FILE
+"""
+import os
+import socket
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "doubles"))
+
+import fake_llm as F  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+RULES = []
+
+
+def _text(c):
+    if isinstance(c, list):
+        return " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+    return c or ""
+
+
+def new_user_text(body):
+    out = []
+    for m in reversed(body.get("messages", [])):
+        if m.get("role") == "assistant":
+            break
+        if m.get("role") == "user":
+            out.append(_text(m.get("content")))
+    return " | ".join(reversed(out))
+
+
+def next_spec(body):
+    text = new_user_text(body)
+    for r in RULES:
+        if r["match"] in text and r["specs"]:
+            r["used"] += 1
+            return dict(r["specs"].pop(0))
+    if F.QUEUE:
+        return _orig_next_spec(body)
+    return {"content": "echo: " + text}
+
+
+async def raw_or_error(request, spec):
+    if spec.get("reset"):
+        sock = request.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        request.transport.abort()
+        return web.Response(status=502)  # never reaches the client
+    return await _orig_raw_or_error(request, spec)
+
+
+_orig_next_spec = F.next_spec
+_orig_raw_or_error = F.raw_or_error
+F.next_spec = next_spec
+F.raw_or_error = raw_or_error
+
+
+async def ctl_rules_post(request):
+    body = await request.json()
+    RULES.append({"match": body["match"], "specs": list(body.get("specs", [])), "used": 0})
+    return web.json_response({"rules": len(RULES)})
+
+
+async def ctl_rules_get(request):
+    return web.json_response([{"match": r["match"], "left": len(r["specs"]), "used": r["used"]}
+                              for r in RULES])
+
+
+async def ctl_reset(request):
+    RULES.clear()
+    return await _orig_reset(request)
+
+
+_orig_reset = F.ctl_reset
+F.ctl_reset = ctl_reset
+_orig_make_app = F.make_app
+
+
+def make_app():
+    app = _orig_make_app()
+    app.router.add_post("/_rules", ctl_rules_post)
+    app.router.add_get("/_rules", ctl_rules_get)
+    return app
+
+
+F.make_app = make_app
+
+if __name__ == "__main__":
+    F.main()
