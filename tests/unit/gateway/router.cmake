@@ -1,4 +1,4 @@
 # The gateway in one process: test adapter, router, chat actors, sessions, pairing, state.db.
-hermes_add_test(NAME gw_router SOURCES test_router.c LIBS gateway agent st_store hm_config
+hermes_add_test(NAME gw_router SOURCES test_router.c gw_fixture.c LIBS gateway agent st_store hm_config
                 LABELS unit gateway actors TIMEOUT 300)
 hermes_add_test(NAME gw_seen SOURCES test_seen.c LIBS gateway LABELS unit gateway)
