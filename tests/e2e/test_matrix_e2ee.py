@@ -18,16 +18,12 @@ end if this module started it). When it, matrix-nio or python3-olm is unavailabl
 are skipped with the reason, loudly: they never pass silently.
 """
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import secrets
 import signal
 import stat
 import subprocess
-import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -35,89 +31,15 @@ import urllib.request
 import pytest
 
 from conftest import _wait_for, hermes_env
+from synapse_peer import HS, PW, http, need_nio, register, running
 
-PEERS = os.environ.get("HERMES_PEERS", os.path.join(os.path.dirname(__file__), "..", "..", "..",
-                                                    "shared", "peers"))
-SYNAPSE_DIR = os.path.join(PEERS, "synapse")
-SID_ROOT = os.environ.get("SID_ROOT", "/opt/peers/sid-root")
-PORT = int(os.environ.get("SYNAPSE_PORT", "8018"))
-HS = f"http://127.0.0.1:{PORT}"
-SECRET = os.path.join(SID_ROOT, "var/lib/peers-synapse/registration_shared_secret")
-PW = "pw-" + secrets.token_hex(6)
 MEGOLM = "m.megolm.v1.aes-sha2"
-
-
-def _skip(reason):
-    sys.stderr.write(f"\n*** test_matrix_e2ee SKIPPED: {reason}\n")
-    pytest.skip(f"Synapse / matrix-nio E2EE peer unavailable: {reason}")
-
-
-def _up():
-    try:
-        with urllib.request.urlopen(HS + "/_matrix/client/versions", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def http(method, path, body=None, token=None, ok=(200,)):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(HS + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            st, out = r.status, r.read()
-    except urllib.error.HTTPError as e:
-        st, out = e.code, e.read()
-    j = json.loads(out or b"{}")
-    assert st in ok, f"{method} {path}: HTTP {st} {j}"
-    return j
-
-
-def register(name):
-    secret = open(SECRET).read().strip()
-    nonce = http("GET", "/_synapse/admin/v1/register")["nonce"]
-    mac = hmac.new(secret.encode(), digestmod=hashlib.sha1)
-    mac.update(b"\x00".join([nonce.encode(), name.encode(), PW.encode(), b"notadmin"]))
-    r = http("POST", "/_synapse/admin/v1/register",
-             {"nonce": nonce, "username": name, "password": PW, "admin": False,
-              "mac": mac.hexdigest()})
-    return r["user_id"], r["access_token"], r.get("device_id")
 
 
 @pytest.fixture(scope="module")
 def synapse():
-    if os.geteuid() != 0:
-        _skip("the peers' scripts need root (chroot)")
-    try:
-        import nio  # noqa: F401  (Debian python3-matrix-nio)
-        from nio.crypto import ENCRYPTION_ENABLED
-    except ImportError as e:
-        _skip(f"matrix-nio is not installed ({e}); run {PEERS}/matrix-client/install.sh")
-    if not ENCRYPTION_ENABLED:
-        _skip(f"python3-olm is missing; run {PEERS}/matrix-client/install.sh")
-    started = False
-    if not _up():
-        for script, t in (("install.sh", 600), ("start.sh", 120)):
-            path = os.path.join(SYNAPSE_DIR, script)
-            if not os.access(path, os.X_OK):
-                _skip(f"{path} not found")
-            try:
-                r = subprocess.run([path], capture_output=True, text=True, timeout=t)
-            except subprocess.TimeoutExpired:
-                _skip(f"{script} took more than {t}s")
-            if r.returncode != 0:
-                _skip(f"{script} failed: {(r.stdout + r.stderr)[-800:]}")
-        started = True
-        if not _up():
-            _skip(f"Synapse does not answer on {HS} after start.sh")
-    if not os.path.exists(SECRET):
-        _skip(f"no registration secret at {SECRET}")
-    yield HS
-    if started:
-        subprocess.run([os.path.join(SYNAPSE_DIR, "stop.sh")], capture_output=True, timeout=60)
+    need_nio("test_matrix_e2ee", e2ee=True)
+    yield from running("test_matrix_e2ee")
 
 
 class Person:

@@ -13,99 +13,20 @@ end if this module started it). When it cannot be installed or started the tests
 skipped with the reason, loudly: they never pass silently.
 """
 import asyncio
-import hashlib
-import hmac
 import json
-import os
 import secrets
 import signal
 import subprocess
-import sys
-import urllib.error
-import urllib.request
 
 import pytest
 
 from conftest import _wait_for, hermes_env
-
-PEERS = os.environ.get("HERMES_PEERS", os.path.join(os.path.dirname(__file__), "..", "..", "..",
-                                                    "shared", "peers"))
-SYNAPSE_DIR = os.path.join(PEERS, "synapse")
-SID_ROOT = os.environ.get("SID_ROOT", "/opt/peers/sid-root")
-PORT = int(os.environ.get("SYNAPSE_PORT", "8018"))
-HS = f"http://127.0.0.1:{PORT}"
-SECRET = os.path.join(SID_ROOT, "var/lib/peers-synapse/registration_shared_secret")
-PW = "pw-" + secrets.token_hex(6)
-
-
-def _skip(reason):
-    sys.stderr.write(f"\n*** test_matrix_synapse SKIPPED: {reason}\n")
-    pytest.skip(f"Synapse peer unavailable: {reason}")
-
-
-def _up():
-    try:
-        with urllib.request.urlopen(HS + "/_matrix/client/versions", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def http(method, path, body=None, token=None, ok=(200,)):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(HS + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            st, out = r.status, r.read()
-    except urllib.error.HTTPError as e:
-        st, out = e.code, e.read()
-    j = json.loads(out or b"{}")
-    assert st in ok, f"{method} {path}: HTTP {st} {j}"
-    return j
-
-
-def register(name):
-    secret = open(SECRET).read().strip()
-    nonce = http("GET", "/_synapse/admin/v1/register")["nonce"]
-    mac = hmac.new(secret.encode(), digestmod=hashlib.sha1)
-    mac.update(b"\x00".join([nonce.encode(), name.encode(), PW.encode(), b"notadmin"]))
-    r = http("POST", "/_synapse/admin/v1/register",
-             {"nonce": nonce, "username": name, "password": PW, "admin": False,
-              "mac": mac.hexdigest()})
-    return r["user_id"], r["access_token"]
-
+from synapse_peer import HS, http, need_nio, register, running
 
 @pytest.fixture(scope="module")
 def synapse():
-    if os.geteuid() != 0:
-        _skip("the peers' scripts need root (chroot)")
-    started = False
-    if not _up():
-        for script, t in (("install.sh", 600), ("start.sh", 120)):
-            path = os.path.join(SYNAPSE_DIR, script)
-            if not os.access(path, os.X_OK):
-                _skip(f"{path} not found")
-            try:
-                r = subprocess.run([path], capture_output=True, text=True, timeout=t)
-            except subprocess.TimeoutExpired:
-                _skip(f"{script} took more than {t}s")
-            if r.returncode != 0:
-                _skip(f"{script} failed: {(r.stdout + r.stderr)[-800:]}")
-        started = True
-        if not _up():
-            _skip(f"Synapse does not answer on {HS} after start.sh")
-    if not os.path.exists(SECRET):
-        _skip(f"no registration secret at {SECRET}")
-    try:
-        import nio  # noqa: F401  (Debian python3-matrix-nio)
-    except ImportError as e:
-        _skip(f"matrix-nio is not installed ({e}); run {PEERS}/matrix-client/install.sh")
-    yield HS
-    if started:
-        subprocess.run([os.path.join(SYNAPSE_DIR, "stop.sh")], capture_output=True, timeout=60)
+    need_nio("test_matrix_synapse")
+    yield from running("test_matrix_synapse")
 
 
 class Person:
@@ -198,8 +119,8 @@ class Gateway:
 @pytest.fixture
 def world(synapse):
     tag = secrets.token_hex(4)
-    bot, bot_token = register(f"hermes{tag}")
-    alice_id, alice_token = register(f"alice{tag}")
+    bot, bot_token, _ = register(f"hermes{tag}")
+    alice_id, alice_token, _ = register(f"alice{tag}")
     alice = Person(alice_id, alice_token)
     yield {"bot": bot, "bot_token": bot_token, "alice": alice}
     alice.close()
@@ -254,7 +175,7 @@ def test_room_mention_answered_in_thread_and_no_mention_ignored(gateway, world, 
     room = alice.room(bot, "e2e town")
     alice.wait_joined(room, bot)
     # a third member so the room is not taken for a DM (2 members)
-    third_id, third_token = register(f"carol{secrets.token_hex(3)}")
+    third_id, third_token, _ = register(f"carol{secrets.token_hex(3)}")
     http("POST", f"/_matrix/client/v3/rooms/{room}/invite", {"user_id": third_id},
          token=alice.c.access_token)
     http("POST", f"/_matrix/client/v3/join/{room}", {}, token=third_token)
