@@ -6,26 +6,18 @@ Run through ctest (which sets HERMES_BIN), or by hand:
 """
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOUBLES = os.path.join(HERE, "..", "doubles")
+sys.path.insert(0, DOUBLES)
+from harness import hermes_env, stop_process, wait_for  # noqa: E402  (tests/doubles/harness.py)
 
-
-def _wait_for(pred, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+_wait_for = wait_for  # the name the e2e tests use
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +54,7 @@ class FakeLLM:
                                                       method="POST"), timeout=5).read()
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 @pytest.fixture(scope="session")
@@ -90,16 +77,3 @@ def home(tmp_path):
     return h
 
 
-def hermes_env(home, llm=None, **extra):
-    """A clean environment: nothing from the caller's shell leaks into the test."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home.parent),
-           "HERMES_HOME": str(home), "LANG": "C.UTF-8"}
-    if llm is not None:
-        env["OPENAI_BASE_URL"] = llm.url + "/v1"
-        env["OPENAI_API_KEY"] = "sk-test-key-123456"
-    for k, v in extra.items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = str(v)
-    return env

@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 
 from conftest import DOUBLES, _wait_for, hermes_env
+from harness import stop_process
 
 TOKEN = "test-discord-token"
 BOT_ID = "100000000000000001"
@@ -45,12 +46,7 @@ class DiscordDouble:
         return [p for p in self.state()["posts"] if needle in p["content"]]
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 @pytest.fixture

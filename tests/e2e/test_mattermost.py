@@ -4,72 +4,21 @@ channel message without a mention is not, one with a mention is answered in its 
 (MATTERMOST_REPLY_MODE=thread), and a server restart in the middle loses nothing and answers
 nothing twice."""
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.parse
-import urllib.request
 
 import pytest
 
-from conftest import DOUBLES, _wait_for, hermes_env
+import harness  # tests/doubles/harness.py (conftest puts it on the path)
+from conftest import _wait_for, hermes_env
 
 TOKEN = "mm-e2e-token-0123456789abcd"
 
 
-class MMDouble:
+class MMDouble(harness.MMDouble):
     def __init__(self, tmp):
-        port_file = os.path.join(tmp, "mm.port")
-        self.log = open(os.path.join(tmp, "mm_double.log"), "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(DOUBLES, "mattermost_double.py"), "--port", "0",
-             "--control-port", "0", "--token", TOKEN, "--port-file", port_file],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        line = _wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(),
-                         what="the Mattermost double's port file")
-        _, port, ctl = line.split()
-        self.url = f"http://127.0.0.1:{port}"
-        self.ctl = f"http://127.0.0.1:{ctl}"
-        self.world = self.get("/_test/world")
-
-    def get(self, path, timeout=15):
-        with urllib.request.urlopen(self.ctl + path, timeout=timeout) as r:
-            return json.loads(r.read())
-
-    def post(self, path, body):
-        req = urllib.request.Request(self.ctl + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"},
-                                     method="POST")
-        with urllib.request.urlopen(req, timeout=15) as r:
-            return json.loads(r.read())
-
-    def say(self, channel, user, message, root_id=None):
-        body = {"channel": channel, "user": user, "message": message}
-        if root_id:
-            body["root_id"] = root_id
-        return self.post("/_test/post", body)
-
-    def bot_posts(self, channel):
-        q = urllib.parse.urlencode({"user": "bot", "channel": channel})
-        return self.get("/_test/posts?" + q)
-
-    def wait_bot_posts(self, channel, n, timeout=30):
-        return _wait_for(lambda: (lambda p: p if len(p) >= n else None)(self.bot_posts(channel)),
-                         timeout=timeout, what=f"{n} bot post(s) in {channel}")
-
-    def ws_authenticated(self):
-        r = self.get("/_test/wait?what=ws&n=0&timeout_ms=0")
-        return len(r)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        super().__init__(tmp, TOKEN)
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 from conftest import DOUBLES, _wait_for, hermes_env
+from harness import stop_process
 
 BOT = "xoxb-test-bot-token"
 APP = "xapp-test-app-token"
@@ -46,12 +46,7 @@ class SlackDouble:
         return [p for p in self.state()["posts"] if needle in p["text"]]
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 from conftest import DOUBLES, _wait_for, hermes_env
+from harness import stop_process
 
 TOKEN = "123456:ABC-test-token"
 USER = 424242
@@ -80,12 +80,7 @@ class Double:
                 if s["method"] == "sendMessage" and int(s["params"]["chat_id"]) == chat]
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 @pytest.fixture

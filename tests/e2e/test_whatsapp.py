@@ -18,6 +18,7 @@ import urllib.request
 import pytest
 
 from conftest import DOUBLES, _wait_for, hermes_env
+from harness import stop_process
 
 SECRET = "app-secret-e2e-0123"
 VERIFY = "verify-e2e"
@@ -52,12 +53,7 @@ class Graph:
             f"http://127.0.0.1:{self.port}/_ctl/sent", timeout=5).read())
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 @pytest.fixture

@@ -23,20 +23,10 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOUBLES = os.path.join(HERE, "..", "doubles")
+sys.path.insert(0, DOUBLES)
+import harness  # noqa: E402  (tests/doubles/harness.py, shared with tests/e2e)
+from harness import stop_process, wait_for  # noqa: E402
 MM_TOKEN = "mm-fault-token-0123456789abc"
-
-
-def wait_for(pred, timeout=15.0, what="condition", every=0.05):
-    """Poll pred until it returns something true, at most timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for "
-                                 f"{what() if callable(what) else what}")
-        time.sleep(every)
 
 
 def skip_loudly(who, reason):
@@ -85,12 +75,7 @@ class FaultLLM:
         self._post("/_reset", {})
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 @pytest.fixture(scope="session")
@@ -113,78 +98,20 @@ def home(tmp_path):
     return h
 
 
-SANITIZER_ENV = ("TSAN_OPTIONS", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
 SANITIZER_REPORTS = ("WARNING: ThreadSanitizer", "ERROR: AddressSanitizer",
                      "ERROR: LeakSanitizer", "runtime error:")
 
 
 def hermes_env(home, llm=None, **extra):
-    """A clean environment: nothing from the caller's shell leaks into the test."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home.parent),
-           "HERMES_HOME": str(home), "LANG": "C.UTF-8", "HERMES_BUNDLED_SKILLS": "",
-           "HERMES_GATEWAY_LOCK_DIR": str(home.parent / "locks")}
-    for k in SANITIZER_ENV:  # a sanitizer build's settings reach the gateway it runs
-        if k in os.environ:
-            env[k] = os.environ[k]
-    if llm is not None:
-        env["OPENAI_BASE_URL"] = llm.url + "/v1"
-        env["OPENAI_API_KEY"] = "sk-test-key-123456"
-    for k, v in extra.items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = str(v)
-    return env
+    """harness.hermes_env, without bundled skills and with the gateway lock beside home."""
+    base = {"HERMES_BUNDLED_SKILLS": "", "HERMES_GATEWAY_LOCK_DIR": str(home.parent / "locks")}
+    base.update(extra)
+    return harness.hermes_env(home, llm, **base)
 
 
-class MMDouble:
-    """tests/doubles/mattermost_double.py and its control port."""
-
+class MMDouble(harness.MMDouble):
     def __init__(self, tmp):
-        port_file = os.path.join(tmp, "mm.port")
-        self.log = open(os.path.join(tmp, "mm_double.log"), "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(DOUBLES, "mattermost_double.py"), "--port", "0",
-             "--control-port", "0", "--token", MM_TOKEN, "--port-file", port_file],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        line = wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(),
-                        what="the Mattermost double's port file")
-        _, port, ctl = line.split()
-        self.url = f"http://127.0.0.1:{port}"
-        self.ctl = f"http://127.0.0.1:{ctl}"
-        self.world = self.get("/_test/world")
-
-    def get(self, path, timeout=15):
-        with urllib.request.urlopen(self.ctl + path, timeout=timeout) as r:
-            return json.loads(r.read())
-
-    def post(self, path, body):
-        req = urllib.request.Request(self.ctl + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"},
-                                     method="POST")
-        with urllib.request.urlopen(req, timeout=15) as r:
-            return json.loads(r.read())
-
-    def say(self, channel, user, message):
-        return self.post("/_test/post", {"channel": channel, "user": user, "message": message})
-
-    def bot_posts(self, channel):
-        q = urllib.parse.urlencode({"user": "bot", "channel": channel})
-        return self.get("/_test/posts?" + q)
-
-    def ws_authenticated(self):
-        return len(self.get("/_test/wait?what=ws&n=0&timeout_ms=0"))
-
-    def user_ids(self, *keys):
-        return ",".join(self.world["users"][k]["id"] for k in keys)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        super().__init__(tmp, MM_TOKEN)
 
 
 @pytest.fixture

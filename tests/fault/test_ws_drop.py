@@ -21,6 +21,7 @@ import urllib.request
 import pytest
 
 from conftest import DOUBLES, Gateway, Ledger, hermes_env, mm_gateway, wait_for
+from harness import stop_process
 
 CHATS = [("dm_alice", "alice", ""), ("dm_bob", "bob", ""), ("town", "bob", "@hermes ")]
 HEARTBEAT_S = 1
@@ -97,12 +98,7 @@ class DiscordDouble:
         return [p["content"] for p in self.state()["posts"] if p["channel_id"] == channel]
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 def test_discord_zombie_connection_is_replaced_and_nothing_is_lost(hermes_bin, llm, home,
