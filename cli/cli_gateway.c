@@ -388,6 +388,7 @@ static int gateway_run(int argc, char **argv)
     }
     if (!nadapters)
         RT_INFO("gateway", "No messaging platforms enabled. The gateway keeps running for cron.");
+    gw_restart_notify(cx, home, gateway); /* after a /restart: tell the chat it asked from */
     (void)write_pid_file(home, argc, argv);
 
     run_state rs = {.gateway = gateway,

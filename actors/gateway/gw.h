@@ -248,6 +248,17 @@ rt_msg *gw_deliver_new(const char *platform, const char *chat_id, const char *th
 
 /* ---- starting the gateway ---- */
 
+/* The chat a /restart came from, for the next start (the original's file name). */
+#define GW_RESTART_NOTIFY_FILE ".restart_notify.json"
+
+/*
+ * After a /restart: when home/.restart_notify.json exists, tell that chat "♻ Gateway
+ * restarted successfully. Your session continues." once its platform is connected (tried
+ * every second for two minutes), then remove the file. Call once the gateway and the
+ * adapters are started; returns at once (an actor does the waiting). Any thread.
+ */
+void gw_restart_notify(rt_ctx *cx, const char *home, rt_ref gateway);
+
 /* What the gateway asks of its host for one conversation's agent. */
 typedef struct gw_session_req {
     const char *session_id;

@@ -749,6 +749,28 @@ void gw_restart_default(void)
     (void)kill(getpid(), SIGTERM);
 }
 
+/* Where the next start says "♻ Gateway restarted successfully" (gateway.md §1.2:
+ * ~/.hermes/.restart_notify.json; read by gw_restart_notify). Blocking write: the restart
+ * actor is detached. */
+static void write_restart_notify(const job *j)
+{
+    if (!j->sh->home || !j->platform || !j->to.chat_id)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "platform", j->platform);
+    cJSON_AddStringToObject(o, "chat_id", j->to.chat_id);
+    if (j->to.thread_id)
+        cJSON_AddStringToObject(o, "thread_id", j->to.thread_id);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" GW_RESTART_NOTIFY_FILE, j->sh->home);
+    int rc = hm_write_atomic(path, text, strlen(text), 0600);
+    if (rc)
+        RT_WARN("gateway", "restart: cannot write %s: %s", path, rt_strerror(rc));
+    cJSON_free(text);
+}
+
 typedef struct restarter {
     job *j;
     bool draining;
@@ -790,6 +812,7 @@ static void restart_behave(rt_ctx *cx, void *state, rt_msg *m)
         return;
     }
     if (m->type == RT_MSG_TIMEOUT && ((rt_msg_timeout *)m)->tag == TAG_EXEC && r->draining) {
+        write_restart_notify(j);
         rt_busy_leave(rt_ctx_runtime(cx));
         gw_restart_fn();
     }
@@ -850,4 +873,95 @@ bool gw_cmd_info_handle(rt_ctx *cx, gw_chat *c, gw_cmds **st, gw_msg_event *ev, 
     else
         return false;
     return true;
+}
+
+/* ======================================================== restart notice */
+
+enum { NOTIFY_TAG = 0x7e59, NOTIFY_TRIES = 120 };
+
+typedef struct notifier {
+    char *path, *platform, *chat_id, *thread_id;
+    rt_ref gateway;
+    int tries;
+} notifier;
+
+static void notify_try(rt_ctx *cx, notifier *n)
+{
+    rt_send(cx, n->gateway,
+            gw_deliver_new(n->platform, n->chat_id, n->thread_id,
+                           "\xe2\x99\xbb Gateway restarted successfully. Your session continues.",
+                           rt_self(cx), NOTIFY_TAG));
+}
+
+static void notify_done(rt_ctx *cx, notifier *n)
+{
+    if (unlink(n->path) != 0 && errno != ENOENT)
+        RT_WARN("gateway", "cannot remove %s: %s", n->path, rt_strerror(-errno));
+    rt_exit(cx, RT_EXIT_NORMAL);
+}
+
+static void notify_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    notifier *n = state;
+    if (m->type == GW_JOB_RUN) {
+        notify_try(cx, n);
+    } else if (m->type == GW_MSG_DELIVERED) {
+        gw_msg_delivered *d = (gw_msg_delivered *)m;
+        if (d->err == -ENOENT && ++n->tries < NOTIFY_TRIES) { /* not connected yet */
+            rt_send_after(cx, rt_self(cx), rt_timeout_new(NOTIFY_TAG), 1000);
+            return;
+        }
+        if (d->err)
+            RT_WARN("gateway", "restart notice to %s not sent: %s", n->platform, d->errmsg);
+        else
+            RT_INFO("gateway", "restart notice sent to %s", n->platform);
+        notify_done(cx, n);
+    } else if (m->type == RT_MSG_TIMEOUT && ((rt_msg_timeout *)m)->tag == NOTIFY_TAG) {
+        notify_try(cx, n);
+    }
+}
+
+static void notify_fini(void *state)
+{
+    notifier *n = state;
+    rt_free(n->path);
+    rt_free(n->platform);
+    rt_free(n->chat_id);
+    rt_free(n->thread_id);
+    rt_free(n);
+}
+
+static const rt_actor_type notify_type = {"gw.restart_notice", notify_behave, notify_fini, 0};
+
+void gw_restart_notify(rt_ctx *cx, const char *home, rt_ref gateway)
+{
+    char *path = rt_xasprintf("%s/" GW_RESTART_NOTIFY_FILE, home);
+    char *text = NULL;
+    size_t len = 0;
+    if (hm_read_file(path, 64 * 1024, &text, &len) != 0) {
+        rt_free(path);
+        return;
+    }
+    cJSON *o = cJSON_Parse(text);
+    rt_free(text);
+    const char *p = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "platform"));
+    const char *c = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "chat_id"));
+    const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "thread_id"));
+    if (!p || !c) {
+        RT_WARN("gateway", "%s is not a restart notice: removed", path);
+        (void)unlink(path);
+        cJSON_Delete(o);
+        rt_free(path);
+        return;
+    }
+    notifier *n = rt_xcalloc(1, sizeof(*n));
+    n->path = path;
+    n->platform = rt_xstrdup(p);
+    n->chat_id = rt_xstrdup(c);
+    n->thread_id = t ? rt_xstrdup(t) : NULL;
+    n->gateway = gateway;
+    cJSON_Delete(o);
+    rt_ref ref = rt_spawn(cx, &notify_type, n, NULL);
+    if (ref)
+        rt_send(cx, ref, rt_msg_new(GW_JOB_RUN, sizeof(rt_msg)));
 }

@@ -49,6 +49,11 @@ def test_title_restart_resume_branch(hermes_bin, llm, home, mm):
                   what="the re-executed gateway running")
         _wait_for(lambda: g.connected(2), timeout=60, what="the reconnect after the restart")
         assert g.proc.poll() is None and g.proc.pid == pid
+        # the restarted gateway tells the chat that asked, once, and forgets the request
+        assert _wait_text(mm, "dm_alice", "restarted successfully") == \
+            "\u267b Gateway restarted successfully. Your session continues."
+        _wait_for(lambda: not (home / ".restart_notify.json").exists(), timeout=10,
+                  what="the restart notice file removed")
 
         mm.say("dm_alice", "alice", "/title")
         assert "\nTitle: **E2E Plan**" in _wait_text(mm, "dm_alice", "Title: **")
