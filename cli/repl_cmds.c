@@ -15,6 +15,7 @@
 #include "rt_alloc.h"
 #include "rt_log.h"
 #include "rt_util.h"
+#include "skl_admin.h"
 #include "tool.h"
 
 #include <ctype.h>
@@ -640,6 +641,20 @@ bool repl_command_runs_busy(const char *line)
     return false;
 }
 
+/* `/<skill-name> [text]` (agent-core §8.3): an installed skill's instructions become the
+ * message; false when there is no such skill. */
+static bool skill_command(repl *r, const char *name, const char *text)
+{
+    char *root = rt_xasprintf("%s/skills", r->h->home);
+    char *msg = skl_invoke_message(root, name, text && *text ? text : NULL);
+    rt_free(root);
+    if (!msg)
+        return false;
+    repl_send_message(r, msg);
+    rt_free(msg);
+    return true;
+}
+
 void repl_command(repl *r, const char *line)
 {
     char cmd[64];
@@ -690,7 +705,7 @@ void repl_command(repl *r, const char *line)
                 "skills_list, skill_view and skill_manage");
     else if (!strcmp(cmd, "/compress"))
         cmd_compress(r);
-    else {
+    else if (!skill_command(r, cmd + 1, arg)) {
         term_line(r, "\033[1;31mUnknown command: %s\033[0m", cmd);
         term_line(r, "\033[2mType /help for available commands\033[0m");
     }

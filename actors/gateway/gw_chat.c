@@ -23,6 +23,7 @@
  *
  * Threads: a normal actor; everything here runs on workers and never blocks.
  */
+#include "gw_cmds.h"
 #include "gw_int.h"
 
 #include "ag_session.h"
@@ -979,10 +980,7 @@ static bool on_command(rt_ctx *cx, gw_chat *c, gw_msg_event *ev, const char *nam
                      name);
                 return true;
             }
-        sayf(cx, c, to, GW_TEXT_NOTICE,
-             "Unknown command `/%s`. Type /commands to see what's available, or resend without "
-             "the leading slash to send as a regular message.",
-             name);
+        gw_cmds_skill(cx, c, ev, name, args); /* an installed skill, or "Unknown command" */
         return true;
     }
     if (strcmp(cmd, "stop") == 0) {

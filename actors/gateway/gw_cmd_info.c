@@ -34,6 +34,7 @@
 
 #include "hm_config.h"
 #include "hm_env.h"
+#include "skl_admin.h"
 #include "hm_yaml.h"
 #include "rt_alloc.h"
 #include "rt_buf.h"
@@ -101,9 +102,11 @@ struct job {
     char *key;   /* config: dotted path */
     char *value; /* config: the value (a string, or YAML text when raw) */
     bool raw;
-    char *ok;     /* config: the reply when saved */
-    char *path;   /* debug: where the report was written */
-    bool waiting; /* the job goes on after fn (an upload in flight) */
+    char *ok;         /* config: the reply when saved */
+    char *path;       /* debug: where the report was written */
+    bool waiting;     /* the job goes on after fn (an upload in flight) */
+    gw_msg_event *ev; /* /<skill>: the command's event (a copy), to send on as a message */
+    char *name;       /* /<skill>: the command's name */
 };
 
 static void job_reply(rt_ctx *cx, job *j, const char *text)
@@ -145,6 +148,9 @@ static void job_fini(void *state)
     rt_free(j->value);
     rt_free(j->ok);
     rt_free(j->path);
+    rt_free(j->name);
+    if (j->ev)
+        rt_msg_free(&j->ev->hdr);
     rt_free(j);
 }
 
@@ -964,4 +970,50 @@ void gw_restart_notify(rt_ctx *cx, const char *home, rt_ref gateway)
     rt_ref ref = rt_spawn(cx, &notify_type, n, NULL);
     if (ref)
         rt_send(cx, ref, rt_msg_new(GW_JOB_RUN, sizeof(rt_msg)));
+}
+
+/* ============================================================ /<skill> */
+
+/* The job: the skill's invocation message (skl_invoke_message reads SKILL.md and its files,
+ * so it runs on the job's own thread) goes back through the router as the user's message,
+ * so authorization, busy turns and ordering treat it like any other; no such skill: the
+ * original's unknown-command notice. */
+static char *skill_run(rt_ctx *cx, job *j)
+{
+    char *root = rt_xasprintf("%s/skills", j->sh->home ? j->sh->home : ".");
+    char *msg = skl_invoke_message(root, j->name, j->ev->text);
+    rt_free(root);
+    if (!msg)
+        return rt_xasprintf("Unknown command `/%s`. Type /commands to see what's available, or "
+                            "resend without the leading slash to send as a regular message.",
+                            j->name);
+    RT_INFO("gateway", "skill command /%s from %s", j->name, j->platform ? j->platform : "?");
+    gw_msg_event *e = j->ev;
+    j->ev = NULL;
+    rt_free(e->text);
+    e->text = msg;
+    rt_free(e->message_id); /* a message of its own, not the platform update again */
+    e->message_id = NULL;
+    rt_ref gw = rt_whereis(cx, GW_NAME);
+    if (gw)
+        rt_send(cx, gw, &e->hdr);
+    else
+        rt_msg_free(&e->hdr);
+    return NULL;
+}
+
+void gw_cmds_skill(rt_ctx *cx, gw_chat *c, const gw_msg_event *ev, const char *name,
+                   const char *args)
+{
+    job *j = job_new(c, &ev->reply, skill_run);
+    j->name = rt_xstrdup(name);
+    gw_msg_event *e = gw_event_new(NULL, NULL, NULL, NULL, args);
+    gw_target_fini(&e->reply);
+    gw_source_copy(&e->src, &ev->src);
+    gw_target_copy(&e->reply, &ev->reply);
+    e->session_id = ev->session_id ? rt_xstrdup(ev->session_id) : NULL;
+    e->adapter = ev->adapter;
+    e->internal = ev->internal;
+    j->ev = e;
+    job_start(cx, j);
 }

@@ -50,4 +50,10 @@ struct st_msg_result;
 void gw_cmd_insights_answer(rt_ctx *cx, gw_chat *c, const gw_cmd_pend *p,
                             const struct st_msg_result *r);
 
+/* gw_cmd_info.c: `/<name> [args]` that is no command: when a skill of that name is
+ * installed, its instructions (agent-core §8.3) become the user's message, else the
+ * unknown-command notice. Answers later, from a job of its own. */
+void gw_cmds_skill(rt_ctx *cx, gw_chat *c, const gw_msg_event *ev, const char *name,
+                   const char *args);
+
 #endif /* GW_CMDS_H */

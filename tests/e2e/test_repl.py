@@ -151,6 +151,24 @@ def test_slash_commands(start, llm):
     leave(r)
 
 
+def test_skill_command_sends_the_skill(start, llm, home):
+    """/<skill-name> [text]: the installed skill's instructions become the message (agent-core
+    §8.3); the REPL needs no restart to see a new skill."""
+    d = home / "skills" / "devops" / "deploy_k8s"
+    d.mkdir(parents=True)
+    (d / "SKILL.md").write_text("---\nname: deploy_k8s\ndescription: Deploy\n---\n"
+                                "1. kubectl apply\n")
+    llm.script([{"content": "deploying now"}])
+    r = start()
+    r.line("/deploy-k8s to staging")
+    r.expect("deploying now", 15)
+    turn_done(r)
+    sent = llm.requests()[-1]["body"]["messages"][-1]["content"]
+    assert sent.startswith('[SYSTEM: The user has invoked the "deploy_k8s" skill')
+    assert "1. kubectl apply" in sent and sent.endswith("skill invocation: to staging")
+    leave(r)
+
+
 def test_compress(start, llm, home):
     llm.script([{"content": f"answer {i}"} for i in range(1, 6)]
                + [{"content": "[CONTEXT SUMMARY]: five questions were asked"}])

@@ -664,3 +664,33 @@ TEST(commands_pages_through_everything_help_lists)
     expect_notice("Usage: `/commands", 0, "Usage: `/commands [page]`");
     stop_gateway(&F);
 }
+
+/* /<skill> runs an installed skill's instructions as the user's message (agent-core §8.3);
+ * a name that is neither a command nor a skill gets the unknown-command notice. */
+TEST(a_skill_command_becomes_the_users_message)
+{
+    start_gateway(&F, true);
+    char dir[700], path[800];
+    const char *parts[] = {"skills", "skills/devops", "skills/devops/deploy_k8s"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(dir, sizeof(dir), "%s/%s", F.home, parts[i]);
+        ASSERT_TRUE(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    }
+    snprintf(path, sizeof(path), "%s/SKILL.md", dir);
+    FILE *f = fopen(path, "w");
+    ASSERT_NOT_NULL(f);
+    fputs("---\nname: deploy_k8s\ndescription: Deploy\n---\n1. kubectl apply\n", f);
+    fclose(f);
+    say_alice("/deploy-k8s to staging");
+    turn_session(0, path, sizeof(path));
+    pthread_mutex_lock(&lock);
+    ASSERT_STR_CONTAINS(all_users, "[SYSTEM: The user has invoked the \"deploy_k8s\" skill");
+    ASSERT_STR_CONTAINS(all_users, "1. kubectl apply");
+    ASSERT_STR_CONTAINS(all_users, "alongside the skill invocation: to staging");
+    pthread_mutex_unlock(&lock);
+    say_alice("/ghost now");
+    expect_notice("Unknown command", 0,
+                  "Unknown command `/ghost`. Type /commands to see what's available, or resend "
+                  "without the leading slash to send as a regular message.");
+    stop_gateway(&F);
+}
