@@ -11,6 +11,11 @@
  *      it (GET <graph>/<media-id> for its URL, then the URL, both with the access token,
  *      at most WA_MEDIA_MAX bytes, saved under cache_dir), and every later message waits
  *      behind it.
+ *   5. Every GW_OUT_TEXT with a delivery gets exactly one GW_MSG_SENT (whatsapp.h): its parts
+ *      (wa_out with that delivery) are consecutive in the queue and the last carries `last`;
+ *      the head's end (head_done) acks after the last part, or at the first failure, when
+ *      the rest of its parts leave the queue unsent. Stopping acks nothing: the gateway's
+ *      outbox takes back what was in flight when the adapter goes down.
  */
 #include "whatsapp.h"
 
@@ -49,6 +54,7 @@ typedef struct wa_fetched {
     uint64_t seq;
     char *path; /* the saved file, or NULL */
     char *why;  /* why not, or NULL */
+    bool retry; /* uploads: the Graph API failed for now (429, 5xx, network), not the file */
 } wa_fetched;
 
 /* A message waiting for its attachment, or behind one. */
@@ -68,7 +74,17 @@ typedef struct wa_out {
     char *context; /* the wamid quoted, or NULL */
     int tries;
     bool uploading;
+    uint64_t delivery; /* the gateway's outbox entry (invariant 5), or 0 */
+    int index;         /* 0-based position among its delivery's parts */
+    bool last;         /* the delivery's last part */
 } wa_out;
+
+/* Parts of a delivery that went before one failed: the outbox's next attempt skips them. */
+#define WA_SKIP_MAX 64
+typedef struct wa_skip {
+    uint64_t delivery;
+    int sent;
+} wa_skip;
 
 typedef struct wa_actor {
     wa_opts o;
@@ -88,6 +104,8 @@ typedef struct wa_actor {
     wa_in *inq; /* invariant 4 */
     size_t ninq, inq_cap;
     uint64_t fetch_seq;
+    wa_skip skip[WA_SKIP_MAX]; /* a ring: the oldest entry is reused */
+    size_t skip_next;
 } wa_actor;
 
 struct wa_server {
@@ -443,10 +461,11 @@ typedef struct wa_upload {
     uint64_t http;
 } wa_upload;
 
-static void upload_end(rt_ctx *cx, wa_upload *u, const char *media_id, const char *why)
+static void upload_end(rt_ctx *cx, wa_upload *u, const char *media_id, const char *why, bool retry)
 {
     wa_fetched *r = RT_MSG_NEW(wa_fetched, WA_MSG_UPLOADED);
     r->seq = u->seq;
+    r->retry = retry;
     r->path = media_id ? rt_xstrdup(media_id) : NULL; /* the media id */
     r->why = why ? rt_xstrdup(why) : NULL;
     r->hdr.drop = drop_fetched;
@@ -464,7 +483,7 @@ static void upload_behave(rt_ctx *cx, void *state, rt_msg *m)
         if (rc) {
             char why[300];
             snprintf(why, sizeof(why), "%s: %s", u->path, rt_strerror(rc));
-            upload_end(cx, u, NULL, why);
+            upload_end(cx, u, NULL, why, false);
             return;
         }
         const char *mime = NULL;
@@ -509,12 +528,14 @@ static void upload_behave(rt_ctx *cx, void *state, rt_msg *m)
     cJSON *j = d->body ? cJSON_ParseWithLength(d->body, d->body_len) : NULL;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
     if (!d->err && d->status == 200 && cJSON_IsString(id) && *id->valuestring) {
-        upload_end(cx, u, id->valuestring, NULL);
+        upload_end(cx, u, id->valuestring, NULL, false);
     } else {
         char why[200];
-        snprintf(why, sizeof(why), "the upload failed (%s)",
-                 d->err ? rt_strerror(d->err) : "HTTP error");
-        upload_end(cx, u, NULL, why);
+        if (d->err)
+            snprintf(why, sizeof(why), "the upload failed (%s)", rt_strerror(d->err));
+        else
+            snprintf(why, sizeof(why), "the upload failed (HTTP %d)", d->status);
+        upload_end(cx, u, NULL, why, d->err || d->status == 429 || d->status >= 500);
     }
     cJSON_Delete(j);
 }
@@ -532,6 +553,55 @@ static const rt_actor_type upload_type = {"whatsapp-upload", upload_behave, uplo
 
 static void pump(wa_actor *a, rt_ctx *cx);
 
+/* ---- acknowledgements (invariant 5) ---- */
+
+static void ack(wa_actor *a, rt_ctx *cx, uint64_t delivery, const wa_verdict *v)
+{
+    if (!delivery)
+        return;
+    gw_ack(cx, gateway_of(a, cx), delivery, v ? v->err : 0, v && v->permanent,
+           v ? v->retry_after_ms : 0, v && v->err ? v->why : NULL);
+}
+
+static wa_skip *skip_find(wa_actor *a, uint64_t delivery)
+{
+    for (size_t i = 0; delivery && i < WA_SKIP_MAX; i++)
+        if (a->skip[i].delivery == delivery)
+            return &a->skip[i];
+    return NULL;
+}
+
+/* The head ended: v NULL or v->err 0 when it went (or was given up on its own, a file that
+ * cannot be read), else how it failed. Then the next one. */
+static void head_done(wa_actor *a, rt_ctx *cx, const wa_verdict *v)
+{
+    wa_out *o = a->out;
+    uint64_t del = o->delivery;
+    if (del && v && v->err) {
+        wa_skip *k = skip_find(a, del);
+        if (!k && o->index > 0) {
+            k = &a->skip[a->skip_next];
+            a->skip_next = (a->skip_next + 1) % WA_SKIP_MAX;
+            k->delivery = del;
+        }
+        if (k)
+            k->sent = o->index; /* the parts before this one went */
+        ack(a, cx, del, v);
+        out_pop(a);
+        while (a->out && a->out->delivery == del) /* the rest of it, unsent */
+            out_pop(a);
+    } else {
+        if (del && o->last) {
+            wa_skip *k = skip_find(a, del);
+            if (k)
+                k->delivery = 0;
+            ack(a, cx, del, NULL);
+        }
+        out_pop(a);
+    }
+    pump(a, cx);
+}
+
 static void on_uploaded(wa_actor *a, rt_ctx *cx, wa_fetched *r)
 {
     wa_out *o = a->out;
@@ -539,15 +609,22 @@ static void on_uploaded(wa_actor *a, rt_ctx *cx, wa_fetched *r)
         return;
     o->uploading = false;
     a->out_tag = 0;
-    if (!r->path) {
-        RT_WARN(WA_LOG, "WhatsApp: a file for %s could not be sent: %s", o->to,
-                r->why ? r->why : "?");
-        out_pop(a);
-    } else {
+    if (r->path) {
         o->media = r->path;
         r->path = NULL;
+        pump(a, cx);
+        return;
     }
-    pump(a, cx);
+    if (o->delivery && r->retry) {
+        wa_verdict v = {.err = -EIO};
+        snprintf(v.why, sizeof(v.why), "%s", r->why ? r->why : "the upload failed");
+        RT_WARN(WA_LOG, "WhatsApp: a file for %s was not sent (%s); the gateway will try again",
+                o->to, v.why);
+        head_done(a, cx, &v);
+        return;
+    }
+    RT_WARN(WA_LOG, "WhatsApp: a file for %s could not be sent: %s", o->to, r->why ? r->why : "?");
+    head_done(a, cx, NULL);
 }
 
 /* Start the head file's upload; false when it could not start (the head is dropped). */
@@ -576,8 +653,9 @@ static void pump(wa_actor *a, rt_ctx *cx)
     wa_out *o = a->out;
     if (o->path && !o->media) {
         if (!upload_head(a, cx, o)) {
-            out_pop(a);
-            pump(a, cx);
+            wa_verdict v = {.err = -ENOMEM};
+            snprintf(v.why, sizeof(v.why), "the upload could not start");
+            head_done(a, cx, o->delivery ? &v : NULL);
         }
         return;
     }
@@ -627,33 +705,41 @@ static void on_done(wa_actor *a, rt_ctx *cx, rt_io_msg_http_done *d)
     a->out_tag = 0;
     a->out_http = 0;
     wa_out *o = a->out;
-    if (!d->err && d->status >= 200 && d->status < 300) {
-        out_pop(a);
-        pump(a, cx);
+    wa_verdict v;
+    wa_send_verdict(d->err, d->status, d->body, d->body_len, d->retry_after_s, &v);
+    if (d->status == 401 || (v.code == 190 && !d->err))
+        RT_ERROR(WA_LOG, "WhatsApp: the Graph API refused WHATSAPP_ACCESS_TOKEN (401); it may "
+                         "have expired — create a permanent System User token");
+    if (o->delivery) { /* the gateway's outbox retries (invariant 5) */
+        if (v.err == 0)
+            RT_DEBUG(WA_LOG, "WhatsApp: part %d of a reply to %s sent", o->index + 1, o->to);
+        else if (v.permanent)
+            RT_ERROR(WA_LOG, "WhatsApp: Meta refused a message to %s (%s)%s", o->to, v.why,
+                     v.code == 131047 ? " — more than 24 hours since the user last wrote: "
+                                        "WhatsApp then allows only template messages"
+                                      : "");
+        else
+            RT_WARN(WA_LOG,
+                    "WhatsApp: a message to %s was not sent (%s); the gateway will try "
+                    "again",
+                    o->to, v.why);
+        head_done(a, cx, &v);
         return;
     }
-    bool retry = (d->err && d->err != -ETIMEDOUT) || d->status == 429 || d->status >= 500;
+    if (!d->err && d->status >= 200 && d->status < 300) {
+        head_done(a, cx, NULL);
+        return;
+    }
+    bool retry = !v.permanent && v.err != -EACCES && d->err != -ETIMEDOUT;
     if (retry && ++o->tries <= WA_TRIES) {
-        int64_t ms =
-            d->retry_after_s > 0 ? d->retry_after_s * 1000 : a->o.backoff_ms << (o->tries - 1);
-        RT_WARN(WA_LOG, "WhatsApp: sending failed (%s); retrying in %.1fs",
-                d->err             ? rt_strerror(d->err)
-                : d->status == 429 ? "429 rate limited"
-                                   : "server error",
+        int64_t ms = v.retry_after_ms > 0 ? v.retry_after_ms : a->o.backoff_ms << (o->tries - 1);
+        RT_WARN(WA_LOG, "WhatsApp: sending failed (%s); retrying in %.1fs", v.why,
                 (double)ms / 1e3);
         a->timer_id = rt_send_after(cx, a->self, rt_timeout_new(++a->timer_seq), ms);
         return;
     }
-    char detail[200] = "";
-    if (d->body)
-        snprintf(detail, sizeof(detail), ": %.180s", d->body);
-    RT_WARN(WA_LOG, "WhatsApp: a message to %s could not be sent (%s%s)", o->to,
-            d->err ? rt_strerror(d->err) : "HTTP error", detail);
-    if (d->status == 401)
-        RT_ERROR(WA_LOG, "WhatsApp: the Graph API refused WHATSAPP_ACCESS_TOKEN (401); it may "
-                         "have expired — create a permanent System User token");
-    out_pop(a);
-    pump(a, cx);
+    RT_WARN(WA_LOG, "WhatsApp: a message to %s could not be sent (%s)", o->to, v.why);
+    head_done(a, cx, NULL);
 }
 
 /* A "MEDIA:<path>" line (quotes and back-ticks removed) → the path (new), or NULL. */
@@ -686,10 +772,21 @@ static void out_push(wa_actor *a, wa_out *o)
     a->nout++;
 }
 
+static wa_out *out_new(const char *to)
+{
+    wa_out *o = rt_xcalloc(1, sizeof(*o));
+    o->to = rt_xstrdup(to);
+    return o;
+}
+
 static void on_out_text(wa_actor *a, rt_ctx *cx, gw_out_text *t)
 {
-    if (!t->text || !t->to.chat_id || !*t->text)
+    if (!t->text || !t->to.chat_id || !*t->to.chat_id) {
+        wa_verdict v = {.err = -EINVAL, .permanent = true};
+        snprintf(v.why, sizeof(v.why), "no recipient or no text");
+        ack(a, cx, t->delivery, &v);
         return;
+    }
     /* MEDIA:<path> lines become files, sent after the text */
     char *paths[8];
     size_t np = 0;
@@ -708,19 +805,19 @@ static void on_out_text(wa_actor *a, rt_ctx *cx, gw_out_text *t)
         }
         p += nl ? n + 1 : n;
     }
+    while (k > kept && strchr(" \t\r\n", k[-1])) /* the lines taken out leave a tail */
+        k--;
     *k = '\0';
     bool has_text = false;
     for (const char *q = kept; *q; q++)
         has_text |= !strchr(" \t\r\n", *q);
     char **parts = has_text ? gw_chunk(kept, WA_MAX_MESSAGE) : NULL;
     rt_free(kept);
-    for (size_t i = 0; parts && parts[i]; i++) {
-        if (a->nout >= WA_OUT_MAX) {
-            RT_WARN(WA_LOG, "WhatsApp: too many messages waiting; one dropped");
-            break;
-        }
-        wa_out *o = rt_xcalloc(1, sizeof(*o));
-        o->to = rt_xstrdup(t->to.chat_id);
+    /* the parts, in order, in a list of their own first */
+    wa_out *head = NULL, **tail = &head;
+    size_t n = 0;
+    for (size_t i = 0; parts && parts[i]; i++, n++) {
+        wa_out *o = out_new(t->to.chat_id);
         /* WhatsApp's bold is *x*: models write **x** */
         char *s = rt_xstrdup(parts[i]);
         char *w = s;
@@ -733,18 +830,51 @@ static void on_out_text(wa_actor *a, rt_ctx *cx, gw_out_text *t)
         o->text = s;
         if (i == 0 && t->part <= 1 && t->to.reply_to)
             o->context = rt_xstrdup(t->to.reply_to);
-        out_push(a, o);
+        *tail = o;
+        tail = &o->next;
     }
     gw_chunks_free(parts);
-    for (size_t i = 0; i < np; i++) {
-        if (a->nout >= WA_OUT_MAX) {
-            RT_WARN(WA_LOG, "WhatsApp: too many messages waiting; a file dropped");
-            rt_free(paths[i]);
-            continue;
-        }
-        wa_out *o = rt_xcalloc(1, sizeof(*o));
-        o->to = rt_xstrdup(t->to.chat_id);
+    for (size_t i = 0; i < np; i++, n++) {
+        wa_out *o = out_new(t->to.chat_id);
         o->path = paths[i];
+        *tail = o;
+        tail = &o->next;
+    }
+    /* a delivery the outbox sends again after a failure: the parts that went are skipped */
+    wa_skip *sk = skip_find(a, t->delivery);
+    int skip = sk ? sk->sent : 0;
+    for (int i = 0; head && i < skip; i++) {
+        wa_out *o = head;
+        head = o->next;
+        out_free(o);
+        n--;
+    }
+    if (a->nout + n > WA_OUT_MAX) {
+        RT_WARN(WA_LOG, "WhatsApp: too many messages waiting; %s dropped",
+                t->delivery ? "a reply (the gateway will try again)" : "one");
+        while (head) {
+            wa_out *o = head;
+            head = o->next;
+            out_free(o);
+        }
+        wa_verdict v = {.err = -ENOBUFS};
+        snprintf(v.why, sizeof(v.why), "the adapter's send queue is full");
+        ack(a, cx, t->delivery, &v); /* sk stays: what went is still remembered */
+        return;
+    }
+    if (sk) /* head_done makes a new one if this attempt fails too */
+        sk->delivery = 0;
+    if (!head) { /* nothing (left) to send */
+        ack(a, cx, t->delivery, NULL);
+        return;
+    }
+    int index = skip;
+    for (wa_out *o = head, *next; o; o = next) {
+        next = o->next;
+        o->next = NULL;
+        o->delivery = t->delivery;
+        o->index = index++;
+        o->last = next == NULL;
         out_push(a, o);
     }
     pump(a, cx);
@@ -761,7 +891,8 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
     switch (m->type) {
     case WA_MSG_START: {
         rt_ref gw = gateway_of(a, cx);
-        gw_caps caps = {.max_message = WA_MAX_MESSAGE, .markdown = false, .progress = true};
+        gw_caps caps = {
+            .max_message = WA_MAX_MESSAGE, .markdown = false, .progress = true, .acks = true};
         if (gw) {
             rt_send(cx, gw,
                     gw_adapter_up_new(WHATSAPP_PLATFORM, a->self, &caps, a->o.home_channel));

@@ -1,7 +1,8 @@
 /*
  * wa_hook — the webhook's pure parts: the signature check, the subscription handshake, and
  * reading the messages out of a notification (Cloud API "Webhooks" payloads:
- * entry[].changes[].value.{contacts[], messages[]}).
+ * entry[].changes[].value.{contacts[], messages[]}), and classifying the send endpoint's
+ * answers (wa_send_verdict: Meta's error codes, "Error codes" in the Cloud API reference).
  *
  * Pure functions; any thread.
  */
@@ -18,6 +19,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -276,4 +278,70 @@ void wa_inmsgs_free(wa_inmsg *v, int n)
         rt_free(v[i].caption);
     }
     rt_free(v);
+}
+
+/* ---------------------------------------------------------------- send answers */
+
+static bool code_in(int code, const int *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == code)
+            return true;
+    return false;
+}
+
+void wa_send_verdict(int err, int status, const char *body, size_t len, int64_t retry_after_s,
+                     wa_verdict *v)
+{
+    /* Throttling (Meta: "Throttling errors", answered 429 or 400) and transient server
+     * errors: the same message goes through later. */
+    static const int throttled[] = {4, 80007, 130429, 131048, 131056};
+    static const int transient[] = {2, 131000, 131016};
+    static const int auth[] = {0, 10, 190};
+    memset(v, 0, sizeof(*v));
+    if (retry_after_s > 0)
+        v->retry_after_ms = (retry_after_s < 3600 ? retry_after_s : 3600) * 1000;
+    if (err) {
+        v->err = err;
+        snprintf(v->why, sizeof(v->why), "%s%s", rt_strerror(err),
+                 err == -ETIMEDOUT ? " (the message may have been sent)" : "");
+        return;
+    }
+    cJSON *j = body && len ? cJSON_ParseWithLength(body, len) : NULL;
+    if (status >= 200 && status < 300) {
+        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(msgs, 0), "id");
+        if (!cJSON_IsString(id) || !*id->valuestring) {
+            v->err = -EIO;
+            snprintf(v->why, sizeof(v->why), "HTTP %d without a message id", status);
+        }
+        cJSON_Delete(j);
+        return;
+    }
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
+    const cJSON *det = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(e, "error_data"), "details");
+    bool has_code = cJSON_IsNumber(code);
+    v->code = has_code ? (int)code->valuedouble : 0;
+    int n = snprintf(v->why, sizeof(v->why), "HTTP %d", status);
+    if (n > 0 && (size_t)n < sizeof(v->why) && cJSON_IsString(msg))
+        n += snprintf(v->why + n, sizeof(v->why) - (size_t)n, " %s", msg->valuestring);
+    else if (n > 0 && (size_t)n < sizeof(v->why) && has_code)
+        n += snprintf(v->why + n, sizeof(v->why) - (size_t)n, " (#%d)", v->code);
+    if (n > 0 && (size_t)n < sizeof(v->why) && cJSON_IsString(det) && *det->valuestring)
+        snprintf(v->why + n, sizeof(v->why) - (size_t)n, ": %s", det->valuestring);
+    cJSON_Delete(j);
+    if (status == 429 || (has_code && code_in(v->code, throttled, 5)))
+        v->err = -EAGAIN;
+    else if (status >= 500 || status == 408 || (has_code && code_in(v->code, transient, 3)))
+        v->err = -EIO;
+    else if (status == 401 || status == 403 ||
+             (has_code && (code_in(v->code, auth, 3) || (v->code >= 200 && v->code <= 299))))
+        v->err = -EACCES;
+    else {
+        v->err = -EPERM;
+        v->permanent = true;
+    }
 }

@@ -11,8 +11,17 @@
  *                 (a direct chat: chat_id = user_id = the sender's number, message_id = the
  *                 wamid, so Meta's redeliveries are dropped by the gateway);
  *   replies       POST <graph>/<phone-number-id>/messages, split at 4096 characters, the
- *                 first part quoting the message it answers; one at a time, 429 / 5xx /
- *                 network errors retried up to 3 times with backoff (Retry-After honoured).
+ *                 first part quoting the message it answers; one at a time.
+ *
+ * Acknowledged sends (gw_caps.acks): every GW_OUT_TEXT with a `delivery` (the gateway's
+ * outbox) gets exactly one GW_MSG_SENT — success once the Cloud API answered 200 with a
+ * message id for its last part (text chunks and MEDIA: files), else a failure as
+ * wa_send_verdict classifies it (retryable with the platform's Retry-After, or permanent).
+ * The adapter does not retry those itself (the outbox does, per chat, with backoff); the
+ * parts after a failed one are not sent, and the parts that did go are remembered so the
+ * outbox's next attempt of the same delivery sends only the rest. Messages without a
+ * delivery (notices, progress) are retried here: 429 / 5xx / network errors up to 3 times
+ * with backoff (Retry-After honoured).
  *
  * The original's whatsapp-web.js bridge for personal accounts is not supported: asking for
  * it (WHATSAPP_MODE=bridge, or WHATSAPP_ENABLED without Cloud API credentials) is refused at
@@ -101,6 +110,29 @@ typedef struct wa_inmsg {
 /* The file name for an attachment of message id (new): audio_<id>.<ext>, img_<id>.<ext>,
  * doc_<id>_<filename> or video_<id>.<ext>, with unsafe characters replaced. */
 char *wa_media_name(const wa_inmsg *m);
+
+/* How one POST <graph>/<phone-number-id>/messages went (the Graph API's error shape:
+ * {"error":{"message","type","code","error_data":{"details"},"fbtrace_id"}}). */
+typedef struct wa_verdict {
+    int err;                /* 0: taken (2xx with messages[0].id); -EAGAIN throttled (429, or
+                               codes 4, 80007, 130429, 131048, 131056), -EIO server error (5xx, 408,
+                               codes 2, 131000, 131016) or an answer without a message id,
+                               -EACCES the token or its permissions (401/403, codes 0, 10, 190,
+                               200-299: fixable, so not permanent), a network error (its
+                               -errno), -EPERM the platform refused this message (any other
+                               4xx: 131047 outside the 24-hour window, 131026 undeliverable,
+                               131030 / 100 bad recipient or parameter, …) */
+    bool permanent;         /* only with -EPERM: sending it again cannot help */
+    int64_t retry_after_ms; /* the answer's Retry-After, 0: none */
+    int code;               /* error.code, 0: none */
+    char why[160];          /* for logs and GW_MSG_SENT: "HTTP 400 (#131047) …: details" */
+} wa_verdict;
+
+/* Classify an answer: err is the transport's (-errno, 0 for an HTTP answer), status the HTTP
+ * status, body the answer (may be NULL), retry_after_s the Retry-After header (0: none).
+ * Never fails; any thread. */
+void wa_send_verdict(int err, int status, const char *body, size_t len, int64_t retry_after_s,
+                     wa_verdict *v);
 
 /* The messages in a notification body (statuses and other fields ignored). Returns how
  * many were put in *out (an array to free with wa_inmsgs_free), -EINVAL for bad JSON. */

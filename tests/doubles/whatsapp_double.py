@@ -26,41 +26,105 @@ that id ({"audio": {"id": …}}); GET /_ctl/uploads lists the uploads.
 
 Control (for tests): POST /_ctl/media {"id", "mime_type", "content"} registers a media
 object (content is text; "status" makes the download answer that status instead);
-GET /_ctl/media_calls lists the media requests (path, auth); GET /_ctl/sent (the accepted message bodies, with "phone_id"),
-POST /_ctl/fail {"count", "status"} (the next count sends fail with that status; 429 adds
-Retry-After: 1), GET /_health.
+GET /_ctl/media_calls lists the media requests (path, auth); GET /_ctl/sent (the accepted
+message bodies, with "phone_id"); GET /_ctl/attempts (every POST .../messages that got past
+the token check, failed or not: {"to", "body", "status"}); GET /_health.
+
+Fault injection (POST /_ctl/fail), applied to the next sends (text and media messages) in
+order, each answered the way the Cloud API answers it (Meta's "Error codes" reference:
+{"error":{"message":"(#<code>) <title>","type","code","error_data":{"messaging_product",
+"details"},"fbtrace_id"}}):
+
+    {"count": n, "status": s}          the next n sends fail with status s and its usual code
+    {"faults": [f, ...]}               one fault per send, in order; f is
+        {"status": 500}                  131000 Something went wrong
+        {"status": 503}                  2 Service temporarily unavailable
+        {"status": 429, "retry_after": 7}  130429 Rate limit hit, Retry-After: 7 (omitted
+                                         when retry_after is null; default 1)
+        {"status": 400, "code": 131047}  Re-engagement message (outside the 24-hour window)
+        {"status": 400, "code": 131026}  Message undeliverable
+        {"status": 400, "code": 131030}  Recipient phone number not in allowed list
+        {"status": 400, "code": 130429}  throttling answered 400 (as Meta sometimes does)
+        {"status": 200, "no_id": true}   a 200 without messages[] (a broken answer)
+        {"status": 0}                    the connection is dropped without an answer (a
+                                         client may resend once on a fresh connection, as
+                                         curl does after a reused one died: that resend
+                                         meets the next fault)
+        {"pass": true}                   this send goes through (to fail a later part)
+      "code", "message", "details" override the defaults.
 """
 import argparse
 import asyncio
-import json
 import os
 import uuid
 
 from aiohttp import web
 
 
-def graph_error(status, code, msg):
-    return web.json_response({"error": {"message": msg, "type": "OAuthException",
-                                        "code": code, "fbtrace_id": uuid.uuid4().hex}},
-                             status=status)
+def graph_error(status, code, msg, details=None):
+    err = {"message": msg, "type": "OAuthException", "code": code,
+           "fbtrace_id": uuid.uuid4().hex}
+    if details is not None:
+        err["error_data"] = {"messaging_product": "whatsapp", "details": details}
+    return web.json_response({"error": err}, status=status)
+
+
+# status or code → (code, title, details) as Meta documents them
+ERRORS = {
+    500: (131000, "Something went wrong",
+          "Message failed to send due to an unknown error."),
+    503: (2, "Service temporarily unavailable",
+          "Temporary due to downtime or due to being overloaded."),
+    429: (130429, "Rate limit hit",
+          "Cloud API message throughput has been reached."),
+    131047: (131047, "Re-engagement message",
+             "Message failed to send because more than 24 hours have passed since the "
+             "customer last replied to this number."),
+    131026: (131026, "Message Undeliverable", "Message failed to send."),
+    131030: (131030, "Recipient phone number not in allowed list",
+              "Recipient phone number not in allowed list: Add recipient phone number to "
+              "recipient list and try again."),
+    130429: (130429, "Rate limit hit", "Cloud API message throughput has been reached."),
+    100: (100, "Invalid parameter", "Invalid parameter"),
+}
+
+
+def fault_response(request, f):
+    """The answer for one injected fault f, or None to let the send through."""
+    if f.get("pass"):
+        return None
+    status = int(f.get("status", 500))
+    if status == 0:
+        request.transport.close()
+        raise ConnectionResetError("fault: dropped")
+    if status == 200:
+        return web.json_response({"messaging_product": "whatsapp", "contacts": []})
+    code, title, details = ERRORS.get(f.get("code"), ERRORS.get(status, (1, "API Unknown",
+                                                                          "Unknown error")))
+    code = f.get("code", code)
+    resp = graph_error(status, code, f.get("message", f"(#{code}) {title}"),
+                       f.get("details", details))
+    ra = f.get("retry_after", 1 if status == 429 else None)
+    if ra is not None:
+        resp.headers["Retry-After"] = str(ra)
+    return resp
 
 
 async def send(request):
     st = request.app["st"]
     if request.headers.get("Authorization") != "Bearer " + st["token"]:
         return graph_error(401, 190, "Invalid OAuth access token.")
-    if st["fail"] and st["fail"]["count"] > 0:
-        st["fail"]["count"] -= 1
-        status = st["fail"]["status"]
-        if status == 429:
-            resp = graph_error(429, 80007, "Rate limit hit")
-            resp.headers["Retry-After"] = "1"
-            return resp
-        return graph_error(status, 2, "Service temporarily unavailable")
     try:
         body = await request.json()
     except ValueError:
         return graph_error(400, 100, "Invalid parameter")
+    attempt = {"to": body.get("to"), "body": body, "status": 200}
+    st["attempts"].append(attempt)
+    if st["faults"]:
+        resp = fault_response(request, st["faults"].pop(0))
+        if resp is not None:
+            attempt["status"] = resp.status
+            return resp
     mtype = body.get("type")
     if mtype in ("audio", "image", "video", "document"):
         mid = (body.get(mtype) or {}).get("id")
@@ -166,8 +230,17 @@ async def ctl_sent(request):
 
 
 async def ctl_fail(request):
-    request.app["st"]["fail"] = await request.json()
+    spec = await request.json()
+    if "faults" in spec:
+        faults = list(spec["faults"])
+    else:
+        faults = [{k: v for k, v in spec.items() if k != "count"}] * int(spec.get("count", 1))
+    request.app["st"]["faults"] = faults
     return web.json_response({})
+
+
+async def ctl_attempts(request):
+    return web.json_response(request.app["st"]["attempts"])
 
 
 async def health(request):
@@ -181,13 +254,14 @@ def main():
     ap.add_argument("--port-file")
     a = ap.parse_args()
     app = web.Application()
-    app["st"] = {"token": a.token, "sent": [], "fail": None, "media": {}, "media_calls": [],
-                 "uploads": {}}
+    app["st"] = {"token": a.token, "sent": [], "faults": [], "attempts": [], "media": {},
+                 "media_calls": [], "uploads": {}}
     app.router.add_post("/{version}/{phone}/messages", send)
     app.router.add_post("/{version}/{phone}/media", upload)
     app.router.add_get("/_ctl/uploads", ctl_uploads)
     app.router.add_get("/_ctl/sent", ctl_sent)
     app.router.add_post("/_ctl/fail", ctl_fail)
+    app.router.add_get("/_ctl/attempts", ctl_attempts)
     app.router.add_post("/_ctl/media", ctl_media)
     app.router.add_get("/_ctl/media_calls", ctl_media_calls)
     app.router.add_get("/_health", health)

@@ -52,6 +52,17 @@ class Graph:
         return json.loads(urllib.request.urlopen(
             f"http://127.0.0.1:{self.port}/_ctl/sent", timeout=5).read())
 
+    def attempts(self):
+        return json.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{self.port}/_ctl/attempts", timeout=5).read())
+
+    def fail(self, faults):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/_ctl/fail",
+                                     data=json.dumps({"faults": faults}).encode(),
+                                     headers={"Content-Type": "application/json"},
+                                     method="POST")
+        urllib.request.urlopen(req, timeout=5).read()
+
     def stop(self):
         stop_process(self.proc, self.log)
 
@@ -164,5 +175,68 @@ def test_the_bridge_is_refused_with_a_clear_error(hermes_bin, llm, home):
         _wait_for(lambda: "bridge for personal accounts is not supported" in g.output(),
                   timeout=20, what="the bridge error")
         assert "WHATSAPP_ACCESS_TOKEN" in g.output()
+    finally:
+        g.stop()
+
+
+def start_gateway(hermes_bin, llm, home, graph):
+    port = free_port()
+    env = hermes_env(home, llm, WHATSAPP_ENABLED="true", WHATSAPP_ACCESS_TOKEN=TOKEN,
+                     WHATSAPP_PHONE_NUMBER_ID=PHONE, WHATSAPP_APP_SECRET=SECRET,
+                     WHATSAPP_VERIFY_TOKEN=VERIFY, WHATSAPP_WEBHOOK_PORT=str(port),
+                     WHATSAPP_GRAPH_API_BASE=graph.url, WHATSAPP_ALLOWED_USERS=USER,
+                     WHATSAPP_HOME_CHANNEL=USER)  # no "no home channel" notice first
+    g = Gateway(hermes_bin, home, env)
+    _wait_for(lambda: g.proc.poll() is not None or
+              call(port, "GET", "/whatsapp/webhook?hub.mode=subscribe&hub.verify_token=" +
+                   VERIFY + "&hub.challenge=1")[0] == 200, timeout=20,
+              what="the webhook's handshake")
+    assert g.proc.poll() is None, g.output()[-3000:]
+    return g, port
+
+
+def test_a_reply_the_platform_refuses_twice_arrives_once(hermes_bin, llm, home, graph):
+    """The Graph API answers the first two sends 500 (Meta's 131000): the adapter acks each
+    as worth another try, the gateway's outbox sends again with backoff, and the reply lands
+    exactly once."""
+    g, port = start_gateway(hermes_bin, llm, home, graph)
+    try:
+        graph.fail([{"status": 500}, {"status": 500}])
+        note = notification("flaky platform", "wamid.FLAKY1")
+        assert call(port, "POST", "/whatsapp/webhook", note, signed(note))[0] == 200
+        want = "echo: flaky platform"
+        _wait_for(lambda: [m for m in graph.sent() if m["text"]["body"] == want],
+                  timeout=30, what=f"the reply after two 500s: {graph.attempts()}")
+        tries = [a["status"] for a in graph.attempts() if a["body"]["text"]["body"] == want]
+        assert tries == [500, 500, 200], (tries, g.output()[-3000:])
+        out = g.output()
+        assert out.count("was not sent") >= 2, out[-3000:]
+        # a later message goes through too, and the first reply was not sent again meanwhile
+        note2 = notification("after the storm", "wamid.FLAKY2")
+        assert call(port, "POST", "/whatsapp/webhook", note2, signed(note2))[0] == 200
+        _wait_for(lambda: [m for m in graph.sent()
+                           if m["text"]["body"] == "echo: after the storm"],
+                  timeout=30, what="the second reply")
+        assert len([m for m in graph.sent() if m["text"]["body"] == want]) == 1
+        assert len([a for a in graph.attempts() if a["body"]["text"]["body"] == want]) == 3
+    finally:
+        g.stop()
+
+
+def test_a_reply_meta_refuses_for_good_is_not_retried(hermes_bin, llm, home, graph):
+    """131047 (outside the 24-hour window) is permanent: one attempt, then the outbox gives the
+    reply up with an error in the log."""
+    g, port = start_gateway(hermes_bin, llm, home, graph)
+    try:
+        graph.fail([{"status": 400, "code": 131047}])
+        note = notification("too late", "wamid.LATE1")
+        assert call(port, "POST", "/whatsapp/webhook", note, signed(note))[0] == 200
+        _wait_for(lambda: "given up" in g.output(), timeout=30,
+                  what=f"the reply given up: {g.output()[-2000:]}")
+        assert "131047" in g.output()
+        want = "echo: too late"
+        assert [a["status"] for a in graph.attempts()
+                if a["body"]["text"]["body"] == want] == [400]
+        assert not [m for m in graph.sent() if m["text"]["body"] == want]
     finally:
         g.stop()
