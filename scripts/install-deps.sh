@@ -17,6 +17,7 @@ test_pkgs=(
   clang libclang-rt-14-dev clang-format-14
   python3 python3-pytest python3-aiohttp openssl ripgrep procps nginx-light wrk
   python3-matrix-nio python3-olm python3-cryptography
+  nodejs npm
   openssh-server openssh-client
 )
 
@@ -25,9 +26,20 @@ if [[ "${1:-}" == "--test" ]]; then
   want+=("${test_pkgs[@]}")
 fi
 
+# A tool installed another way (e.g. NodeSource's nodejs, which bundles npm and conflicts
+# with Debian's npm package) counts as present.
+provided_by_command() {
+  case $1 in
+  nodejs) command -v node >/dev/null 2>&1 ;;
+  npm) command -v npm >/dev/null 2>&1 ;;
+  *) return 1 ;;
+  esac
+}
+
 missing=()
 for p in "${want[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" &&
+    ! provided_by_command "$p"; then
     missing+=("$p")
   fi
 done

@@ -51,6 +51,8 @@
 
 enum { TG_MSG_START = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0B00) };
 
+#define TG_EARLY_POLL_PAUSE_MS 1000 /* after an empty getUpdates that did not wait */
+
 enum tg_phase { PH_INIT = 0, PH_ME, PH_POLL, PH_BATCH, PH_WAIT, PH_FATAL, PH_STOPPED };
 
 /* Request kinds (HTTP tags are kind << 56 | sequence). */
@@ -97,6 +99,7 @@ typedef struct tg_adapter {
     uint64_t http[R_COUNT]; /* ids in flight (not R_TYPING) */
     ak_timers tm;           /* one slot per timer kind */
     int64_t backoff_ms;
+    int64_t poll_started_ns; /* when the getUpdates in flight was sent */
     uint64_t rnd;
     int64_t rl_until_ns; /* 429: nothing goes out before this */
     /* the batch */
@@ -329,6 +332,7 @@ static void get_me(tg_adapter *a, rt_ctx *cx)
 static void poll_updates(tg_adapter *a, rt_ctx *cx)
 {
     a->phase = PH_POLL;
+    a->poll_started_ns = now_ns(cx);
     cJSON *b = cJSON_CreateObject();
     if (a->offset > 0)
         cJSON_AddNumberToObject(b, "offset", (double)a->offset);
@@ -568,6 +572,15 @@ static void on_poll(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
     if (a->batch_n == 0) {
         cJSON_Delete(j);
         a->batch = NULL;
+        /* An empty answer long before the timeout we asked for: a server (or proxy) that
+         * does not hold the long poll. Polling again at once would be a request storm
+         * (thousands a second); wait a second instead, quietly. */
+        int64_t held_ms = (now_ns(cx) - a->poll_started_ns) / 1000000;
+        if (held_ms < (int64_t)a->o.poll_timeout_s * 1000 / 2) {
+            a->phase = PH_WAIT;
+            ak_timer_arm(cx, a->self, &a->tm, T_RETRY, TG_EARLY_POLL_PAUSE_MS);
+            return;
+        }
         poll_updates(a, cx);
         return;
     }

@@ -163,7 +163,7 @@ struct hmod {
     uint64_t next_req;
     rt_httpd *servers;
     time_t date_sec;
-    char date[40];        /* "Date: ...\r\n" for date_sec */
+    char date[64];        /* "Date: ...\r\n" for date_sec (room for gcc's worst case) */
     rt__h1_head *scratch; /* parse space for take_head (service thread, one at a time) */
 };
 
