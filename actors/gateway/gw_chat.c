@@ -114,6 +114,15 @@ typedef struct gw_chat {
     gw_mediaq *mq;       /* events whose attachments are being described (gw_media.c) */
 
     gw_cmds *cmds; /* the commands kept in files of their own (gw_cmd_*.c), or NULL */
+
+    /* Inputs given to the session whose inbox journal rows (gw_int.h) are still there: each
+     * row goes when the turn that took its input ended. */
+    struct inbox_ent {
+        uint64_t input;
+        char *platform, *message_id;
+    } * inbox;
+    size_t ninbox, inbox_cap;
+    bool inbox_tracked; /* the event being handled was given to the session */
 } gw_chat;
 
 static const char INTERRUPT_FMT[] =
@@ -131,6 +140,51 @@ static int64_t now_ns(void)
 static bool busy(const gw_chat *c)
 {
     return c->answered < c->next_input;
+}
+
+/* ========================================================== inbox journal */
+
+static bool journaled(const gw_chat *c, const gw_msg_event *ev)
+{
+    return c->sh->store && !c->caps.api && ev->message_id && *ev->message_id && ev->src.platform;
+}
+
+/* ev was dealt with here (a command, an answer to a question): its journal row goes. */
+static void inbox_done(rt_ctx *cx, gw_chat *c, const gw_msg_event *ev)
+{
+    if (journaled(c, ev) && !c->inbox_tracked)
+        gw_inbox_done(cx, c->sh->store, ev);
+}
+
+/* ev went to the session as input id: its row goes when that turn ends (inbox_settle). */
+static void inbox_track(gw_chat *c, uint64_t id, const gw_msg_event *ev)
+{
+    if (!journaled(c, ev))
+        return;
+    if (c->ninbox == c->inbox_cap) {
+        c->inbox_cap = c->inbox_cap ? c->inbox_cap * 2 : 4;
+        c->inbox = rt_xrealloc(c->inbox, c->inbox_cap * sizeof(*c->inbox));
+    }
+    c->inbox[c->ninbox++] =
+        (struct inbox_ent){id, rt_xstrdup(ev->src.platform), rt_xstrdup(ev->message_id)};
+    c->inbox_tracked = true;
+}
+
+/* The turns up to input upto ended: the session has stored (or refused) their messages. */
+static void inbox_settle(rt_ctx *cx, gw_chat *c, uint64_t upto)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < c->ninbox; i++) {
+        struct inbox_ent *e = &c->inbox[i];
+        if (e->input > upto) {
+            c->inbox[keep++] = *e;
+            continue;
+        }
+        rt_send(cx, c->sh->store, &st_inbox_done_new(e->platform, e->message_id)->hdr);
+        rt_free(e->platform);
+        rt_free(e->message_id);
+    }
+    c->ninbox = keep;
 }
 
 static void say(rt_ctx *cx, gw_chat *c, const gw_target *to, const char *text, int kind)
@@ -441,6 +495,7 @@ static void on_done(rt_ctx *cx, gw_chat *c, ag_msg_done *d)
     turn_end(cx, c, &to, outcome, d);
     gw_target_fini(&to);
     drop_targets(c, d->input_id);
+    inbox_settle(cx, c, busy(c) ? d->input_id : UINT64_MAX);
     if (!busy(c)) {
         const gw_target *cur = current_target(c);
         if (cur)
@@ -504,6 +559,7 @@ static void deliver(rt_ctx *cx, gw_chat *c, gw_msg_event *ev, bool queue)
         say(cx, c, &ev->reply, "Sorry, I could not start an agent for this chat. Try again later.",
             GW_TEXT_ERROR);
         turn_end(cx, c, &ev->reply, GW_OUTCOME_FAILURE, NULL);
+        inbox_done(cx, c, ev);
         return;
     }
     if (changed && !fresh)
@@ -521,6 +577,7 @@ static void deliver(rt_ctx *cx, gw_chat *c, gw_msg_event *ev, bool queue)
     in->sender = sender ? rt_xstrdup(sender) : NULL;
     in->queue = queue;
     rt_send(cx, c->session, &in->hdr);
+    inbox_track(c, id, ev);
     if (!was_busy) {
         c->turn_start_ns = now_ns();
         set_typing(cx, c, &ev->reply, true);
@@ -1122,6 +1179,7 @@ static int yes_no(const char *t)
 static void on_event(rt_ctx *cx, gw_chat *c, gw_msg_event *ev)
 {
     c->adapter = ev->adapter ? ev->adapter : c->adapter;
+    c->inbox_tracked = false;
     if (c->draining) {
         say(cx, c, &ev->reply,
             "\xe2\x8f\xb3 Gateway is shutting down and is not accepting new work right now.",
@@ -1135,8 +1193,10 @@ static void on_event(rt_ctx *cx, gw_chat *c, gw_msg_event *ev)
         if (gw_parse_command(ev->text, &buf, &name, &args)) {
             bool handled = on_command(cx, c, ev, name, args);
             rt_free(buf);
-            if (handled)
+            if (handled) {
+                inbox_done(cx, c, ev);
                 return;
+            }
         }
         expire_asks(c);
         if (asks_of(c, TOOL_ASK_CLARIFY)) {
@@ -1147,12 +1207,14 @@ static void on_event(rt_ctx *cx, gw_chat *c, gw_msg_event *ev)
                         ag_answer_new(c->asks[i].ask_id, TOOL_ANSWER_ONCE, ev->text));
                 memmove(c->asks + i, c->asks + i + 1, (c->nasks - i - 1) * sizeof(*c->asks));
                 c->nasks--;
+                inbox_done(cx, c, ev);
                 return;
             }
         }
         int yn = asks_of(c, TOOL_ASK_APPROVAL) ? yes_no(ev->text) : -1;
         if (yn >= 0) {
             cmd_approve(cx, c, &ev->reply, "", yn == 1);
+            inbox_done(cx, c, ev);
             return;
         }
     }
@@ -1185,6 +1247,9 @@ static void on_media(rt_ctx *cx, gw_chat *c, gw_media_done *d)
         }
         bool voice = ev->kind == GW_KIND_VOICE;
         uint64_t before = c->next_input;
+        if (ev->nmedia && journaled(c, ev)) /* its row keeps the composed text from now on */
+            gw_inbox_put(cx, c->sh->store, ev, c->key);
+        c->inbox_tracked = false;
         deliver(cx, c, ev, false);
         if (voice && c->next_input > before)
             gw_mediaq_voice_input(&c->mq, c->next_input);
@@ -1282,6 +1347,7 @@ static void on_session_down(rt_ctx *cx, gw_chat *c, rt_msg_down *d)
         set_typing(cx, c, to, false);
     }
     c->answered = c->next_input;
+    inbox_settle(cx, c, UINT64_MAX);
     report(cx, c, false);
 }
 
@@ -1357,6 +1423,11 @@ static void chat_fini(void *state)
     gw_mediaq_free(c->mq);
     gw_target_fini(&c->ctl_to);
     gw_cmds_free(c->cmds);
+    for (size_t i = 0; i < c->ninbox; i++) {
+        rt_free(c->inbox[i].platform);
+        rt_free(c->inbox[i].message_id);
+    }
+    rt_free(c->inbox);
     rt_free(c);
 }
 

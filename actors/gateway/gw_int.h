@@ -129,6 +129,28 @@ int gw_progress_mode(const hm_config *cfg, const char *platform);
 gw_reset_policy gw_reset_policy_for(const hm_config *cfg, const char *platform,
                                     const char *chat_type);
 
+/* ================================================================ inbox */
+
+/*
+ * The inbox journal (state.db's hc_inbox, gw_router.c): an accepted platform update is
+ * written there with its hc_inbound key, before its conversation sees it, and stays until
+ * the conversation has its message (the turn that took it ended, or the chat dealt with it
+ * otherwise: a command, an answer to a question). A crash in between leaves the row; the
+ * next start replays it (gw_start), unless state.db holds the user's message by then.
+ *
+ * gw_inbox_json: the event as the journal keeps it (source, reply target, text, message id,
+ * kind, media paths; never the adapter ref, API history or ephemeral prompt), a new string;
+ * with media false the media paths are left out (the text already describes them: what the
+ * chat writes once transcription and descriptions are done). gw_inbox_event: the event back
+ * (type GW_MSG_EVENT, adapter 0), or NULL when json is not one.
+ * gw_inbox_put: journal ev again, as it is now (media false), for a chat that has composed
+ * its text; gw_inbox_done: its row goes. Both do nothing without a store or a message id.
+ */
+char *gw_inbox_json(const gw_msg_event *ev, bool media);
+gw_msg_event *gw_inbox_event(const char *json);
+void gw_inbox_put(rt_ctx *cx, rt_ref store, const gw_msg_event *ev, const char *session_key);
+void gw_inbox_done(rt_ctx *cx, rt_ref store, const gw_msg_event *ev);
+
 /* ================================================ router <-> chat messages */
 
 enum {

@@ -11,7 +11,10 @@
  * home channels (/sethome), delivery to a chat or a home channel (GW_MSG_DELIVER), /status,
  * sessions.json (rewritten through the file writer at most once per second), the runtime
  * status file gateway_state.json, crash recovery (turns a crash left unanswered are answered
- * when their platform comes up) and the drain on shutdown.
+ * when their platform comes up), the inbox journal (hc_inbox: an accepted update is written
+ * with its key before its conversation sees it; rows a crash left, whose message never
+ * reached state.db, are replayed once when their platform comes up; see gw_int.h) and the
+ * drain on shutdown.
  *
  * /stop, /new and approvals travel to the chat on the urgent lane, ahead of anything queued.
  *
@@ -98,6 +101,8 @@ typedef struct gw_router {
     uint64_t events, denied, duplicates;
     gw_outbox_stats outbox; /* as last reported (pending, sent, failed, last_error) */
     gw_seen *seen;          /* updates accepted lately (exactly-once handling) */
+    gw_msg_event **replay;  /* journal rows to replay once their platform is up, in order */
+    size_t nreplay;
 } gw_router;
 
 /* =============================================================== index */
@@ -326,6 +331,8 @@ static void recover_platform(rt_ctx *cx, gw_router *r, adapter_ent *a)
     }
 }
 
+static void replay_platform(rt_ctx *cx, gw_router *r, adapter_ent *a);
+
 static void on_adapter_up(rt_ctx *cx, gw_router *r, gw_msg_adapter *m)
 {
     adapter_ent *a = adapter_of(r, m->platform);
@@ -353,6 +360,7 @@ static void on_adapter_up(rt_ctx *cx, gw_router *r, gw_msg_adapter *m)
     RT_INFO("gateway", "%s connected", m->platform);
     status_write(cx, r);
     recover_platform(cx, r, a);
+    replay_platform(cx, r, a);
 }
 
 static void adapter_gone(rt_ctx *cx, gw_router *r, size_t i)
@@ -514,17 +522,143 @@ static bool is_duplicate(gw_router *r, const gw_msg_event *ev, bool api)
     return true;
 }
 
-static void remember(rt_ctx *cx, gw_router *r, const gw_msg_event *ev, const char *key, bool api)
+static void remember(rt_ctx *cx, gw_router *r, const gw_msg_event *ev, const char *key, bool api,
+                     bool journal)
 {
     if (api || !ev->message_id || !*ev->message_id)
         return;
     (void)gw_seen_add(r->seen, gw_seen_key(ev->src.platform, ev->message_id));
-    if (r->sh->store)
-        rt_send(cx, r->sh->store, &st_inbound_new(ev->src.platform, ev->message_id, key)->hdr);
+    if (!r->sh->store)
+        return;
+    st_msg_inbound *m = st_inbound_new(ev->src.platform, ev->message_id, key);
+    if (journal) { /* the inbox journal row, in the same store write as the key */
+        m->event_json = gw_inbox_json(ev, true);
+        if (strlen(m->event_json) > ST_TEXT_MAX) { /* the store would refuse the key too */
+            rt_free(m->event_json);
+            m->event_json = NULL;
+        }
+    }
+    rt_send(cx, r->sh->store, &m->hdr);
 }
 
-/* An authorized event: to its conversation. */
-static void route(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
+/* ======================================================== inbox journal */
+
+static void json_str(cJSON *o, const char *name, const char *v)
+{
+    if (v)
+        cJSON_AddStringToObject(o, name, v);
+}
+
+static char *json_dup(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? rt_xstrdup(v->valuestring) : NULL;
+}
+
+char *gw_inbox_json(const gw_msg_event *ev, bool media)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *src = cJSON_AddObjectToObject(o, "src");
+    json_str(src, "platform", ev->src.platform);
+    json_str(src, "chat_id", ev->src.chat_id);
+    json_str(src, "chat_name", ev->src.chat_name);
+    json_str(src, "chat_type", ev->src.chat_type);
+    json_str(src, "user_id", ev->src.user_id);
+    json_str(src, "user_name", ev->src.user_name);
+    json_str(src, "thread_id", ev->src.thread_id);
+    json_str(src, "user_id_alt", ev->src.user_id_alt);
+    cJSON *to = cJSON_AddObjectToObject(o, "reply");
+    json_str(to, "chat_id", ev->reply.chat_id);
+    json_str(to, "thread_id", ev->reply.thread_id);
+    json_str(to, "reply_to", ev->reply.reply_to);
+    json_str(o, "text", ev->text);
+    json_str(o, "message_id", ev->message_id);
+    json_str(o, "session_id", ev->session_id);
+    cJSON_AddNumberToObject(o, "kind", ev->kind);
+    cJSON_AddBoolToObject(o, "internal", ev->internal);
+    cJSON *m = cJSON_AddArrayToObject(o, "media");
+    for (size_t i = 0; media && i < ev->nmedia; i++)
+        if (ev->media[i])
+            cJSON_AddItemToArray(m, cJSON_CreateString(ev->media[i]));
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    char *out = rt_xstrdup(txt ? txt : "{}");
+    cJSON_free(txt);
+    return out;
+}
+
+gw_msg_event *gw_inbox_event(const char *json)
+{
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(o, "src");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(o, "reply");
+    char *platform = cJSON_IsObject(src) ? json_dup(src, "platform") : NULL;
+    if (!platform || !cJSON_IsObject(to)) {
+        rt_free(platform);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    gw_msg_event *ev = gw_event_new(NULL, NULL, NULL, NULL, NULL);
+    ev->src.platform = platform;
+    ev->src.chat_id = json_dup(src, "chat_id");
+    ev->src.chat_name = json_dup(src, "chat_name");
+    ev->src.chat_type = json_dup(src, "chat_type");
+    ev->src.user_id = json_dup(src, "user_id");
+    ev->src.user_name = json_dup(src, "user_name");
+    ev->src.thread_id = json_dup(src, "thread_id");
+    ev->src.user_id_alt = json_dup(src, "user_id_alt");
+    ev->reply.chat_id = json_dup(to, "chat_id");
+    ev->reply.thread_id = json_dup(to, "thread_id");
+    ev->reply.reply_to = json_dup(to, "reply_to");
+    char *text = json_dup(o, "text");
+    if (text) {
+        rt_free(ev->text);
+        ev->text = text;
+    }
+    ev->message_id = json_dup(o, "message_id");
+    ev->session_id = json_dup(o, "session_id");
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    ev->kind = cJSON_IsNumber(k) ? k->valueint : GW_KIND_TEXT;
+    ev->internal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "internal"));
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "media");
+    int n = cJSON_IsArray(m) ? cJSON_GetArraySize(m) : 0;
+    if (n > 0) {
+        ev->media = rt_xcalloc((size_t)n, sizeof(*ev->media));
+        const cJSON *it;
+        cJSON_ArrayForEach(it, m)
+        {
+            if (cJSON_IsString(it))
+                ev->media[ev->nmedia++] = rt_xstrdup(it->valuestring);
+        }
+    }
+    cJSON_Delete(o);
+    return ev;
+}
+
+void gw_inbox_put(rt_ctx *cx, rt_ref store, const gw_msg_event *ev, const char *session_key)
+{
+    if (!store || !ev->message_id || !*ev->message_id || !ev->src.platform)
+        return;
+    char *json = gw_inbox_json(ev, false);
+    if (strlen(json) > ST_TEXT_MAX) { /* too big to keep: the first row stays */
+        rt_free(json);
+        return;
+    }
+    st_msg_inbound *m = st_inbound_new(ev->src.platform, ev->message_id, session_key);
+    m->event_json = json;
+    rt_send(cx, store, &m->hdr);
+}
+
+void gw_inbox_done(rt_ctx *cx, rt_ref store, const gw_msg_event *ev)
+{
+    if (!store || !ev->message_id || !*ev->message_id || !ev->src.platform)
+        return;
+    rt_send(cx, store, &st_inbox_done_new(ev->src.platform, ev->message_id)->hdr);
+}
+
+/* An authorized event: to its conversation. replay: a journal row of the last run (its key
+ * is known already, its row is there). */
+static void route_event(rt_ctx *cx, gw_router *r, gw_msg_event *ev, bool replay)
 {
     adapter_ent *a = adapter_of(r, ev->src.platform);
     if (!ev->adapter && a)
@@ -535,15 +669,17 @@ static void route(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
         return;
     }
     bool api = a && a->caps.api;
-    if (is_duplicate(r, ev, api))
+    if (!replay && is_duplicate(r, ev, api))
         return;
     char *key = gw_session_key(&ev->src, r->sh->group_per_user, r->sh->thread_per_user);
     bool fresh = false;
     gw_entry *e = entry_for(cx, r, ev, key, a, &fresh);
-    if (!r->draining) /* refused while draining: a redelivery after the restart is answered */
-        remember(cx, r, ev, key, api);
+    bool status = !api && is_status(ev->text);
+    if (!r->draining && !replay) /* refused while draining: a redelivery after the restart
+                                    is answered */
+        remember(cx, r, ev, key, api, !status); /* /status is answered here and now */
     rt_free(key);
-    if (!api && is_status(ev->text)) {
+    if (status) {
         reply_status(cx, r, e, ev);
         return;
     }
@@ -563,6 +699,32 @@ static void route(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
         rt_send_urgent(cx, e->chat, &fwd->hdr);
     else
         rt_send(cx, e->chat, &fwd->hdr);
+}
+
+static void route(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
+{
+    route_event(cx, r, ev, false);
+}
+
+/* The journal rows of platform a (gw_start kept them), in received order. */
+static void replay_platform(rt_ctx *cx, gw_router *r, adapter_ent *a)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < r->nreplay; i++) {
+        gw_msg_event *ev = r->replay[i];
+        if (strcmp(ev->src.platform, a->platform) != 0) {
+            r->replay[keep++] = ev;
+            continue;
+        }
+        RT_INFO("gateway",
+                "%s update %.80s was accepted but never reached its conversation: "
+                "passing it on now",
+                ev->src.platform, ev->message_id ? ev->message_id : "?");
+        ev->adapter = a->ref;
+        route_event(cx, r, ev, true);
+        rt_msg_free(&ev->hdr);
+    }
+    r->nreplay = keep;
 }
 
 static void on_event(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
@@ -849,6 +1011,9 @@ static void router_fini(void *state)
     }
     gw_auth_free(r->auth);
     gw_seen_free(r->seen);
+    for (size_t i = 0; i < r->nreplay; i++)
+        rt_msg_free(&r->replay[i]->hdr);
+    rt_free(r->replay);
     rt_free(r->index_path);
     rt_free(r->status_path);
     gw_shared_unref(r->sh);
@@ -932,6 +1097,99 @@ static void scan_unanswered(gw_router *r, const char *state_db)
     st_reader_free(rd);
 }
 
+typedef struct inbox_load {
+    rt_ctx *cx;
+    gw_router *r;
+    st_reader *rd;
+    double since;
+    size_t replay, stored, old, bad;
+} inbox_load;
+
+/* Does state.db hold the user's message of ev (a user message of its conversation stored
+ * since it was received that contains its text)? An event that still names its media was
+ * never composed, so never given to the agent: the chat journals the composed text (media
+ * described, paths left out) before it passes the event on. */
+static bool inbox_persisted(inbox_load *l, const st_inbox_row *row, const gw_msg_event *ev)
+{
+    gw_entry *e = row->session_key ? find(l->r, row->session_key) : NULL;
+    if (!e || ev->nmedia)
+        return false;
+    cJSON *msgs = NULL;
+    if (st_read_user_since(l->rd, e->session_id, row->received_at - 1.0, &msgs) != 0)
+        return false;
+    /* the text without surrounding white space (the session may trim it) */
+    const char *t = ev->text ? ev->text : "";
+    while (*t && isspace((unsigned char)*t))
+        t++;
+    size_t n = strlen(t);
+    while (n && isspace((unsigned char)t[n - 1]))
+        n--;
+    bool found = false;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs)
+    {
+        if (!n || memmem(m->valuestring, strlen(m->valuestring), t, n)) {
+            found = true;
+            break;
+        }
+    }
+    cJSON_Delete(msgs);
+    return found;
+}
+
+static void inbox_row_cb(void *arg, const st_inbox_row *row)
+{
+    inbox_load *l = arg;
+    gw_router *r = l->r;
+    gw_msg_event *ev = row->received_at >= l->since ? gw_inbox_event(row->event_json) : NULL;
+    if (ev && !inbox_persisted(l, row, ev)) {
+        if (r->nreplay % 16 == 0)
+            r->replay = rt_xrealloc(r->replay, (r->nreplay + 16) * sizeof(*r->replay));
+        r->replay[r->nreplay++] = ev;
+        l->replay++;
+        return;
+    }
+    if (ev) {
+        l->stored++; /* crash recovery (scan_unanswered) answers it if need be */
+    } else if (row->received_at < l->since) {
+        l->old++;
+        RT_WARN("gateway",
+                "%s update %.80s was accepted more than a day ago and never reached its "
+                "conversation: dropped",
+                row->platform, row->message_id);
+    } else {
+        l->bad++;
+        RT_WARN("gateway", "the inbox journal row of %s update %.80s does not parse: dropped",
+                row->platform, row->message_id);
+    }
+    rt_msg_free(ev ? &ev->hdr : NULL);
+    if (r->sh->store)
+        rt_send(l->cx, r->sh->store, &st_inbox_done_new(row->platform, row->message_id)->hdr);
+}
+
+/* The inbox journal the last run left: events to replay when their platform is up. */
+static void load_inbox(rt_ctx *cx, gw_router *r, const char *state_db)
+{
+    if (!state_db || access(state_db, F_OK) != 0)
+        return;
+    int err = 0;
+    char msg[256];
+    st_reader *rd = st_reader_open(state_db, &err, msg, sizeof(msg));
+    if (!rd) {
+        RT_WARN("gateway", "cannot read the inbox journal from state.db: %s", msg);
+        return;
+    }
+    inbox_load l = {.cx = cx, .r = r, .rd = rd, .since = now_epoch() - RECOVER_WINDOW_S};
+    if (st_read_inbox(rd, inbox_row_cb, &l) != 0)
+        RT_WARN("gateway", "cannot read the inbox journal from state.db: %s", st_reader_errmsg(rd));
+    if (l.replay || l.stored)
+        RT_INFO("gateway",
+                "inbox journal: %zu message(s) the last run accepted but never passed on "
+                "(answering once their platform is up), %zu already stored",
+                l.replay, l.stored);
+    st_reader_free(rd);
+}
+
 static void seen_add_cb(void *arg, const char *platform, const char *message_id)
 {
     (void)gw_seen_add(arg, gw_seen_key(platform, message_id));
@@ -998,6 +1256,7 @@ int gw_start(rt_ctx *cx, const gw_opts *o, rt_ref *out, char *err, size_t errlen
     r->state = "running";
     load_index(r);
     scan_unanswered(r, o->state_db);
+    load_inbox(cx, r, o->state_db);
     r->seen = gw_seen_new(GW_SEEN_DEFAULT_CAP);
     load_seen(r, o->state_db);
     char *clean = rt_xasprintf("%s/.clean_shutdown", o->home);

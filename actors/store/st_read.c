@@ -28,6 +28,8 @@ enum {
     R_LAST_ROLES,
     R_INBOUND_RECENT,
     R_OUTBOX_PENDING,
+    R_INBOX,
+    R_USER_SINCE,
     R_COUNT
 };
 
@@ -52,6 +54,10 @@ static const char *const read_sql[R_COUNT] = {
                          "ORDER BY received_at",
     [R_OUTBOX_PENDING] = "SELECT id, platform, chat_id, thread_id, reply_to, text, kind, part, "
                          "parts, created_at FROM hc_outbox WHERE state = 'pending' ORDER BY id",
+    [R_INBOX] = "SELECT platform, message_id, session_key, event_json, received_at FROM hc_inbox "
+                "ORDER BY received_at, rowid",
+    [R_USER_SINCE] = "SELECT content FROM messages WHERE session_id = ? AND role = 'user' AND "
+                     "timestamp >= ? ORDER BY timestamp, id",
     [R_CONTEXT] = "SELECT role, content FROM messages "
                   "WHERE session_id = ? AND id >= ? - 1 AND id <= ? + 1 ORDER BY id",
 };
@@ -369,6 +375,59 @@ int st_read_inbound_recent(st_reader *r, size_t limit, st_inbound_fn fn, void *a
 static const char *col_text(sqlite3_stmt *st, int i)
 {
     return (const char *)sqlite3_column_text(st, i);
+}
+
+int st_read_inbox(st_reader *r, st_inbox_fn fn, void *arg)
+{
+    int err = 0;
+    r->errmsg[0] = '\0';
+    sqlite3_stmt *st = stmt_get(r, R_INBOX, &err);
+    if (!st)
+        return err;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        st_inbox_row row = {
+            .platform = col_text(st, 0),
+            .message_id = col_text(st, 1),
+            .session_key = col_text(st, 2),
+            .event_json = col_text(st, 3),
+            .received_at = sqlite3_column_double(st, 4),
+        };
+        if (row.platform && row.message_id && row.event_json)
+            fn(arg, &row);
+    }
+    if (rc != SQLITE_DONE)
+        err = fail_sqlite(r, rc, "list the inbox journal");
+    stmt_done(st);
+    return err;
+}
+
+int st_read_user_since(st_reader *r, const char *session_id, double since, cJSON **out)
+{
+    int err = 0;
+    *out = NULL;
+    r->errmsg[0] = '\0';
+    if (!session_id)
+        return fail(r, -EINVAL, "no session id");
+    sqlite3_stmt *st = stmt_get(r, R_USER_SINCE, &err);
+    if (!st)
+        return err;
+    sqlite3_bind_text(st, 1, session_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(st, 2, since);
+    cJSON *arr = cJSON_CreateArray();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *c = col_text(st, 0);
+        cJSON_AddItemToArray(arr, cJSON_CreateString(c ? c : ""));
+    }
+    if (rc != SQLITE_DONE) {
+        err = fail_sqlite(r, rc, "list a session's user messages");
+        cJSON_Delete(arr);
+    } else {
+        *out = arr;
+    }
+    stmt_done(st);
+    return err;
 }
 
 int st_read_outbox_pending(st_reader *r, st_outbox_fn fn, void *arg)

@@ -82,6 +82,17 @@ int st_read_unanswered(st_reader *r, double since, cJSON **out);
  * once for each (strings borrowed for the call). */
 typedef void (*st_inbound_fn)(void *arg, const char *platform, const char *message_id);
 int st_read_inbound_recent(st_reader *r, size_t limit, st_inbound_fn fn, void *arg);
+/* The inbox journal (hc_inbox), oldest first: fn once for each row (strings borrowed for the
+ * call; session_key may be NULL). */
+typedef struct st_inbox_row {
+    const char *platform, *message_id, *session_key, *event_json;
+    double received_at;
+} st_inbox_row;
+typedef void (*st_inbox_fn)(void *arg, const st_inbox_row *row);
+int st_read_inbox(st_reader *r, st_inbox_fn fn, void *arg);
+/* The contents of session_id's user messages stored at or after since (epoch seconds), in
+ * order, as a new array of strings in *out. */
+int st_read_user_since(st_reader *r, const char *session_id, double since, cJSON **out);
 /* The replies still waiting in the outbox (state 'pending'), oldest first: fn once for each
  * (the row's strings borrowed for the call; thread_id and reply_to may be NULL). */
 typedef struct st_outbox_row {

@@ -136,6 +136,20 @@ static const char hc_session_titles_sql[] =
     ");\n"
     "CREATE INDEX idx_hc_session_titles_updated ON hc_session_titles(updated_at DESC);\n";
 
+/* The inbox journal: an accepted update that may still have to reach the conversation (the
+ * event, replayable, without secrets), from the moment its hc_inbound key is written until
+ * the conversation has its message (or dealt with it otherwise). A crash in between leaves
+ * the row, and the next start replays it. */
+static const char hc_inbox_sql[] = "CREATE TABLE hc_inbox (\n"
+                                   "    platform TEXT NOT NULL,\n"
+                                   "    message_id TEXT NOT NULL,\n"
+                                   "    session_key TEXT,\n"
+                                   "    event_json TEXT NOT NULL,\n"
+                                   "    received_at REAL NOT NULL,\n"
+                                   "    PRIMARY KEY (platform, message_id)\n"
+                                   ");\n"
+                                   "CREATE INDEX idx_hc_inbox_received ON hc_inbox(received_at);\n";
+
 static const st_migration builtin_migrations[] = {
     {1, "baseline: the original Hermes schema v2 (sessions, messages, messages_fts)", NULL},
     {2, "hc_inbound: the platform updates the gateway accepted (exactly-once handling)",
@@ -143,6 +157,8 @@ static const st_migration builtin_migrations[] = {
     {3, "hc_outbox: replies written before they are sent, until the platform took them",
      hc_outbox_sql},
     {4, "hc_session_titles: session titles for /title, /resume and /branch", hc_session_titles_sql},
+    {5, "hc_inbox: accepted updates not yet in their conversation (replayed after a crash)",
+     hc_inbox_sql},
 };
 _Static_assert(RT_ARRAY_LEN(builtin_migrations) == ST_HC_SCHEMA_VERSION,
                "ST_HC_SCHEMA_VERSION names the last built-in migration");

@@ -35,6 +35,9 @@ enum {
     S_RECOUNT,
     S_INSERT_INBOUND,
     S_PRUNE_INBOUND,
+    S_INBOX_PUT,
+    S_INBOX_DELETE,
+    S_INBOX_PRUNE,
     S_OUTBOX_PUT,
     S_OUTBOX_DELETE,
     S_OUTBOX_FAIL,
@@ -69,6 +72,11 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_INSERT_INBOUND] = "INSERT OR IGNORE INTO hc_inbound (platform, message_id, session_key, "
                          "received_at) VALUES (?, ?, ?, ?)",
     [S_PRUNE_INBOUND] = "DELETE FROM hc_inbound WHERE received_at < ?",
+    [S_INBOX_PUT] = "INSERT INTO hc_inbox (platform, message_id, session_key, event_json, "
+                    "received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, message_id) "
+                    "DO UPDATE SET event_json = excluded.event_json",
+    [S_INBOX_DELETE] = "DELETE FROM hc_inbox WHERE platform = ? AND message_id = ?",
+    [S_INBOX_PRUNE] = "DELETE FROM hc_inbox WHERE received_at < ?",
     [S_OUTBOX_PUT] = "INSERT INTO hc_outbox (platform, chat_id, thread_id, reply_to, text, kind, "
                      "part, parts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_OUTBOX_DELETE] = "DELETE FROM hc_outbox WHERE id = ?",
@@ -151,6 +159,7 @@ static void inbound_drop(rt_msg *m)
     rt_free(i->platform);
     rt_free(i->message_id);
     rt_free(i->session_key);
+    rt_free(i->event_json);
 }
 
 st_msg_inbound *st_inbound_new(const char *platform, const char *message_id,
@@ -162,6 +171,13 @@ st_msg_inbound *st_inbound_new(const char *platform, const char *message_id,
     m->message_id = message_id ? rt_xstrdup(message_id) : NULL;
     m->session_key = session_key ? rt_xstrdup(session_key) : NULL;
     m->received_at = st_now_epoch();
+    return m;
+}
+
+st_msg_inbound *st_inbox_done_new(const char *platform, const char *message_id)
+{
+    st_msg_inbound *m = st_inbound_new(platform, message_id, NULL);
+    m->hdr.type = ST_MSG_INBOX_DONE;
     return m;
 }
 
@@ -503,16 +519,44 @@ static int inbound(st_writer *w, st_msg_inbound *m, st_msg_ack *a)
         ack_fail_sqlite(w, a, rc, "record an inbound update");
         return rc;
     }
-    if ((++w->inbound_n & 1023) == 1) {
-        st = w->stmt[S_PRUNE_INBOUND];
-        sqlite3_bind_double(st, 1, m->received_at - ST_INBOUND_KEEP_S);
+    if (m->event_json) {
+        st = w->stmt[S_INBOX_PUT];
+        bind_text(st, 1, m->platform);
+        bind_text(st, 2, m->message_id);
+        bind_text(st, 3, m->session_key);
+        bind_text(st, 4, m->event_json);
+        sqlite3_bind_double(st, 5, m->received_at);
         rc = step_reset(st);
         if (rc != SQLITE_OK) {
-            ack_fail_sqlite(w, a, rc, "prune old inbound updates");
+            ack_fail_sqlite(w, a, rc, "journal an inbound update");
             return rc;
         }
     }
+    if ((++w->inbound_n & 1023) == 1) {
+        const int prune[] = {S_PRUNE_INBOUND, S_INBOX_PRUNE};
+        for (size_t i = 0; i < RT_ARRAY_LEN(prune); i++) {
+            st = w->stmt[prune[i]];
+            sqlite3_bind_double(st, 1, m->received_at - ST_INBOUND_KEEP_S);
+            rc = step_reset(st);
+            if (rc != SQLITE_OK) {
+                ack_fail_sqlite(w, a, rc, "prune old inbound updates");
+                return rc;
+            }
+        }
+    }
     return SQLITE_OK;
+}
+
+/* The conversation has the update's message: its journal row goes. */
+static int inbox_done(st_writer *w, st_msg_inbound *m, st_msg_ack *a)
+{
+    sqlite3_stmt *st = w->stmt[S_INBOX_DELETE];
+    bind_text(st, 1, m->platform);
+    bind_text(st, 2, m->message_id);
+    int rc = step_reset(st);
+    if (rc != SQLITE_OK)
+        ack_fail_sqlite(w, a, rc, "clear an inbox journal row");
+    return rc;
 }
 
 static int outbox_put(st_writer *w, st_msg_outbox *m, st_msg_ack *a)
@@ -723,13 +767,14 @@ static int validate(const rt_msg *m, st_msg_ack *a)
     }
     case ST_MSG_ADD_TOKENS:
         return validate_update(((const st_msg_add_tokens *)(const void *)m)->id, NULL, a);
-    case ST_MSG_INBOUND: {
+    case ST_MSG_INBOUND:
+    case ST_MSG_INBOX_DONE: {
         const st_msg_inbound *i = (const void *)m;
         int err = require(a, "inbound update", "platform", i->platform);
         if (!err)
             err = require(a, "inbound update", "message_id", i->message_id);
         if (!err) {
-            const char *t[] = {i->platform, i->message_id, i->session_key};
+            const char *t[] = {i->platform, i->message_id, i->session_key, i->event_json};
             err = check_texts(a, "inbound update", t, RT_ARRAY_LEN(t));
         }
         return err;
@@ -774,6 +819,7 @@ static int apply(st_writer *w, rt_msg *m, st_msg_ack *a)
     case ST_MSG_APPEND: return append(w, (st_msg_append *)m, a);
     case ST_MSG_TRUNCATE: return truncate_messages(w, (st_msg_truncate *)m, a);
     case ST_MSG_INBOUND: return inbound(w, (st_msg_inbound *)m, a);
+    case ST_MSG_INBOX_DONE: return inbox_done(w, (st_msg_inbound *)m, a);
     case ST_MSG_OUTBOX_PUT: return outbox_put(w, (st_msg_outbox *)m, a);
     case ST_MSG_OUTBOX_END: return outbox_end(w, (st_msg_outbox *)m, a);
     default: return SQLITE_OK;
@@ -883,6 +929,7 @@ static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
     case ST_MSG_ADD_TOKENS:
     case ST_MSG_TRUNCATE:
     case ST_MSG_INBOUND:
+    case ST_MSG_INBOX_DONE:
     case ST_MSG_OUTBOX_PUT:
     case ST_MSG_OUTBOX_END:
     case ST_MSG_APPEND: on_write(w, cx, m); break;

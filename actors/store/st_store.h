@@ -60,6 +60,7 @@ enum {
     ST_MSG_INBOUND = RT_MSG_TYPE(RT_MSG_MODULE_ST, 12),    /* st_msg_inbound */
     ST_MSG_OUTBOX_PUT = RT_MSG_TYPE(RT_MSG_MODULE_ST, 13), /* st_msg_outbox: ack id = row */
     ST_MSG_OUTBOX_END = RT_MSG_TYPE(RT_MSG_MODULE_ST, 14), /* st_msg_outbox: sent or given up */
+    ST_MSG_INBOX_DONE = RT_MSG_TYPE(RT_MSG_MODULE_ST, 18), /* st_msg_inbound: journal row off */
     /* 15: ST_MSG_SESSION_OP (st_titles.h), answered with ST_MSG_RESULT */
     /* replies */
     ST_MSG_ACK = RT_MSG_TYPE(RT_MSG_MODULE_ST, 16),         /* st_msg_ack */
@@ -107,8 +108,18 @@ typedef struct st_msg_inbound {
     char *platform;
     char *message_id;
     char *session_key; /* may be NULL */
+    char *event_json;  /* may be NULL: also journal the event in hc_inbox (same transaction) */
     double received_at;
 } st_msg_inbound;
+
+/*
+ * The inbox journal (hc_inbox): an ST_MSG_INBOUND with event_json also writes (platform,
+ * message_id, session_key, event_json, received_at) into hc_inbox in the same transaction as
+ * the key; for a key already there only event_json changes (the row keeps its place).
+ * ST_MSG_INBOX_DONE (platform, message_id of an st_msg_inbound) deletes that row: the
+ * conversation has the message. Rows past ST_INBOUND_KEEP_S are pruned with hc_inbound's.
+ */
+st_msg_inbound *st_inbox_done_new(const char *platform, const char *message_id);
 
 /*
  * The gateway's outbox (hc_outbox). PUT inserts a reply before it is sent (the ack's id is

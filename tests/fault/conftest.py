@@ -71,6 +71,14 @@ class FaultLLM:
     def requests(self):
         return json.loads(urllib.request.urlopen(self.url + "/_requests", timeout=5).read())
 
+    def stt_delay(self, ms):
+        """Every transcription request waits ms first (fault_llm.py /_stt_delay)."""
+        self._post("/_stt_delay", {"ms": ms})
+
+    def stt_started(self):
+        return json.loads(urllib.request.urlopen(self.url + "/_stt_delay",
+                                                 timeout=5).read())["started"]
+
     def reset(self):
         self._post("/_reset", {})
 

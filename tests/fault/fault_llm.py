@@ -9,6 +9,10 @@ of several concurrent chats gets which fault. This wrapper adds rules keyed by t
     GET  /_rules   [{"match", "left", "used"}]
     POST /_reset   also clears the rules
 
+    POST /_stt_delay {"ms": N}   every /audio/transcriptions request waits N ms first (a slow
+                                 Whisper: a voice note stays "being transcribed")
+    GET  /_stt_delay  {"ms": N, "started": transcription requests received so far}
+
 Extra spec keys (besides fake_llm's status/headers/body/delay_ms/cut_after/...):
 
     reset   true: the connection is reset (RST, no response at all)
@@ -20,6 +24,7 @@ lets the fault tests count: each message's token appears in exactly one reply.
 
     /usr/bin/python3 tests/fault/fault_llm.py --port 0 --port-file FILE
 """
+import asyncio
 import os
 import socket
 import struct
@@ -77,6 +82,29 @@ F.next_spec = next_spec
 F.raw_or_error = raw_or_error
 
 
+STT = {"ms": 0, "started": 0}
+_orig_transcriptions = F.audio_transcriptions
+
+
+async def slow_transcriptions(request):
+    STT["started"] += 1
+    if STT["ms"]:
+        await asyncio.sleep(STT["ms"] / 1000)
+    return await _orig_transcriptions(request)
+
+
+F.audio_transcriptions = slow_transcriptions
+
+
+async def ctl_stt_post(request):
+    STT["ms"] = int((await request.json()).get("ms", 0))
+    return web.json_response(STT)
+
+
+async def ctl_stt_get(request):
+    return web.json_response(STT)
+
+
 async def ctl_rules_post(request):
     body = await request.json()
     RULES.append({"match": body["match"], "specs": list(body.get("specs", [])), "used": 0})
@@ -90,6 +118,7 @@ async def ctl_rules_get(request):
 
 async def ctl_reset(request):
     RULES.clear()
+    STT.update(ms=0, started=0)
     return await _orig_reset(request)
 
 
@@ -102,6 +131,8 @@ def make_app():
     app = _orig_make_app()
     app.router.add_post("/_rules", ctl_rules_post)
     app.router.add_get("/_rules", ctl_rules_get)
+    app.router.add_post("/_stt_delay", ctl_stt_post)
+    app.router.add_get("/_stt_delay", ctl_stt_get)
     return app
 
 

@@ -3,9 +3,15 @@ every message is answered exactly once — the turns the kill cut (the message i
 before the model sees it; crash recovery answers it), a message that interrupted a running
 turn, and messages written while the gateway was down (the adapter's catch-up; hc_inbound
 keeps recovery and redelivery from both answering)."""
+import json
+import os
 import sqlite3
+import subprocess
+import sys
+import urllib.request
 
-from conftest import MM_CHATS, Ledger, mm_gateway, wait_for
+from conftest import (DOUBLES, MM_CHATS, Gateway, Ledger, hermes_env, mm_gateway, stop_process,
+                      wait_for)
 
 
 def replies(mm):
@@ -116,3 +122,111 @@ def test_kill_9_with_replies_waiting_in_the_outbox(hermes_bin, llm, home, mm):
         wait_for(lambda: outbox_pending(home) == 0, timeout=10, what="an empty outbox")
     finally:
         g.stop()
+
+
+# ---------------------------------------------------------------- a voice note cut by kill -9
+
+TG_TOKEN = "123456:ABC-fault-token"
+TG_USER = 424242
+
+
+class TGDouble:
+    """tests/doubles/telegram_double.py: a private chat with one person, and what the bot sent."""
+
+    def __init__(self, tmp):
+        port_file = os.path.join(tmp, "tg.port")
+        self.log = open(os.path.join(tmp, "tg.log"), "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(DOUBLES, "telegram_double.py"), "--token", TG_TOKEN,
+             "--port", "0", "--port-file", port_file],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = int(wait_for(
+            lambda: os.path.exists(port_file) and open(port_file).read().strip(),
+            what="telegram double port file"))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _call(self, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data,
+                                     headers={"Content-Type": "application/json"},
+                                     method="POST" if body is not None else "GET")
+        return json.loads(urllib.request.urlopen(req, timeout=5).read())
+
+    def dm(self, text=None, **extra):
+        m = {"chat": {"id": TG_USER, "type": "private", "first_name": "Ann"},
+             "from": {"id": TG_USER, "is_bot": False, "first_name": "Ann", "username": "ann"}}
+        if text is not None:
+            m["text"] = text
+        m.update(extra)
+        return self._call("/_ctl/message", m)
+
+    def voice(self, file_id, content):
+        self._call("/_ctl/file", {"file_id": file_id, "file_path": f"voice/{file_id}.oga",
+                                  "content": content})
+        return self.dm(voice={"file_id": file_id, "file_unique_id": "u" + file_id,
+                              "duration": 2, "mime_type": "audio/ogg",
+                              "file_size": len(content)})
+
+    def getupdates_calls(self):
+        return [c for c in self._call("/_ctl/calls") if c["method"] == "getUpdates"]
+
+    def texts(self):
+        return [s["params"]["text"].replace("\\", "") for s in self._call("/_ctl/sent")
+                if s["method"] == "sendMessage" and int(s["params"]["chat_id"]) == TG_USER]
+
+    def stop(self):
+        stop_process(self.proc, self.log)
+
+
+def tg_gateway(hermes_bin, home, llm, tg):
+    env = hermes_env(home, llm, TELEGRAM_BOT_TOKEN=TG_TOKEN, TELEGRAM_API_BASE=tg.url,
+                     TELEGRAM_ALLOWED_USERS=str(TG_USER), TELEGRAM_HOME_CHANNEL=str(TG_USER),
+                     STT_OPENAI_BASE_URL=llm.url + "/v1", TTS_OPENAI_BASE_URL=llm.url + "/v1",
+                     VOICE_TOOLS_OPENAI_KEY="sk-voice-fault")
+    g = Gateway(hermes_bin, home, env)
+    n = len(tg.getupdates_calls())
+    wait_for(lambda: g.alive() and len(tg.getupdates_calls()) > n, timeout=30,
+             what="the gateway polling Telegram")
+    return g
+
+
+def test_kill_9_while_a_voice_note_is_transcribed_then_restart(hermes_bin, llm, home, tmp_path):
+    """The update of a voice note is accepted (its key in hc_inbound) seconds before the agent
+    sees its transcript. A kill -9 in between used to lose it: the platform's redelivery was a
+    duplicate and state.db had no message to recover. The inbox journal (hc_inbox) keeps the
+    event until the conversation has it; the restart replays it: answered once."""
+    tg = TGDouble(str(tmp_path))
+    led = Ledger("tv")
+    texts = lambda chat: tg.texts()  # noqa: E731  (one chat)
+    g = tg_gateway(hermes_bin, home, llm, tg)
+    try:
+        tg.dm("hello " + led.token("dm"))
+        wait_for(lambda: not led.missing(texts), timeout=30, what="the first answer")
+        llm.stt_delay(60000)  # Whisper is slow today
+        voice_tok = led.token("dm")
+        tg.voice("vk9", "SAY:voice note " + voice_tok)
+        wait_for(lambda: llm.stt_started() >= 1, timeout=20,
+                 what="the voice note at the transcription API")
+        g.kill()
+    finally:
+        g.stop()
+    llm.stt_delay(0)
+
+    g = tg_gateway(hermes_bin, home, llm, tg)
+    try:
+        wait_for(lambda: not led.missing(texts), timeout=60,
+                 what=lambda: "the voice note's answer after the restart: " + str(tg.texts()))
+        tg.dm("marker " + led.token("dm"))  # served normally, and a barrier for late duplicates
+        wait_for(lambda: not led.missing(texts), timeout=30, what="the last answer")
+        g.alive()
+        led.check_once(texts)
+        assert "passing it on now" in g.output()
+    finally:
+        g.stop()
+        tg.stop()
+    db = sqlite3.connect(home / "state.db")
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM hc_inbox").fetchone()[0] == 0
+    finally:
+        db.close()

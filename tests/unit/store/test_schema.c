@@ -160,7 +160,8 @@ static const st_migration test_list_ok[] = {
     {2, "hc_inbound", NULL},
     {3, "hc_outbox", NULL},
     {4, "hc_session_titles", NULL},
-    {5, "test table",
+    {5, "hc_inbox", NULL},
+    {6, "test table",
      "CREATE TABLE IF NOT EXISTS hc_test (k TEXT PRIMARY KEY);"
      "CREATE INDEX IF NOT EXISTS hc_test_k ON hc_test(k);"},
 };
@@ -170,8 +171,9 @@ static const st_migration test_list_bad[] = {
     {2, "hc_inbound", NULL},
     {3, "hc_outbox", NULL},
     {4, "hc_session_titles", NULL},
-    {5, "test table", "CREATE TABLE IF NOT EXISTS hc_test (k TEXT PRIMARY KEY);"},
-    {6, "half broken", "CREATE TABLE hc_half (x); CREATE TABLE hc_broken (;"},
+    {5, "hc_inbox", NULL},
+    {6, "test table", "CREATE TABLE IF NOT EXISTS hc_test (k TEXT PRIMARY KEY);"},
+    {7, "half broken", "CREATE TABLE hc_half (x); CREATE TABLE hc_broken (;"},
 };
 
 static const st_migration test_list_unordered[] = {
@@ -187,18 +189,19 @@ TEST(migrations_apply_once_atomically_and_leave_the_original_alone)
     char msg[ST_ERRMSG_MAX] = "";
     ASSERT_EQ(1, q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = "
                            "'hc_session_titles'"));
-    ASSERT_OK(st_schema_migrate(db, test_list_ok, 5, msg, sizeof(msg)));
-    ASSERT_EQ(5, q_int(db, "SELECT max(version) FROM hc_schema"));
+    ASSERT_EQ(1, q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'hc_inbox'"));
+    ASSERT_OK(st_schema_migrate(db, test_list_ok, 6, msg, sizeof(msg)));
+    ASSERT_EQ(6, q_int(db, "SELECT max(version) FROM hc_schema"));
     ASSERT_EQ(1, q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'hc_test'"));
     /* Again: nothing to do, no new rows. */
-    ASSERT_OK(st_schema_migrate(db, test_list_ok, 5, msg, sizeof(msg)));
-    ASSERT_EQ(5, q_int(db, "SELECT count(*) FROM hc_schema"));
+    ASSERT_OK(st_schema_migrate(db, test_list_ok, 6, msg, sizeof(msg)));
+    ASSERT_EQ(6, q_int(db, "SELECT count(*) FROM hc_schema"));
 
     /* A failing migration is rolled back whole and named in the error. */
-    int err = st_schema_migrate(db, test_list_bad, 6, msg, sizeof(msg));
+    int err = st_schema_migrate(db, test_list_bad, 7, msg, sizeof(msg));
     ASSERT_EQ(-EINVAL, err);
-    ASSERT_STR_CONTAINS(msg, "migration 6 (half broken) failed");
-    ASSERT_EQ(5, q_int(db, "SELECT max(version) FROM hc_schema"));
+    ASSERT_STR_CONTAINS(msg, "migration 7 (half broken) failed");
+    ASSERT_EQ(6, q_int(db, "SELECT max(version) FROM hc_schema"));
     ASSERT_EQ(0, q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'hc_half'"));
 
     ASSERT_EQ(-EINVAL, st_schema_migrate(db, test_list_unordered, 2, msg, sizeof(msg)));
