@@ -12,6 +12,15 @@
  * A beat whose ack is missing when the next is due, op 7, or a drop: the socket is
  * abandoned and the session resumed on a new one (op 7 and zombies at once, drops after a
  * backoff). op 9: resume or identify after 1–5 s. Fatal close codes end the adapter.
+ *
+ * Catching up (discord.h): the state file is read at start (nothing is written before it
+ * was read); every READY (a new session — a RESUMED replays by itself) starts a round over
+ * the remembered channels, one request at a time: GET /channels/{id}/messages?after=<the
+ * position, or the age floor>&limit=100; each page (newest first) goes through inbound()
+ * oldest first, the next page starts after the page's newest. A new READY abandons a
+ * running round (its answers carry the round's generation and are ignored). Positions move
+ * when an event is handed to the gateway, or when a message not taken is handled while no
+ * taken one waits (so a position never passes an unsent event).
  */
 #include "dc_int.h"
 
@@ -37,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DC_API_MAX_BODY (4u << 20)
@@ -67,6 +77,7 @@ enum dc_timer {
     DC_T_RATELIMIT,
     DC_T_OUT,
     DC_T_TYPING,
+    DC_T_SAVE, /* the state file, a second after a position moved */
     DC_T_COUNT
 };
 
@@ -76,9 +87,11 @@ enum dc_req_kind {
     DC_R_UPLOAD,
     DC_R_TYPING,
     DC_R_DOWNLOAD,
-    DC_R_SAVE,   /* io */
-    DC_R_READ,   /* io */
-    DC_R_THREAD, /* starting a thread from the message answered (auto_thread) */
+    DC_R_SAVE,    /* io */
+    DC_R_READ,    /* io */
+    DC_R_THREAD,  /* starting a thread from the message answered (auto_thread) */
+    DC_R_HISTORY, /* GET /channels/{id}/messages while catching up */
+    DC_R_STATE,   /* io: reading the state file */
 };
 
 typedef struct dc_req {
@@ -107,6 +120,7 @@ typedef struct dc_job {
     char *mimes[DC_FILES_MAX];
     bool ok[DC_FILES_MAX];
     size_t nfiles;
+    discord_mark mark; /* the channel's position once the event is handed over */
 } dc_job;
 
 enum dc_out_what { DC_OUT_TEXT = 1, DC_OUT_FILE };
@@ -175,6 +189,23 @@ typedef struct dc_adapter {
     bool draining; /* stop asked: no new events, finish the outbound queue, then end */
     char *typing[DC_TYPING_MAX];
     size_t ntyping;
+
+    /* catching up (discord.h): positions, persisted in state_path */
+    char *state_path;
+    char state_bot[DISCORD_ID_MAX]; /* whose positions they are */
+    bool state_loaded;              /* read (or found missing): nothing is written before */
+    bool state_dirty;
+    discord_mark marks[DISCORD_CATCHUP_CHANNELS];
+    size_t nmarks;
+    uint64_t mark_clock;
+    bool catch_due; /* a READY came: a round runs once the positions are known */
+    bool catching;
+    bool catch_paused;  /* many events still wait: the next request when they have gone */
+    uint64_t catch_gen; /* a new READY starts over; older answers are ignored */
+    discord_mark citems[DISCORD_CATCHUP_CHANNELS]; /* this round's channels */
+    size_t nci, ci;
+    int cpages;
+    char cafter[DISCORD_ID_MAX]; /* the current request's "after" */
 } dc_adapter;
 
 /* ================================================================ helpers */
@@ -364,6 +395,72 @@ static bool ratelimit_answer(dc_adapter *a, rt_ctx *cx, dc_req *r, rt_io_msg_htt
     return false;
 }
 
+/* ================================================================ positions */
+
+static void state_save(dc_adapter *a, rt_ctx *cx)
+{
+    if (!a->io || !a->state_loaded) /* never overwrite positions not read yet */
+        return;
+    a->state_dirty = false;
+    char *s = discord_state_format(a->state_bot, a->marks, a->nmarks);
+    ak_io_write(cx, a->io, a->state_path, s, strlen(s), 0600, 0, 0);
+}
+
+static void state_touch(dc_adapter *a, rt_ctx *cx)
+{
+    a->state_dirty = true;
+    if (a->state_loaded && !ak_timer_armed(&a->tm, DC_T_SAVE)) /* one write a burst */
+        ak_timer_arm(cx, a->self, &a->tm, DC_T_SAVE, 1000);
+}
+
+static discord_mark *mark_find(dc_adapter *a, const char *channel)
+{
+    for (size_t i = 0; i < a->nmarks; i++)
+        if (strcmp(a->marks[i].channel, channel) == 0)
+            return &a->marks[i];
+    return NULL;
+}
+
+/* The channel of k is at k->last now (positions never move back); a new channel replaces
+ * the least recently active one when the table is full. */
+static void mark_put(dc_adapter *a, rt_ctx *cx, const discord_mark *k)
+{
+    if (a->o.catchup_max_age_s < 0 || !discord_id_ok(k->channel) || !discord_id_ok(k->last))
+        return;
+    discord_mark *m = mark_find(a, k->channel);
+    if (!m) {
+        size_t i = 0;
+        if (a->nmarks < DISCORD_CATCHUP_CHANNELS) {
+            i = a->nmarks++;
+        } else {
+            for (size_t x = 1; x < a->nmarks; x++)
+                if (a->marks[x].used < a->marks[i].used)
+                    i = x;
+        }
+        m = &a->marks[i];
+        memset(m, 0, sizeof(*m));
+        rt_strlcpy(m->channel, k->channel, sizeof(m->channel));
+    }
+    m->used = ++a->mark_clock;
+    if (k->guild[0])
+        rt_strlcpy(m->guild, k->guild, sizeof(m->guild));
+    if (k->parent[0])
+        rt_strlcpy(m->parent, k->parent, sizeof(m->parent));
+    if (!m->last[0] || discord_id_cmp(k->last, m->last) > 0) {
+        rt_strlcpy(m->last, k->last, sizeof(m->last));
+        state_touch(a, cx);
+    }
+}
+
+static void mark_drop(dc_adapter *a, rt_ctx *cx, const char *channel)
+{
+    discord_mark *m = mark_find(a, channel);
+    if (!m)
+        return;
+    *m = a->marks[--a->nmarks];
+    state_touch(a, cx);
+}
+
 /* ================================================================ session */
 
 static void ws_abandon(dc_adapter *a, rt_ctx *cx, int code)
@@ -389,6 +486,8 @@ static void announce(dc_adapter *a, rt_ctx *cx)
 
 static void shut(dc_adapter *a, rt_ctx *cx)
 {
+    if (a->state_dirty)
+        state_save(a, cx); /* the last positions, before the helper ends */
     for (int k = 1; k < DC_T_COUNT; k++)
         ak_timer_cancel(cx, &a->tm, k);
     ws_abandon(a, cx, 1000);
@@ -608,6 +707,8 @@ static void thread_seen(dc_adapter *a, const cJSON *th)
 }
 
 static void inbound(dc_adapter *a, rt_ctx *cx, const cJSON *m);
+static void catch_start(dc_adapter *a, rt_ctx *cx);
+static void catch_request(dc_adapter *a, rt_ctx *cx);
 
 static void on_dispatch(dc_adapter *a, rt_ctx *cx, const char *t, const cJSON *d)
 {
@@ -630,7 +731,16 @@ static void on_dispatch(dc_adapter *a, rt_ctx *cx, const char *t, const cJSON *d
                     ? jstr(cJSON_GetObjectItemCaseSensitive(d, "user"), "username")
                     : "?",
                 uid);
+        if (a->state_loaded && a->state_bot[0] && strcmp(a->state_bot, uid) != 0) {
+            RT_WARN(DC_LOG, "Discord: %s belongs to another bot (%s); not catching up from it",
+                    a->state_path, a->state_bot);
+            a->nmarks = 0;
+            state_touch(a, cx);
+        }
+        rt_strlcpy(a->state_bot, uid, sizeof(a->state_bot));
         go_live(a, cx, false);
+        a->catch_due = true; /* a new session: what came meanwhile was not replayed */
+        catch_start(a, cx);
     } else if (strcmp(t, "RESUMED") == 0) {
         go_live(a, cx, true);
     } else if (strcmp(t, "MESSAGE_CREATE") == 0) {
@@ -1125,7 +1235,12 @@ static void jobs_flush(dc_adapter *a, rt_ctx *cx)
             rt_send(cx, gw, &ev->hdr);
         else
             rt_msg_free(&ev->hdr);
+        mark_put(a, cx, &j->mark);
         job_free(j);
+    }
+    if (a->catch_paused && a->catching && a->njobs <= DC_JOBS_MAX / 4) {
+        a->catch_paused = false;
+        catch_request(a, cx);
     }
 }
 
@@ -1158,32 +1273,34 @@ static bool id_ok(const char *s)
     return true;
 }
 
-static void inbound(dc_adapter *a, rt_ctx *cx, const cJSON *m)
+/* A message for the bot becomes a job (true); anything else is left (false). */
+static bool inbound_take(dc_adapter *a, rt_ctx *cx, const cJSON *m)
 {
     const char *id = jstr(m, "id");
     const char *channel = jstr(m, "channel_id");
     const cJSON *author = cJSON_GetObjectItemCaseSensitive(m, "author");
     const char *uid = jstr(author, "id");
     if (!id_ok(id) || !id_ok(channel) || !uid || !a->bot_id)
-        return;
+        return false;
     if (strcmp(uid, a->bot_id) == 0 ||
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(author, "bot")))
-        return; /* ourselves, other bots */
+        return false; /* ourselves, other bots */
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
     if (cJSON_IsNumber(type) && type->valuedouble != 0 && type->valuedouble != 19)
-        return; /* joins, pins, thread notices … */
+        return false; /* joins, pins, thread notices … */
     uint64_t key = ak_hash(id);
     if (ak_ring_has(a->seen, DC_SEEN_MAX, key))
-        return;
-    bool dm = jstr(m, "guild_id") == NULL;
+        return false;
+    const char *guild = jstr(m, "guild_id");
+    bool dm = guild == NULL;
     const char *parent = dm ? NULL : thread_parent(a, channel);
     if (!dm) {
         if (ak_strv_has(a->o.ignored_channels, channel) ||
             ak_strv_has(a->o.ignored_channels, parent))
-            return;
+            return false;
         if (a->o.allowed_channels && !ak_strv_has(a->o.allowed_channels, channel) &&
             !ak_strv_has(a->o.allowed_channels, parent))
-            return;
+            return false;
     }
     const char *content = jstr(m, "content");
     if (!content)
@@ -1207,13 +1324,13 @@ static void inbound(dc_adapter *a, rt_ctx *cx, const cJSON *m)
     if (!dm && !mentioned && !reply_to_bot && a->o.require_mention &&
         !ak_strv_has(a->o.free_channels, channel) && !ak_strv_has(a->o.free_channels, parent) &&
         !(parent && ak_ring_has(a->chans, DC_CHANS_MAX, ak_hash(channel))))
-        return;
+        return false;
     ak_ring_add(a->seen, DC_SEEN_MAX, &a->seen_next, key);
     if (mentioned && parent)
         ak_ring_add(a->chans, DC_CHANS_MAX, &a->chans_next, ak_hash(channel));
     if (a->njobs >= DC_JOBS_MAX) {
         RT_LOG_LIMITED(RT_LOG_WARN, DC_LOG, 10000, "Discord: too many messages waiting; dropped");
-        return;
+        return false;
     }
     char *text = rt_xstrdup(content);
     strip(text, m1);
@@ -1237,6 +1354,12 @@ static void inbound(dc_adapter *a, rt_ctx *cx, const cJSON *m)
     ev->adapter = a->self;
     dc_job *j = rt_xcalloc(1, sizeof(*j));
     j->ev = ev;
+    rt_strlcpy(j->mark.channel, channel, sizeof(j->mark.channel));
+    rt_strlcpy(j->mark.last, id, sizeof(j->mark.last));
+    if (guild && discord_id_ok(guild))
+        rt_strlcpy(j->mark.guild, guild, sizeof(j->mark.guild));
+    if (parent && discord_id_ok(parent))
+        rt_strlcpy(j->mark.parent, parent, sizeof(j->mark.parent));
     const cJSON *att;
     cJSON_ArrayForEach(att, cJSON_GetObjectItemCaseSensitive(m, "attachments"))
     {
@@ -1290,6 +1413,24 @@ static void inbound(dc_adapter *a, rt_ctx *cx, const cJSON *m)
     a->jobs_tail = j;
     a->njobs++;
     jobs_flush(a, cx);
+    return true;
+}
+
+/* A message, live or caught up: taken, or — when no taken one waits (a position never
+ * passes an unsent event) — its channel's position moves past it. */
+static void inbound(dc_adapter *a, rt_ctx *cx, const cJSON *m)
+{
+    if (inbound_take(a, cx, m) || a->njobs)
+        return;
+    const char *ch = jstr(m, "channel_id");
+    const char *id = jstr(m, "id");
+    if (!ch || !discord_id_ok(id) || !mark_find(a, ch))
+        return;
+    discord_mark k;
+    memset(&k, 0, sizeof(k));
+    rt_strlcpy(k.channel, ch, sizeof(k.channel));
+    rt_strlcpy(k.last, id, sizeof(k.last));
+    mark_put(a, cx, &k);
 }
 
 /* The thread for an auto-threaded message: on success the event moves into it (the thread's
@@ -1310,6 +1451,11 @@ static void thread_result(dc_adapter *a, rt_ctx *cx, dc_req *r, rt_io_msg_http_d
     if (tid && id_ok(tid)) {
         remember_thread(a, tid, ev->src.chat_id);
         ak_ring_add(a->chans, DC_CHANS_MAX, &a->chans_next, ak_hash(tid));
+        discord_mark k = j->mark; /* the thread's messages are caught up after its start */
+        rt_strlcpy(k.channel, tid, sizeof(k.channel));
+        rt_strlcpy(k.parent, ev->src.chat_id, sizeof(k.parent));
+        rt_strlcpy(k.last, tid, sizeof(k.last));
+        mark_put(a, cx, &k);
         rt_free(ev->src.chat_type);
         ev->src.chat_type = rt_xstrdup("thread");
         rt_free(ev->src.thread_id);
@@ -1351,6 +1497,180 @@ static void inbound_download(dc_adapter *a, rt_ctx *cx, dc_req *r, rt_io_msg_htt
     ak_io_write(cx, a->io, j->paths[r->idx], data, d->body_len, 0600, a->self, track(a, w));
 }
 
+/* ================================================================ catching up */
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void catch_request(dc_adapter *a, rt_ctx *cx)
+{
+    if (a->ci >= a->nci || a->draining || a->phase == DC_PH_STOPPED) {
+        a->catching = false;
+        return;
+    }
+    if (a->njobs > DC_JOBS_MAX / 2) { /* a page may add 100: never past DC_JOBS_MAX */
+        a->catch_paused = true;
+        return;
+    }
+    const discord_mark *it = &a->citems[a->ci];
+    if (!a->cafter[0]) { /* the position, or the age floor when it is older */
+        char floor[DISCORD_ID_MAX];
+        discord_snowflake_at(wall_ms() - a->o.catchup_max_age_s * 1000, floor, sizeof(floor));
+        rt_strlcpy(a->cafter, discord_id_cmp(it->last, floor) >= 0 ? it->last : floor,
+                   sizeof(a->cafter));
+    }
+    char *path = rt_xasprintf("/channels/%s/messages?after=%s&limit=%d", it->channel, a->cafter,
+                              DISCORD_CATCHUP_PAGE_SIZE);
+    dc_req *r = req_rest(a, DC_R_HISTORY, "GET", path, "GET /channels/{id}/messages", it->channel);
+    rt_free(path);
+    r->idx = a->catch_gen;
+    submit(a, cx, r);
+}
+
+static void catch_next(dc_adapter *a, rt_ctx *cx)
+{
+    a->ci++;
+    a->cpages = 0;
+    a->cafter[0] = '\0';
+    catch_request(a, cx);
+}
+
+/* After a READY, once the positions are known: a round over the remembered channels. */
+static void catch_start(dc_adapter *a, rt_ctx *cx)
+{
+    if (!a->catch_due || !a->state_loaded || a->phase != DC_PH_LIVE || a->draining ||
+        a->o.catchup_max_age_s < 0)
+        return;
+    a->catch_due = false;
+    a->catch_gen++; /* a round still running is abandoned: this one covers it */
+    memcpy(a->citems, a->marks, a->nmarks * sizeof(a->marks[0]));
+    a->nci = a->nmarks;
+    a->ci = 0;
+    a->cpages = 0;
+    a->cafter[0] = '\0';
+    a->catch_paused = false;
+    a->catching = a->nci > 0;
+    if (!a->catching)
+        return;
+    RT_INFO(DC_LOG, "Discord: catching up on %zu channel(s)", a->nci);
+    catch_request(a, cx);
+}
+
+static int by_id(const void *x, const void *y)
+{
+    const cJSON *const *p = x;
+    const cJSON *const *q = y;
+    return discord_id_cmp(jstr(*p, "id"), jstr(*q, "id"));
+}
+
+/* A page of GET /channels/{id}/messages: its messages go through inbound() oldest first. */
+static void catch_result(dc_adapter *a, rt_ctx *cx, dc_req *r, rt_io_msg_http_done *d)
+{
+    if (!a->catching || r->idx != a->catch_gen || a->ci >= a->nci)
+        return;
+    if (a->draining) { /* stopping: no new events */
+        a->catching = false;
+        return;
+    }
+    const discord_mark *it = &a->citems[a->ci];
+    if (d->err || d->status != 200) {
+        if (!d->err && (d->status == 403 || d->status == 404)) {
+            RT_WARN(DC_LOG,
+                    "Discord: channel %s is gone or the bot cannot read it any more (%d %s); "
+                    "forgetting it",
+                    it->channel, d->status, d->status == 403 ? "Missing Access" : "Not Found");
+            mark_drop(a, cx, it->channel);
+        } else {
+            RT_WARN(DC_LOG, "Discord: catching up on %s failed (%s)", it->channel,
+                    d->err ? rt_strerror(d->err) : "HTTP error");
+        }
+        catch_next(a, cx);
+        return;
+    }
+    cJSON *j = d->body ? cJSON_ParseWithLength(d->body, d->body_len) : NULL;
+    if (!cJSON_IsArray(j)) {
+        RT_WARN(DC_LOG, "Discord: catching up on %s: not a list of messages", it->channel);
+        cJSON_Delete(j);
+        catch_next(a, cx);
+        return;
+    }
+    cJSON *page[DISCORD_CATCHUP_PAGE_SIZE];
+    size_t n = 0, total = 0;
+    cJSON *m;
+    cJSON_ArrayForEach(m, j)
+    {
+        total++;
+        const char *id = jstr(m, "id");
+        const char *ch = jstr(m, "channel_id");
+        if (n >= DISCORD_CATCHUP_PAGE_SIZE || !cJSON_IsObject(m) || !discord_id_ok(id) || !ch ||
+            strcmp(ch, it->channel) != 0 || discord_id_cmp(id, a->cafter) <= 0)
+            continue;
+        page[n++] = m;
+    }
+    qsort(page, n, sizeof(page[0]), by_id); /* Discord lists them newest first */
+    char newest[DISCORD_ID_MAX] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (it->guild[0] && !jstr(page[i], "guild_id")) /* REST messages carry no guild_id */
+            cJSON_AddStringToObject(page[i], "guild_id", it->guild);
+        rt_strlcpy(newest, jstr(page[i], "id"), sizeof(newest));
+        inbound(a, cx, page[i]);
+    }
+    cJSON_Delete(j);
+    if (total >= DISCORD_CATCHUP_PAGE_SIZE && newest[0]) {
+        if (++a->cpages < a->o.catchup_pages) {
+            rt_strlcpy(a->cafter, newest, sizeof(a->cafter));
+            catch_request(a, cx);
+            return;
+        }
+        RT_WARN(DC_LOG,
+                "Discord: more than %d messages came in %s while Hermes was away; catching up "
+                "stops there",
+                a->o.catchup_pages * DISCORD_CATCHUP_PAGE_SIZE, it->channel);
+    }
+    catch_next(a, cx);
+}
+
+/* The state file was read (or is missing): the positions are known. */
+static void on_state_read(dc_adapter *a, rt_ctx *cx, ak_io_done *d)
+{
+    bool had = a->nmarks > 0; /* made before the file was read: to be written */
+    if (d->err == 0) {
+        char bot[DISCORD_ID_MAX];
+        discord_mark *tmp = rt_xcalloc(DISCORD_CATCHUP_CHANNELS, sizeof(*tmp));
+        size_t n = 0;
+        if (discord_state_parse(d->data, bot, sizeof(bot), tmp, DISCORD_CATCHUP_CHANNELS, &n)) {
+            RT_WARN(DC_LOG, "Discord: %s is damaged; starting without catch-up positions",
+                    a->state_path);
+        } else if (bot[0] && a->state_bot[0] && strcmp(bot, a->state_bot) != 0) {
+            RT_WARN(DC_LOG, "Discord: %s belongs to another bot (%s); not catching up from it",
+                    a->state_path, bot);
+        } else {
+            if (!a->state_bot[0])
+                rt_strlcpy(a->state_bot, bot, sizeof(a->state_bot));
+            for (size_t i = 0; i < n; i++) {
+                mark_put(a, cx, &tmp[i]);
+                if (tmp[i].parent[0]) { /* a thread the bot answered in: it is in it */
+                    remember_thread(a, tmp[i].channel, tmp[i].parent);
+                    ak_ring_add(a->chans, DC_CHANS_MAX, &a->chans_next, ak_hash(tmp[i].channel));
+                }
+            }
+        }
+        rt_free(tmp);
+    } else if (d->err != -ENOENT) {
+        RT_WARN(DC_LOG, "Discord: cannot read %s: %s; starting without catch-up positions",
+                a->state_path, rt_strerror(d->err));
+    }
+    a->state_loaded = true;
+    a->state_dirty = had;
+    if (had)
+        state_touch(a, cx);
+    catch_start(a, cx);
+}
+
 /* ================================================================ dispatch */
 
 static void on_http_done(dc_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
@@ -1372,6 +1692,7 @@ static void on_http_done(dc_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
     case DC_R_DOWNLOAD: inbound_download(a, cx, r, d); break;
     case DC_R_TYPING: break;
     case DC_R_THREAD: thread_result(a, cx, r, d); break;
+    case DC_R_HISTORY: catch_result(a, cx, r, d); break;
     default: outbound_result(a, cx, r, d); break;
     }
     req_free(r);
@@ -1387,6 +1708,8 @@ static void on_io_done(dc_adapter *a, rt_ctx *cx, ak_io_done *d)
         j->ok[r->idx] = d->err == 0;
         j->pending--;
         jobs_flush(a, cx);
+    } else if (r->kind == DC_R_STATE) {
+        on_state_read(a, cx, d);
     } else {
         outbound_read(a, cx, r, d);
     }
@@ -1407,6 +1730,10 @@ static void on_timeout(dc_adapter *a, rt_ctx *cx, rt_msg_timeout *t)
     case DC_T_RATELIMIT: on_ratelimit_timer(a, cx); break;
     case DC_T_OUT: on_out_timer(a, cx); break;
     case DC_T_TYPING: on_typing_timer(a, cx); break;
+    case DC_T_SAVE:
+        if (a->state_dirty)
+            state_save(a, cx);
+        break;
     default: break;
     }
 }
@@ -1423,6 +1750,11 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
     case DC_MSG_START:
         if (a->phase == DC_PH_INIT) {
             a->io = ak_io_start(cx, "Discord");
+            if (a->o.catchup_max_age_s >= 0) { /* the positions, before anything is written */
+                dc_req *r = rt_xcalloc(1, sizeof(*r));
+                r->kind = DC_R_STATE;
+                ak_io_read(cx, a->io, a->state_path, 1u << 20, a->self, track(a, r));
+            }
             begin_gateway(a, cx);
         }
         break;
@@ -1489,6 +1821,7 @@ static void adapter_free(void *state)
     rt_free(a->session_id);
     rt_free(a->resume_url);
     rt_free(a->bot_id);
+    rt_free(a->state_path);
     discord_opts_fini(&a->o);
     rt_free(a);
 }
@@ -1533,12 +1866,17 @@ int discord_start(rt_ctx *cx, const discord_opts *o, rt_ref gateway, rt_ref *out
     DEF(http_timeout_ms, 30000);
     DEF(typing_ms, 8000);
 #undef DEF
+    if (!a->o.catchup_pages)
+        a->o.catchup_pages = DISCORD_CATCHUP_PAGES;
+    if (!a->o.catchup_max_age_s)
+        a->o.catchup_max_age_s = 86400;
     if (!a->o.max_file_bytes)
         a->o.max_file_bytes = 25u << 20;
     if (a->o.backoff_max_ms < a->o.backoff_min_ms)
         a->o.backoff_max_ms = a->o.backoff_min_ms;
     a->auth = rt_xasprintf("Authorization: Bot %s", o->token);
     a->cache_dir = rt_xasprintf("%s/cache", o->hermes_home);
+    a->state_path = rt_xasprintf("%s/platforms/discord/state.json", o->hermes_home);
     a->gateway = gateway;
     a->seq = -1;
     a->rl = discord_rl_new();

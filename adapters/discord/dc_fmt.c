@@ -243,3 +243,103 @@ void discord_rl_update(discord_rl *rl, const char *route, const char *major, con
         b->reset_at = now + (int64_t)(reset_after_s * 1e9);
     }
 }
+
+/* ================================================================ catching up */
+
+bool discord_id_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) >= DISCORD_ID_MAX)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return true;
+}
+
+int discord_id_cmp(const char *a, const char *b)
+{
+    while (*a == '0' && a[1])
+        a++;
+    while (*b == '0' && b[1])
+        b++;
+    size_t la = strlen(a), lb = strlen(b);
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    int c = strcmp(a, b);
+    return c < 0 ? -1 : c > 0;
+}
+
+void discord_snowflake_at(int64_t unix_ms, char *out, size_t outlen)
+{
+    int64_t d = unix_ms - DISCORD_EPOCH_MS;
+    if (d < 0)
+        d = 0;
+    snprintf(out, outlen, "%llu", (unsigned long long)((uint64_t)d << 22));
+}
+
+char *discord_state_format(const char *bot_user, const discord_mark *m, size_t n)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "bot_user", bot_user ? bot_user : "");
+    cJSON *arr = cJSON_AddArrayToObject(j, "channels");
+    for (size_t i = 0; i < n; i++) {
+        if (!discord_id_ok(m[i].channel) || !discord_id_ok(m[i].last))
+            continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "channel", m[i].channel);
+        if (m[i].guild[0])
+            cJSON_AddStringToObject(o, "guild", m[i].guild);
+        if (m[i].parent[0])
+            cJSON_AddStringToObject(o, "parent", m[i].parent);
+        cJSON_AddStringToObject(o, "last", m[i].last);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    char *out = rt_xasprintf("%s\n", s);
+    cJSON_free(s);
+    return out;
+}
+
+/* An optional id field: absent is "", a bad one fails. */
+static bool opt_id(const cJSON *o, const char *k, char *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    out[0] = '\0';
+    if (!v)
+        return true;
+    if (!cJSON_IsString(v) || !discord_id_ok(v->valuestring))
+        return false;
+    rt_strlcpy(out, v->valuestring, DISCORD_ID_MAX);
+    return true;
+}
+
+int discord_state_parse(const char *text, char *bot_user, size_t bulen, discord_mark *m, size_t max,
+                        size_t *n)
+{
+    *n = 0;
+    if (bulen)
+        bot_user[0] = '\0';
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    const cJSON *bu = cJSON_GetObjectItemCaseSensitive(j, "bot_user");
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "channels");
+    if (!cJSON_IsObject(j) || !cJSON_IsString(bu) || !cJSON_IsArray(arr)) {
+        cJSON_Delete(j);
+        return -EINVAL;
+    }
+    rt_strlcpy(bot_user, bu->valuestring, bulen);
+    const cJSON *o;
+    cJSON_ArrayForEach(o, arr)
+    {
+        if (*n >= max)
+            break;
+        discord_mark k;
+        memset(&k, 0, sizeof(k));
+        if (!opt_id(o, "channel", k.channel) || !k.channel[0] || !opt_id(o, "last", k.last) ||
+            !k.last[0] || !opt_id(o, "guild", k.guild) || !opt_id(o, "parent", k.parent))
+            continue; /* a damaged entry is skipped, the rest kept */
+        m[(*n)++] = k;
+    }
+    cJSON_Delete(j);
+    return 0;
+}

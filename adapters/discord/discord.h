@@ -36,6 +36,14 @@
  *   - replies with POST /channels/{id}/messages (split at 2000 characters, as a reply to the
  *     message answered in guilds, mentions disabled), uploads MEDIA:<path> files
  *     (multipart), shows the typing indicator (POST /channels/{id}/typing, renewed every 8 s);
+ *   - catches up after a new session (READY, not RESUMED: a gateway restart, an invalid
+ *     session): the newest message handled per channel (DMs, guild channels and threads the
+ *     bot answered in, DISCORD_CATCHUP_CHANNELS at most) is kept in
+ *     HERMES_HOME/platforms/discord/state.json (0600, written atomically); what came after it
+ *     (DISCORD_CATCHUP_PAGES pages of 100 at most, nothing older than 24 h) is fetched with
+ *     GET /channels/{id}/messages?after= and goes through the same rules as live messages,
+ *     oldest first, with the same message ids (the gateway drops what it saw already); a
+ *     channel answering 403/404 is forgotten;
  *   - honours the REST rate limits: per route buckets from X-RateLimit-Bucket / -Remaining
  *     / -Reset-After (a request waits when its bucket is empty), 429 retry_after, and the
  *     global limit (X-RateLimit-Global).
@@ -79,6 +87,8 @@ typedef struct discord_opts {
     int64_t http_timeout_ms;   /* 0: 30000 */
     int64_t typing_ms;         /* typing renewal; 0: 8000 */
     size_t max_file_bytes;     /* largest attachment; 0: 25 MiB */
+    int64_t catchup_max_age_s; /* catching up: oldest message replayed; 0: 86400, < 0: off */
+    int catchup_pages;         /* pages of 100 per channel; 0: DISCORD_CATCHUP_PAGES */
 } discord_opts;
 
 /*
@@ -104,6 +114,36 @@ int discord_start(rt_ctx *cx, const discord_opts *o, rt_ref gateway, rt_ref *out
 void discord_drain(rt_ctx *cx, rt_ref ref);
 
 /* ---- pure helpers (tested) ---- */
+
+#define DISCORD_ID_MAX            33 /* a snowflake: at most 32 digits */
+#define DISCORD_CATCHUP_CHANNELS  100
+#define DISCORD_CATCHUP_PAGES     5
+#define DISCORD_CATCHUP_PAGE_SIZE 100
+#define DISCORD_EPOCH_MS          1420070400000LL
+
+/* A channel's position: the newest message handled there (last), its guild ("" for a DM) and,
+ * for a thread, its parent channel. */
+typedef struct discord_mark {
+    char channel[DISCORD_ID_MAX];
+    char guild[DISCORD_ID_MAX];
+    char parent[DISCORD_ID_MAX];
+    char last[DISCORD_ID_MAX];
+    uint64_t used; /* recency, for forgetting the least recently active */
+} discord_mark;
+
+/* Whether s is a snowflake (1–32 digits). */
+bool discord_id_ok(const char *s);
+/* Order of two snowflakes as numbers (-1, 0, 1). */
+int discord_id_cmp(const char *a, const char *b);
+/* The smallest snowflake of the millisecond unix_ms (decimal into out). */
+void discord_snowflake_at(int64_t unix_ms, char *out, size_t outlen);
+
+/* The state file: {"bot_user": …, "channels": [{"channel", "guild"?, "parent"?, "last"}]}.
+ * format returns a new string (rt_free). parse fills at most max marks (damaged entries are
+ * skipped) and the bot user: 0, or -EINVAL when it is not such a file. */
+char *discord_state_format(const char *bot_user, const discord_mark *m, size_t n);
+int discord_state_parse(const char *text, char *bot_user, size_t bulen, discord_mark *m, size_t max,
+                        size_t *n);
 
 /* A Gateway payload {op, d, s, t}: d is kept as a cJSON tree (owned). */
 typedef struct discord_payload {

@@ -26,6 +26,16 @@ REST (prefix /api/v10, "Authorization: Bot <token>", else 401 {"message":"401: U
                                        channel/message, 403 50013 without the permission
                                        (/_test/config "can_create_threads": false); its own
                                        bucket with the same rate-limit headers; 429 past it
+    GET  /channels/{id}/messages       Get Channel Messages: around / before / after (at most
+                                       one; snowflakes) and limit (1-100, default 50), newest
+                                       first; with after: the oldest `limit` after it (still
+                                       newest first); 403 {"code":50001,"message":"Missing
+                                       Access"} for channels in /_test/config "forbidden",
+                                       404 {"code":10003,"message":"Unknown Channel"} for a
+                                       channel never seen, 400 50035 for bad parameters; its
+                                       own bucket per channel with the rate-limit headers,
+                                       429 past it or on a "history" fault; "history_delay"
+                                       (s) holds every answer that long
 GET  /attachments/{id}/{name}           the CDN (no token)
 GET  /gw?v=10&encoding=json             the Gateway: Hello (op 10), then Identify (op 2: token
                                         and intents checked: 4004 / 4014) → READY, or Resume
@@ -33,25 +43,31 @@ GET  /gw?v=10&encoding=json             the Gateway: Hello (op 10), then Identif
                                         heartbeats (op 1) are answered with op 11
 
 Control (JSON):
-    POST /_test/message  a MESSAGE_CREATE: {"channel_id","guild_id"?,"author_id","content",
-                         "mentions"?:[ids],"attachments"?:[…],"referenced_author"?} → {"id"}
+    POST /_test/message  a message: {"channel_id","guild_id"?,"author_id","content",
+                         "mentions"?:[ids],"attachments"?:[…],"referenced_author"?,
+                         "history_only"?} → {"id","seq"}: kept in the channel's history and
+                         dispatched as MESSAGE_CREATE to the current session (kept for its
+                         Resume while no socket is open); with no session, or with
+                         "history_only", only the history has it (seq null). Ids are
+                         snowflakes of the current time, increasing.
+    POST /_test/redeliver {"id"} MESSAGE_CREATE again for a message in the history
     POST /_test/dispatch {"t","d"} any dispatch
     POST /_test/op       {"op","d"} a raw opcode (7 reconnect, 9 invalid session, 1 heartbeat)
     POST /_test/close    {"code"} close the socket with that code
     POST /_test/config   {"heartbeat_interval", "mute_acks", "limit", "reset_after",
                           "message_content_enabled", "manual_reset" (windows end only with
-                          /_test/reset_buckets)}
+                          /_test/reset_buckets), "forbidden": [channel ids],
+                          "history_delay"}
     POST /_test/reset_buckets
-    POST /_test/fault    {"route":"messages"|"threads","count":1,"retry_after":1.5,
+    POST /_test/fault    {"route":"messages"|"threads"|"history","count":1,"retry_after":1.5,
                           "global":false}
     POST /_test/attachment {"name","data","content_type"} → an attachment object
     GET  /_test/state    {"connections","open","identifies":[…],"resumes":[…],
                           "heartbeats":[…],"posts":[…],"typing":[…],"requests":[…],"threads":[…],
-                          "acks_muted"}
+                          "history_reads":[{"channel","query","status"}]}
 """
 import argparse
 import asyncio
-import itertools
 import json
 import os
 import time
@@ -63,11 +79,29 @@ TOKEN = os.environ.get("DISCORD_DOUBLE_TOKEN", "test-discord-token")
 BOT_ID = "100000000000000001"
 MESSAGE_CONTENT = 1 << 15
 PORT = [0]
+DISCORD_EPOCH_MS = 1420070400000
+
+
+class Snowflakes:
+    """Ids as Discord makes them: milliseconds since the Discord epoch << 22, increasing."""
+
+    def __init__(self):
+        self.last = 0
+
+    def __next__(self):
+        n = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
+        self.last = max(n, self.last + 1)
+        return self.last
+
+    def __iter__(self):
+        return self
 
 
 class State:
     def __init__(self):
-        self.ids = itertools.count(200000000000000001)
+        self.ids = Snowflakes()
+        self.history = {}  # channel id -> {message id (int): message object}
+        self.history_reads = []
         self.connections = 0
         self.sockets = []
         self.identifies = []
@@ -86,7 +120,7 @@ class State:
         self.close_req = {}  # id(ws) -> (code, reason) asked for by /_test/close
         self.cfg = {"heartbeat_interval": 41250, "mute_acks": False, "limit": 50,
                     "reset_after": 2.0, "message_content_enabled": True,
-                    "can_create_threads": True}
+                    "can_create_threads": True, "forbidden": [], "history_delay": 0}
 
 
 S = State()
@@ -199,11 +233,93 @@ async def post_message(request):
                     "allowed_mentions": payload.get("allowed_mentions"), "files": files,
                     "t": now})
     remaining = S.cfg["limit"] - b["used"]
-    return web.json_response({"id": mid, "channel_id": ch, "content": content,
-                              "author": {"id": BOT_ID, "username": "hermes", "bot": True},
-                              "attachments": [{"id": str(next(S.ids)),
-                                               "filename": f["filename"]} for f in files]},
-                             headers=rl_headers(ch, remaining, b["reset_at"] - now))
+    msg = {"id": mid, "channel_id": ch, "type": 19 if ref else 0, "content": content,
+           "author": {"id": BOT_ID, "username": "hermes", "bot": True},
+           "attachments": [{"id": str(next(S.ids)), "filename": f["filename"]}
+                           for f in files],
+           "mentions": [], "timestamp": "2026-01-01T00:00:00.000000+00:00"}
+    S.history.setdefault(ch, {})[int(mid)] = msg
+    return web.json_response(msg, headers=rl_headers(ch, remaining, b["reset_at"] - now))
+
+
+HISTORY_BUCKET = "abcd9012history"
+
+
+def bad_form(field, message, h):
+    return web.json_response({"message": "Invalid Form Body", "code": 50035,
+                              "errors": {field: {"_errors": [
+                                  {"code": "NUMBER_TYPE_COERCE", "message": message}]}}},
+                             status=400, headers=h)
+
+
+async def get_messages(request):
+    """Get Channel Messages (https://discord.com/developers/docs/resources/message)."""
+    ch = request.match_info["cid"]
+    q = request.query
+    S.requests.append({"route": "GET /channels/{id}/messages", "channel": ch,
+                       "query": dict(q), "t": time.monotonic()})
+    read = {"channel": ch, "query": dict(q), "status": None}
+    S.history_reads.append(read)
+    if S.cfg.get("history_delay"):
+        await asyncio.sleep(S.cfg["history_delay"])
+    if not authed(request):
+        read["status"] = 401
+        return unauthorized()
+    f = take_fault("history")
+    if f:
+        ra = f.get("retry_after", 1.0)
+        h = {"Retry-After": str(int(ra + 0.999))}
+        h.update(rl_headers(ch, 0, ra, HISTORY_BUCKET))
+        read["status"] = 429
+        return web.json_response({"message": "You are being rate limited.", "retry_after": ra,
+                                  "global": False}, status=429, headers=h)
+    ok, remaining, reset_after = take_bucket("history:" + ch, HISTORY_BUCKET)
+    h = rl_headers(ch, remaining, reset_after, HISTORY_BUCKET)
+    if not ok:
+        read["status"] = 429
+        return web.json_response({"message": "You are being rate limited.",
+                                  "retry_after": round(reset_after, 3), "global": False},
+                                 status=429, headers=h)
+    if ch in S.cfg.get("forbidden", []):
+        read["status"] = 403
+        return web.json_response({"message": "Missing Access", "code": 50001}, status=403,
+                                 headers=h)
+    known = ch in S.history or any(t["id"] == ch for t in S.threads)
+    if not known:
+        read["status"] = 404
+        return web.json_response({"message": "Unknown Channel", "code": 10003}, status=404,
+                                 headers=h)
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError:
+        read["status"] = 400
+        return bad_form("limit", "Value \"%s\" is not int." % q.get("limit"), h)
+    if not 1 <= limit <= 100:
+        read["status"] = 400
+        return bad_form("limit", "int value should be between 1 and 100.", h)
+    anchors = [k for k in ("around", "before", "after") if k in q]
+    if len(anchors) > 1:
+        read["status"] = 400
+        return bad_form(anchors[1], "around, before and after are mutually exclusive.", h)
+    try:
+        anchor = int(q[anchors[0]]) if anchors else None
+    except ValueError:
+        read["status"] = 400
+        return bad_form(anchors[0], "Value is not snowflake.", h)
+    ids = sorted(S.history.get(ch, {}))  # oldest first
+    if not anchors:
+        pick = ids[-limit:]
+    elif anchors[0] == "before":
+        pick = [i for i in ids if i < anchor][-limit:]
+    elif anchors[0] == "after":
+        pick = [i for i in ids if i > anchor][:limit]
+    else:  # around: the message itself and those on either side
+        older = [i for i in ids if i < anchor]
+        newer = [i for i in ids if i >= anchor]
+        half = limit // 2
+        pick = (older[-half:] if half else []) + newer[:limit - min(half, len(older))]
+    read["status"] = 200
+    return web.json_response([S.history[ch][i] for i in reversed(pick)], headers=h)
 
 
 THREAD_BUCKET = "abcd5678threads"
@@ -410,11 +526,21 @@ async def ctl_message(request):
     if b.get("referenced_author"):
         d["type"] = 19
         d["referenced_message"] = {"id": "1", "author": {"id": b["referenced_author"]}}
-    seq = await dispatch("MESSAGE_CREATE", d)
+    # the history has it as REST returns it: no guild_id or member there
+    S.history.setdefault(d["channel_id"], {})[int(mid)] = {
+        k: v for k, v in d.items() if k not in ("guild_id", "member")}
     S.messages[mid] = d
-    if seq is None:
-        return web.json_response({"error": "no session"}, status=409)
+    seq = None if b.get("history_only") else await dispatch("MESSAGE_CREATE", d)
     return web.json_response({"id": mid, "seq": seq})
+
+
+async def ctl_redeliver(request):
+    b = await request.json()
+    d = S.messages.get(str(b.get("id")))
+    if not d:
+        return web.json_response({"error": "unknown message"}, status=404)
+    seq = await dispatch("MESSAGE_CREATE", d)
+    return web.json_response({"id": d["id"], "seq": seq})
 
 
 async def ctl_dispatch(request):
@@ -474,7 +600,7 @@ async def ctl_state(request):
         "connections": S.connections, "open": len(S.sockets), "identifies": S.identifies,
         "resumes": S.resumes, "heartbeats": S.heartbeats, "posts": S.posts,
         "typing": S.typing, "requests": S.requests, "threads": S.threads,
-        "rejected": getattr(S, "posts_rejected", 0),
+        "rejected": getattr(S, "posts_rejected", 0), "history_reads": S.history_reads,
         "current_open": bool(S.sockets and not S.sockets[-1].closed)})
 
 
@@ -486,6 +612,7 @@ def main():
     app = web.Application(client_max_size=64 << 20)
     app.router.add_get("/api/v10/gateway/bot", gateway_bot)
     app.router.add_post("/api/v10/channels/{cid}/messages", post_message)
+    app.router.add_get("/api/v10/channels/{cid}/messages", get_messages)
     app.router.add_post("/api/v10/channels/{cid}/typing", typing)
     app.router.add_post("/api/v10/channels/{cid}/messages/{mid}/threads", start_thread)
     app.router.add_get("/attachments/{aid}/{name}", cdn)
@@ -493,6 +620,7 @@ def main():
     app.router.add_get("/gw/", gw)
     app.router.add_post("/_test/message", ctl_message)
     app.router.add_post("/_test/dispatch", ctl_dispatch)
+    app.router.add_post("/_test/redeliver", ctl_redeliver)
     app.router.add_post("/_test/op", ctl_op)
     app.router.add_post("/_test/close", ctl_close)
     app.router.add_post("/_test/config", ctl_config)

@@ -194,3 +194,53 @@ def test_the_message_content_intent_missing_is_reported(hermes_bin, llm, home, d
         assert "4014" in g.output()
     finally:
         g.stop()
+
+
+def test_a_gateway_restart_catches_up_what_was_posted_meanwhile(hermes_bin, llm, home, discord):
+    env = discord_env(home, llm, discord)
+    g = Gateway(hermes_bin, home, env)
+    try:
+        _wait_for(lambda: g.alive() and "connected to the gateway" in g.output(), timeout=20,
+                  what="the first session")
+        discord.message(channel_id="500", author_id="400", content="before the restart")
+        r = discord.message(channel_id="600", guild_id="300", author_id="400",
+                            content=f"<@{BOT_ID}> first mention", mentions=[BOT_ID])
+        _wait_for(lambda: discord.posts("echo: before the restart")
+                  and discord.posts("first mention"), timeout=30, what="the first replies")
+    finally:
+        g.stop()
+    state = home / "platforms" / "discord" / "state.json"
+    assert state.exists(), "the positions were not written"
+    assert oct(state.stat().st_mode & 0o777) == "0o600"
+    _wait_for(lambda: discord.state()["open"] == 0, timeout=10, what="the socket closed")
+    # posted while no gateway runs: Discord will not replay them to a new session
+    dm = discord.message(channel_id="500", author_id="400", content="sent while down")
+    mention = discord.message(channel_id="600", guild_id="300", author_id="400",
+                              content=f"<@{BOT_ID}> mention while down", mentions=[BOT_ID])
+    follow = discord.message(channel_id=r["id"], guild_id="300", author_id="400",
+                             content="thread reply while down")
+    g2 = Gateway(hermes_bin, home, env)
+    try:
+        _wait_for(lambda: g2.alive() and len(discord.state()["identifies"]) == 2,
+                  timeout=20, what="the second session")
+        _wait_for(lambda: discord.posts("echo: sent while down")
+                  and discord.posts("mention while down")
+                  and discord.posts("thread reply while down"), timeout=30,
+                  what="the caught-up replies")
+        _wait_for(lambda: all(x["status"] is not None for x in discord.state()["history_reads"]),
+                  timeout=10, what="catching up to finish")
+        st = discord.state()
+        assert len(st["resumes"]) == 0  # a new session: only the history had them
+        assert len(discord.posts("echo: sent while down")) == 1
+        assert len(discord.posts("mention while down")) == 1
+        assert len(discord.posts("thread reply while down")) == 1
+        assert len(discord.posts("echo: before the restart")) == 1  # not answered again
+        assert len(discord.posts("first mention")) == 1
+        assert discord.posts("echo: sent while down")[0]["channel_id"] == "500"
+        assert discord.posts("thread reply while down")[0]["channel_id"] == r["id"]
+        # the mention got its own thread, started from the caught-up message
+        assert any(t["id"] == mention["id"] for t in st["threads"])
+        assert "catching up on" in g2.output()
+        assert dm["id"] and follow["id"]
+    finally:
+        g2.stop()

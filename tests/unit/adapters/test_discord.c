@@ -8,6 +8,7 @@
 #include "discord.h"
 #include "gw_double.h"
 #include "rt_alloc.h"
+#include "rt_log.h"
 #include "rt_sched.h"
 #include "test.h"
 
@@ -17,7 +18,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -892,5 +895,421 @@ TEST(drain_sends_what_is_queued_then_ends)
     ASSERT_FALSE(rt_is_alive(w.e.cx, w.ref));
     cJSON_Delete(dd_wait(&w.d, none_open, NULL, "the socket closed"));
     w.ref = 0;
+    w_fini(&w);
+}
+
+/* ================================================================ catching up */
+
+/* A message through the double (its id, a snowflake of now, into id). */
+static void post_msg(world *w, const char *json, char *id, size_t idlen)
+{
+    cJSON *j = dd_call(&w->d, "POST", "/_test/message", json);
+    ASSERT_NOT_NULL(j);
+    const cJSON *v = cJSON_GetObjectItem(j, "id");
+    ASSERT_TRUE(cJSON_IsString(v));
+    if (id)
+        snprintf(id, idlen, "%s", v->valuestring);
+    cJSON_Delete(j);
+}
+
+static void dm_msg(world *w, const char *text, bool history_only, char *id, size_t idlen)
+{
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"channel_id\":\"500\",\"author_id\":\"400\",\"content\":\"%s\"%s}", text,
+             history_only ? ",\"history_only\":true" : "");
+    post_msg(w, body, id, idlen);
+}
+
+static void mention_msg(world *w, const char *channel, const char *text, bool mention,
+                        bool history_only, char *id, size_t idlen)
+{
+    char body[512];
+    snprintf(
+        body, sizeof(body),
+        "{\"channel_id\":\"%s\",\"guild_id\":\"300\",\"author_id\":\"400\",\"content\":\"%s%s\""
+        "%s%s}",
+        channel, mention ? "<@" BOT_ID "> " : "", text,
+        mention ? ",\"mentions\":[\"" BOT_ID "\"]" : "",
+        history_only ? ",\"history_only\":true" : "");
+    post_msg(w, body, id, idlen);
+}
+
+/* Stop the adapter (its positions are written), then start a new one on the same home: a
+ * gateway restart. */
+static void w_restart(world *w, discord_opts *extra)
+{
+    rt_stop(w->e.cx, w->ref, RT_EXIT_STOPPED);
+    quiet(w);
+    int ups = gwd_count(w->e.gw, GWD_UP);
+    discord_opts o = {.require_mention = true};
+    if (extra)
+        o = *extra;
+    ASSERT_OK(w_start(w, &o));
+    ASSERT_OK(gwd_wait(w->e.gw, GWD_UP, ups + 1, WAIT_MS));
+}
+
+static void state_path(const world *w, char *p, size_t n)
+{
+    snprintf(p, n, "%s/platforms/discord/state.json", w->tmp);
+}
+
+static char *read_state(const world *w)
+{
+    char p[512];
+    state_path(w, p, sizeof(p));
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return NULL;
+    char *buf = rt_xcalloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void write_state(const world *w, const char *text)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/platforms", w->tmp);
+    (void)mkdir(p, 0700);
+    snprintf(p, sizeof(p), "%s/platforms/discord", w->tmp);
+    (void)mkdir(p, 0700);
+    state_path(w, p, sizeof(p));
+    FILE *f = fopen(p, "w");
+    ASSERT_NOT_NULL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int events_with_id(world *w, const char *id)
+{
+    int n = 0;
+    for (int i = 0; i < gwd_count(w->e.gw, GWD_EVENT); i++)
+        if (strcmp(gwd_get(w->e.gw, GWD_EVENT, i)->message_id, id) == 0)
+            n++;
+    return n;
+}
+
+static int event_index(world *w, const char *id)
+{
+    for (int i = 0; i < gwd_count(w->e.gw, GWD_EVENT); i++)
+        if (strcmp(gwd_get(w->e.gw, GWD_EVENT, i)->message_id, id) == 0)
+            return i;
+    return -1;
+}
+
+static int reads_of(const cJSON *st, const char *channel, int status)
+{
+    int n = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(st, "history_reads"))
+    {
+        const cJSON *s = cJSON_GetObjectItem(r, "status");
+        if (strcmp(cJSON_GetObjectItem(r, "channel")->valuestring, channel) == 0 &&
+            (status < 0 || (cJSON_IsNumber(s) && (int)s->valuedouble == status)))
+            n++;
+    }
+    return n;
+}
+
+TEST(catch_up_helpers)
+{
+    ASSERT_TRUE(discord_id_ok("1234"));
+    ASSERT_FALSE(discord_id_ok(""));
+    ASSERT_FALSE(discord_id_ok("12a"));
+    ASSERT_FALSE(discord_id_ok("123456789012345678901234567890123"));
+    ASSERT_EQ(discord_id_cmp("9", "10"), -1);
+    ASSERT_EQ(discord_id_cmp("200", "199"), 1);
+    ASSERT_EQ(discord_id_cmp("0042", "42"), 0);
+    char s[DISCORD_ID_MAX];
+    discord_snowflake_at(DISCORD_EPOCH_MS + 1, s, sizeof(s));
+    ASSERT_STR_EQ(s, "4194304");
+    discord_snowflake_at(0, s, sizeof(s));
+    ASSERT_STR_EQ(s, "0");
+    discord_mark m[3];
+    memset(m, 0, sizeof(m));
+    snprintf(m[0].channel, sizeof(m[0].channel), "500");
+    snprintf(m[0].last, sizeof(m[0].last), "1001");
+    snprintf(m[1].channel, sizeof(m[1].channel), "700");
+    snprintf(m[1].guild, sizeof(m[1].guild), "300");
+    snprintf(m[1].parent, sizeof(m[1].parent), "600");
+    snprintf(m[1].last, sizeof(m[1].last), "1002");
+    /* m[2]: no position, not written */
+    snprintf(m[2].channel, sizeof(m[2].channel), "800");
+    char *txt = discord_state_format(BOT_ID, m, 3);
+    discord_mark back[4];
+    size_t n = 0;
+    char bot[DISCORD_ID_MAX];
+    ASSERT_OK(discord_state_parse(txt, bot, sizeof(bot), back, 4, &n));
+    rt_free(txt);
+    ASSERT_STR_EQ(bot, BOT_ID);
+    ASSERT_EQ(n, (size_t)2);
+    ASSERT_STR_EQ(back[1].parent, "600");
+    ASSERT_STR_EQ(back[1].guild, "300");
+    ASSERT_STR_EQ(back[0].guild, "");
+    /* damaged entries are skipped, a damaged file refused */
+    ASSERT_OK(discord_state_parse("{\"bot_user\":\"1\",\"channels\":[{\"channel\":\"x\",\"last\":"
+                                  "\"1\"},{\"channel\":\"5\"},{\"channel\":\"6\",\"last\":\"7\"},"
+                                  "{\"channel\":\"8\",\"last\":\"9\",\"parent\":3}]}",
+                                  bot, sizeof(bot), back, 4, &n));
+    ASSERT_EQ(n, (size_t)1);
+    ASSERT_STR_EQ(back[0].channel, "6");
+    ASSERT_EQ(discord_state_parse("{not json", bot, sizeof(bot), back, 4, &n), -EINVAL);
+    ASSERT_EQ(discord_state_parse("[]", bot, sizeof(bot), back, 4, &n), -EINVAL);
+    ASSERT_EQ(discord_state_parse(NULL, bot, sizeof(bot), back, 4, &n), -EINVAL);
+}
+
+TEST(a_restart_catches_up_each_message_once_in_order)
+{
+    world w;
+    w_init(&w, NULL);
+    w_up(&w, NULL);
+    char a0[40], g0[40];
+    dm_msg(&w, "before", false, a0, sizeof(a0));
+    mention_msg(&w, "600", "hello", true, false, g0, sizeof(g0));
+    cJSON_Delete(dd_wait(&w.d, has_post, "Echo: hello", "the mention's reply"));
+    cJSON_Delete(dd_wait(&w.d, has_post, "Echo: before", "the DM's reply"));
+    ASSERT_OK(gwd_wait(w.e.gw, GWD_EVENT, 2, WAIT_MS));
+    quiet(&w);
+    rt_stop(w.e.cx, w.ref, RT_EXIT_STOPPED);
+    quiet(&w);
+    cJSON_Delete(dd_wait(&w.d, none_open, NULL, "the socket closed"));
+    /* while Hermes is away (the double keeps them for a Resume that never comes) */
+    char r1[40], r2[40], r3[40], g1[40], g2[40];
+    dm_msg(&w, "away one", false, r1, sizeof(r1));
+    mention_msg(&w, "600", "guild one", true, false, g1, sizeof(g1));
+    dm_msg(&w, "away two", false, r2, sizeof(r2));
+    mention_msg(&w, "600", "chatter", false, false, NULL, 0);
+    mention_msg(&w, "600", "guild two", true, false, g2, sizeof(g2));
+    dm_msg(&w, "away three", false, r3, sizeof(r3));
+    int ups = gwd_count(w.e.gw, GWD_UP);
+    discord_opts o = {.require_mention = true};
+    ASSERT_OK(w_start(&w, &o));
+    ASSERT_OK(gwd_wait(w.e.gw, GWD_UP, ups + 1, WAIT_MS));
+    ASSERT_OK(gwd_wait(w.e.gw, GWD_EVENT, 7, WAIT_MS));
+    cJSON *st = dd_wait(&w.d, has_post, "Echo: away three", "the caught-up replies");
+    cJSON_Delete(st);
+    quiet(&w);
+    st = dd_state(&w.d);
+    ASSERT_EQ(n_of(st, "identifies"), 2); /* a new session: nothing replayed by Discord */
+    ASSERT_EQ(count_posts(st, "Echo: away one"), 1);
+    ASSERT_EQ(count_posts(st, "Echo: away two"), 1);
+    ASSERT_EQ(count_posts(st, "Echo: away three"), 1);
+    ASSERT_EQ(count_posts(st, "Echo: guild one"), 1);
+    ASSERT_EQ(count_posts(st, "Echo: guild two"), 1);
+    ASSERT_EQ(count_posts(st, "chatter"), 0);
+    ASSERT_EQ(count_posts(st, "Echo: before"), 1); /* not again */
+    ASSERT_EQ(count_posts(st, "Echo: hello"), 1);
+    ASSERT_STR_EQ(cJSON_GetObjectItem(find_post(st, "Echo: guild one"), "reply_to")->valuestring,
+                  g1);
+    cJSON_Delete(st);
+    ASSERT_EQ(gwd_count(w.e.gw, GWD_EVENT), 7);
+    const char *ids[] = {r1, r2, r3, g1, g2};
+    for (size_t i = 0; i < 5; i++)
+        ASSERT_EQ(events_with_id(&w, ids[i]), 1);
+    ASSERT_LT(event_index(&w, r1), event_index(&w, r2));
+    ASSERT_LT(event_index(&w, r2), event_index(&w, r3));
+    ASSERT_LT(event_index(&w, g1), event_index(&w, g2));
+    const gwd_rec *ev = gwd_get(w.e.gw, GWD_EVENT, event_index(&w, g1));
+    ASSERT_STR_EQ(ev->chat_type, "group"); /* the guild is known although REST omits it */
+    ASSERT_STR_EQ(ev->text, "guild one");
+    ASSERT_STR_EQ(gwd_get(w.e.gw, GWD_EVENT, event_index(&w, r1))->chat_type, "dm");
+    /* the positions are on disk, 0600 */
+    rt_stop(w.e.cx, w.ref, RT_EXIT_STOPPED);
+    quiet(&w);
+    w.ref = 0;
+    char sp[512];
+    state_path(&w, sp, sizeof(sp));
+    struct stat sb;
+    ASSERT_OK(stat(sp, &sb));
+    ASSERT_EQ(sb.st_mode & 0777, 0600);
+    char *txt = read_state(&w);
+    ASSERT_NOT_NULL(txt);
+    ASSERT_STR_CONTAINS(txt, r3);
+    rt_free(txt);
+    w_fini(&w);
+}
+
+TEST(a_message_seen_live_and_in_history_is_answered_once)
+{
+    world w;
+    w_init(&w, NULL);
+    w_up(&w, NULL);
+    dm_msg(&w, "first", false, NULL, 0);
+    cJSON_Delete(dd_wait(&w.d, has_post, "Echo: first", "the reply"));
+    quiet(&w);
+    char b[40];
+    dm_msg(&w, "twice", true, b, sizeof(b));
+    dd_do(&w.d, "/_test/config", "{\"history_delay\":0.5}");
+    w_restart(&w, NULL);
+    at_least one = {"history_reads", 1};
+    cJSON_Delete(dd_wait(&w.d, reached, &one, "the history request"));
+    char body[128];
+    snprintf(body, sizeof(body), "{\"id\":\"%s\"}", b);
+    dd_do(&w.d, "/_test/redeliver", body); /* live while the history is on its way */
+    ASSERT_OK(gwd_wait(w.e.gw, GWD_EVENT, 2, WAIT_MS));
+    quiet(&w);
+    cJSON *st = dd_state(&w.d);
+    ASSERT_EQ(reads_of(st, "500", 200), 1); /* the history came, with it */
+    ASSERT_EQ(count_posts(st, "Echo: twice"), 1);
+    cJSON_Delete(st);
+    ASSERT_EQ(events_with_id(&w, b), 1);
+    ASSERT_EQ(gwd_count(w.e.gw, GWD_EVENT), 2);
+    w_fini(&w);
+}
+
+TEST(catching_up_pages_and_waits_out_a_429)
+{
+    world w;
+    w_init(&w, "{\"heartbeat_interval\":600000}");
+    w_up(&w, NULL);
+    mention_msg(&w, "600", "start", true, false, NULL, 0);
+    cJSON_Delete(dd_wait(&w.d, has_post, "Echo: start", "the reply"));
+    quiet(&w);
+    rt_stop(w.e.cx, w.ref, RT_EXIT_STOPPED);
+    quiet(&w);
+    char first[40], mid[40], last[40];
+    for (int i = 1; i <= 230; i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "p%d", i);
+        bool m = i == 1 || i == 120 || i == 230;
+        mention_msg(&w, "600", text, m, true, i == 1 ? first : i == 120 ? mid : last, 40);
+    }
+    dd_do(&w.d, "/_test/fault", "{\"route\":\"history\",\"count\":1,\"retry_after\":2.0}");
+    int ups = gwd_count(w.e.gw, GWD_UP);
+    discord_opts o = {.require_mention = true};
+    ASSERT_OK(w_start(&w, &o));
+    ASSERT_OK(gwd_wait(w.e.gw, GWD_UP, ups + 1, WAIT_MS));
+    at_least one = {"history_reads", 1};
+    cJSON_Delete(dd_wait(&w.d, reached, &one, "the first history request"));
+    quiet(&w);
+    cJSON *st = dd_state(&w.d);
+    ASSERT_EQ(reads_of(st, "600", -1), 1); /* the 429: nothing more before retry_after */
+    ASSERT_EQ(reads_of(st, "600", 429), 1);
+    cJSON_Delete(st);
+    tenv_advance_ms(&w.e, 1000);
+    quiet(&w);
+    st = dd_state(&w.d);
+    ASSERT_EQ(reads_of(st, "600", -1), 1);
+    cJSON_Delete(st);
+    tenv_advance_ms(&w.e, 1100);
+    ASSERT_OK(gwd_wait(w.e.gw, GWD_EVENT, 4, WAIT_MS));
+    quiet(&w);
+    st = dd_state(&w.d);
+    ASSERT_EQ(reads_of(st, "600", 200), 3); /* 100 + 100 + 30 */
+    const cJSON *r;
+    int k = 0;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(st, "history_reads"))
+    {
+        const cJSON *q = cJSON_GetObjectItem(r, "query");
+        ASSERT_STR_EQ(cJSON_GetObjectItem(q, "limit")->valuestring, "100");
+        ASSERT_NOT_NULL(cJSON_GetObjectItem(q, "after"));
+        ASSERT_NULL(cJSON_GetObjectItem(q, "before"));
+        k++;
+    }
+    ASSERT_EQ(k, 4);
+    ASSERT_EQ(count_posts(st, "Echo: "), 4); /* start, p1, p120, p230: nothing else */
+    ASSERT_EQ(count_posts(st, "Echo: p120"), 1);
+    ASSERT_EQ(count_posts(st, "Echo: p230"), 1);
+    cJSON_Delete(st);
+    ASSERT_EQ(gwd_count(w.e.gw, GWD_EVENT), 4);
+    ASSERT_EQ(event_index(&w, first), 1);
+    ASSERT_EQ(event_index(&w, mid), 2);
+    ASSERT_EQ(event_index(&w, last), 3);
+    w_fini(&w);
+}
+
+TEST(a_channel_the_bot_lost_is_forgotten)
+{
+    world w;
+    w_init(&w, "{\"heartbeat_interval\":600000,\"forbidden\":[\"600\"]}");
+    char now[DISCORD_ID_MAX];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    discord_snowflake_at((int64_t)ts.tv_sec * 1000 - 60000, now, sizeof(now));
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "{\"bot_user\":\"" BOT_ID "\",\"channels\":["
+             "{\"channel\":\"600\",\"guild\":\"300\",\"last\":\"%s\"},"
+             "{\"channel\":\"999\",\"guild\":\"300\",\"last\":\"%s\"},"
+             "{\"channel\":\"500\",\"last\":\"%s\"}]}",
+             now, now, now);
+    write_state(&w, text);
+    dm_msg(&w, "while away", true, NULL, 0);
+    mention_msg(&w, "600", "unseen", true, true, NULL, 0);
+    w_up(&w, NULL);
+    cJSON_Delete(dd_wait(&w.d, has_post, "Echo: while away", "the caught-up DM"));
+    quiet(&w);
+    cJSON *st = dd_state(&w.d);
+    ASSERT_EQ(reads_of(st, "600", 403), 1);
+    ASSERT_EQ(reads_of(st, "999", 404), 1);
+    ASSERT_EQ(count_posts(st, "unseen"), 0);
+    cJSON_Delete(st);
+    rt_stop(w.e.cx, w.ref, RT_EXIT_STOPPED);
+    quiet(&w);
+    w.ref = 0;
+    char *txt = read_state(&w);
+    ASSERT_NOT_NULL(txt);
+    ASSERT_STR_CONTAINS(txt, "\"500\"");
+    ASSERT_NULL(strstr(txt, "\"600\""));
+    ASSERT_NULL(strstr(txt, "\"999\""));
+    rt_free(txt);
+    w_fini(&w);
+}
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_buf[16384];
+static size_t log_len;
+
+static void log_sink(const char *line, size_t len, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&log_mu);
+    if (log_len + len + 2 < sizeof(log_buf)) {
+        memcpy(log_buf + log_len, line, len);
+        log_len += len;
+        log_buf[log_len++] = '\n';
+        log_buf[log_len] = '\0';
+    }
+    pthread_mutex_unlock(&log_mu);
+}
+
+static bool logged(const char *needle)
+{
+    pthread_mutex_lock(&log_mu);
+    bool r = strstr(log_buf, needle) != NULL;
+    pthread_mutex_unlock(&log_mu);
+    return r;
+}
+
+TEST(a_damaged_state_file_is_ignored_with_a_log_line)
+{
+    world w;
+    w_init(&w, "{\"heartbeat_interval\":600000}");
+    write_state(&w, "{\"bot_user\": \"1\", \"channels\": [ {\"chan");
+    rt_log_capture(log_sink, NULL);
+    w_up(&w, NULL);
+    dm_msg(&w, "still here", false, NULL, 0);
+    cJSON_Delete(dd_wait(&w.d, has_post, "Echo: still here", "the reply"));
+    quiet(&w);
+    rt_log_capture(NULL, NULL);
+    ASSERT_TRUE(logged("state.json is damaged; starting without catch-up positions"));
+    cJSON *st = dd_state(&w.d);
+    ASSERT_EQ(n_of(st, "history_reads"), 0);
+    cJSON_Delete(st);
+    rt_stop(w.e.cx, w.ref, RT_EXIT_STOPPED);
+    quiet(&w);
+    w.ref = 0;
+    char *txt = read_state(&w); /* replaced by good positions */
+    ASSERT_NOT_NULL(txt);
+    discord_mark m[4];
+    size_t n = 0;
+    char bot[DISCORD_ID_MAX];
+    ASSERT_OK(discord_state_parse(txt, bot, sizeof(bot), m, 4, &n));
+    rt_free(txt);
+    ASSERT_STR_EQ(bot, BOT_ID);
+    ASSERT_EQ(n, (size_t)1);
+    ASSERT_STR_EQ(m[0].channel, "500");
     w_fini(&w);
 }
