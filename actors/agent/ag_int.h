@@ -33,7 +33,26 @@ enum {
     AG_MSG_ASK_TIMEOUT = RT_MSG_TYPE(RT_MSG_MODULE_AG, 34),
     AG_MSG_IDLE_TIMEOUT = RT_MSG_TYPE(RT_MSG_MODULE_AG, 35),
     AG_MSG_FOLLOW_UP = RT_MSG_TYPE(RT_MSG_MODULE_AG, 36),
+    AG_MSG_SAVE_RETRY = RT_MSG_TYPE(RT_MSG_MODULE_AG, 37), /* rt_msg_timeout (ag_save.c) */
 };
+
+/* Where the turn's user message is on its way into state.db (ag_save.c). */
+enum ag_save_state {
+    AG_SAVE_NONE = 0, /* nothing unsaved (or no store) */
+    AG_SAVE_FLIGHT,   /* its append is at the store; the ack will say */
+    AG_SAVE_DONE,     /* durable; the turn goes on at the next persist_then_llm */
+    AG_SAVE_FAILED,   /* the last attempt failed; decided at the next persist_then_llm */
+    AG_SAVE_WAIT      /* the disk is full: a retry timer is armed */
+};
+
+/* Pending inputs kept per session; more are joined to the last one (their texts folded
+ * together as one turn folds them, ag_session.c take_pending). */
+#define AG_PENDING_MAX 16
+/* Retries of a message the disk had no room for: the first after this, doubling up to
+ * AG_SAVE_RETRY_CAP_MS, for at most ag_session_opts.persist_retry_max_ms. */
+#define AG_SAVE_RETRY_FIRST_MS 1000
+#define AG_SAVE_RETRY_CAP_MS   30000
+#define AG_SAVE_RETRY_MAX_MS   (3600 * 1000)
 
 typedef struct ag_msg_prompt_req {
     rt_msg hdr;
@@ -123,9 +142,26 @@ typedef struct ag_session {
     int invalid_tool_retries, invalid_json_retries, empty_retries;
     char *fallback_text; /* visible text of the last assistant message with tool calls */
     ag_pending *pending, **pending_tail;
+    size_t npending;
     rt_map asks; /* ask id → ag_ask */
     uint64_t next_ask;
     uint64_t idle_timer;
+
+    /* making the turn's user message durable (ag_save.c) */
+    int save_state;        /* enum ag_save_state */
+    int save_idx;          /* the unsaved message's index in messages (save_state != NONE) */
+    uint64_t save_tag;     /* tag of the ack of its latest append */
+    int save_err;          /* AG_SAVE_FAILED: the error, and the store's sentence */
+    char *save_errmsg;     /* owned, or NULL */
+    int save_attempts;     /* appends sent this turn for it */
+    int64_t save_since_ms; /* the first failure (rt_now_ns / 1e6) */
+    int64_t save_delay_ms; /* the backoff of the next retry; 0: no failure yet */
+    uint64_t save_timer;   /* armed retry (AG_SAVE_WAIT) */
+    uint64_t save_gen;     /* the timer's tag: a stale timer is ignored */
+    bool save_noticed;     /* this turn told the user it waits for disk space */
+    uint64_t create_tag;   /* ack tag of the session row's create in flight, or 0 */
+    int create_err;        /* its error (0, or failed: send it again with the retry) */
+    int64_t save_max_ms;   /* ag_session_opts.persist_retry_max_ms; < 0: no retries */
 
     /* accounting */
     int api_calls;
@@ -171,6 +207,30 @@ cJSON *ag_compress_apply(const cJSON *messages, int head_end, int tail_start, co
 bool ag__should_compress(const ag_session *s);
 bool ag__start_compress(rt_ctx *cx, ag_session *s);
 void ag__on_compress_result(rt_ctx *cx, ag_session *s, llm_msg_result *r);
+
+/* ag_session.c: the turn's user message is durable: fold what came meanwhile, then ask
+ * the model. */
+void ag__saved(rt_ctx *cx, ag_session *s);
+
+/* ag_save.c: the turn's user message on its way into state.db. A message the store could not
+ * take because the disk is full or failing (-ENOSPC, -EIO) is kept and written again with a
+ * backoff until it is taken (then the turn goes on) or persist_retry_max_ms has passed (then
+ * the turn ends with the refusal); the user is told once that the answer waits for disk space.
+ * Any other error ends the turn with the refusal at once. */
+void ag__save_user(rt_ctx *cx, ag_session *s, cJSON *m); /* append m (taken), ack asked */
+/* The session row, ack asked; then messages[0, resend_upto) again (refused with a row that
+ * failed to be created). */
+void ag__save_create(rt_ctx *cx, ag_session *s, int resend_upto);
+bool ag__save_on_ack(rt_ctx *cx, ag_session *s, uint64_t tag, int err, const char *errmsg);
+void ag__save_continue(rt_ctx *cx, ag_session *s); /* phase PERSIST: go on, wait or refuse */
+void ag__save_on_timer(rt_ctx *cx, ag_session *s, rt_msg_timeout *t);
+/* The turn ends by interrupt (code AG_INT_*) with the message not known durable: /stop and
+ * a new session drop it (with a notice when the user was told it waits); shutdown makes one
+ * last attempt and leaves it to the crash-recovery path. */
+void ag__save_interrupted(rt_ctx *cx, ag_session *s, int code);
+void ag__save_reset(rt_ctx *cx, ag_session *s); /* the turn ended: forget, cancel the timer */
+/* Retryable store errors: the disk is full or failing. */
+bool ag_save_retryable(int err);
 
 /* ag_calls.c */
 void ag__free_calls(ag_session *s);

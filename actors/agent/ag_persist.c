@@ -24,13 +24,15 @@ static char *dupn(const char *s)
     return s ? rt_xstrdup(s) : NULL;
 }
 
-void ag_persist_create_session(rt_ctx *cx, rt_ref store, rt_ref ack_to, const char *id,
-                               const char *source, const char *user_id, const char *model)
+void ag_persist_create_session(rt_ctx *cx, rt_ref store, rt_ref ack_to, uint64_t tag,
+                               const char *id, const char *source, const char *user_id,
+                               const char *model)
 {
     if (!store)
         return;
     st_msg_create_session *m = st_create_session_new(id, source);
-    m->req.reply_to = ack_to; /* tag 0: the ack is ignored (an existing row is fine) */
+    m->req.reply_to = ack_to;
+    m->req.tag = tag;
     m->user_id = dupn(user_id);
     m->model = dupn(model);
     rt_send(cx, store, &m->hdr);

@@ -13,8 +13,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-void ag_persist_create_session(rt_ctx *cx, rt_ref store, rt_ref ack_to, const char *id,
-                               const char *source, const char *user_id, const char *model);
+/* The session's row (an existing one is acked -EEXIST); ack_to/tag: 0 for no ack. */
+void ag_persist_create_session(rt_ctx *cx, rt_ref store, rt_ref ack_to, uint64_t tag,
+                               const char *id, const char *source, const char *user_id,
+                               const char *model);
 /* A session continuing parent_id after compression (sessions.parent_session_id). */
 void ag_persist_create_child(rt_ctx *cx, rt_ref store, const char *id, const char *source,
                              const char *user_id, const char *model, const char *parent_id);

@@ -9,7 +9,8 @@
  *      followed by one tool message per call, in call order, before anything else — even
  *      when the turn is interrupted (cancelled calls get the original's cancellation text).
  *   2. Every message appended to the transcript is sent to the store once (the original
- *      logs each one twice). The user's message is durable before the model sees it.
+ *      logs each one twice). The user's message is durable before the model sees it; when
+ *      the disk has no room for it, it waits for space (ag_save.c) instead of being lost.
  *   3. Inputs that arrive during a turn are kept, in order, and answered together by one
  *      follow-up turn; the running turn is interrupted unless the input was queued.
  *   4. Tool calls of one response run side by side when all of the running ones are
@@ -121,6 +122,7 @@ static bool take_pending(ag_session *s, rt_buf *text)
     bool unanswered = false;
     s->pending = NULL;
     s->pending_tail = &s->pending;
+    s->npending = 0;
     while (p) {
         ag_pending *next = p->next;
         if (p->unanswered) {
@@ -177,7 +179,7 @@ static bool fold_pending(rt_ctx *cx, ag_session *s)
     (void)take_pending(s, &text);
     bool any = text.len != 0;
     if (any)
-        ag__append(cx, s, ag__msg_obj("user", rt_buf_cstr(&text)), 0);
+        ag__save_user(cx, s, ag__msg_obj("user", rt_buf_cstr(&text)));
     rt_buf_fini(&text);
     return any;
 }
@@ -190,6 +192,13 @@ static void persist_then_llm(rt_ctx *cx, ag_session *s)
         ag__start_llm(cx, s);
         return;
     }
+    if (s->save_state != AG_SAVE_NONE) { /* its own ack says (ag_save.c) */
+        SET_PHASE(s, AG_PH_PERSIST);
+        ag__save_continue(cx, s);
+        return;
+    }
+    /* Nothing of the user's unsaved (after compression, a recovered turn): everything sent
+     * so far must be durable. */
     s->tag = ++s->next_tag;
     ag_persist_sync(cx, s->store, rt_self(cx), s->tag);
     SET_PHASE(s, AG_PH_PERSIST);
@@ -219,8 +228,7 @@ static void begin_turn(rt_ctx *cx, ag_session *s)
         s->idle_timer = 0;
     }
     if (!s->session_created) {
-        ag_persist_create_session(cx, s->store, rt_self(cx), s->session_id, s->source, s->user_id,
-                                  s->model);
+        ag__save_create(cx, s, 0);
         s->session_created = true;
         if (s->seed && cJSON_GetArraySize(s->messages) == 0) {
             cJSON *m;
@@ -229,9 +237,11 @@ static void begin_turn(rt_ctx *cx, ag_session *s)
         }
         cJSON_Delete(s->seed);
         s->seed = NULL;
+    } else if (ag_save_retryable(s->create_err)) { /* the disk kept the row out: again */
+        ag__save_create(cx, s, cJSON_GetArraySize(s->messages));
     }
     if (!unanswered || text.len) {
-        ag__append(cx, s, ag__msg_obj("user", rt_buf_cstr(&text)), 0);
+        ag__save_user(cx, s, ag__msg_obj("user", rt_buf_cstr(&text)));
     } else if (strcmp(last_role(s), "user") != 0 && strcmp(last_role(s), "tool") != 0) {
         rt_buf_fini(&text); /* answered after all: nothing to do */
         ag__end_turn(cx, s, NULL, -EALREADY, NULL, false);
@@ -275,6 +285,11 @@ static void on_persisted(rt_ctx *cx, ag_session *s, uint64_t tag, int err, const
         ag__end_turn(cx, s, NULL, err, msg, false);
         return;
     }
+    ag__saved(cx, s);
+}
+
+void ag__saved(rt_ctx *cx, ag_session *s)
+{
     if (fold_pending(cx, s)) { /* made durable first, like the turn's own message */
         persist_then_llm(cx, s);
         return;
@@ -564,6 +579,7 @@ void ag__end_turn(rt_ctx *cx, ag_session *s, char *text, int err, char *errmsg, 
     ag__to_sink(cx, s, &d->hdr);
     ag__free_calls(s);
     ag__clear_asks(cx, s);
+    ag__save_reset(cx, s);
     s->tag = 0;
     SET_PHASE(s, AG_PH_IDLE);
     /* Rule 3: everything that came meanwhile, in one turn. The follow-up starts from a
@@ -614,7 +630,9 @@ static void interrupt_turn(rt_ctx *cx, ag_session *s, int code)
             rt_free(p);
         }
         s->pending_tail = &s->pending;
+        s->npending = 0;
     }
+    ag__save_interrupted(cx, s, code);                      /* a message waiting for disk space */
     if (s->phase == AG_PH_COMPRESS && s->manual_compress) { /* a /compress, not a turn */
         rt_send_urgent(cx, s->aux_provider, llm_cancel_new(rt_self(cx), s->tag));
         ag__manual_compress_done(cx, s, -ECANCELED);
@@ -660,8 +678,38 @@ static void on_interrupt(rt_ctx *cx, ag_session *s, rt_msg_interrupt *m)
     interrupt_turn(cx, s, m->code);
 }
 
+/* Past AG_PENDING_MAX pending inputs (the disk full for a long time, a flood during a long
+ * turn), join in to the last one, as the follow-up turn would (take_pending). True if so. */
+static bool join_last_pending(ag_session *s, ag_msg_input *in)
+{
+    if (s->npending < AG_PENDING_MAX || in->unanswered)
+        return false;
+    ag_pending *last = s->pending;
+    while (last && last->next)
+        last = last->next;
+    if (!last || last->unanswered)
+        return false;
+    rt_buf b;
+    rt_buf_init(&b, SIZE_MAX / 2);
+    rt_buf_append_str(&b, last->text);
+    rt_buf_append_str(&b, "\n");
+    if (in->sender)
+        rt_buf_printf(&b, "[%s] ", in->sender);
+    rt_buf_append_str(&b, in->text ? in->text : "");
+    rt_free(last->text);
+    last->text = rt_buf_steal(&b, NULL);
+    last->sink = in->sink; /* the latest input's sink answers */
+    last->input_id = in->input_id;
+    return true;
+}
+
 static void on_input(rt_ctx *cx, ag_session *s, ag_msg_input *in)
 {
+    if (join_last_pending(s, in)) {
+        if (!in->queue && s->phase != AG_PH_LOADING && s->phase != AG_PH_IDLE)
+            rt_interrupt(cx, rt_self(cx), AG_INT_NEW_MESSAGE);
+        return;
+    }
     ag_pending *p = rt_xcalloc(1, sizeof(*p));
     p->text = in->text;
     p->sender = in->sender;
@@ -671,6 +719,7 @@ static void on_input(rt_ctx *cx, ag_session *s, ag_msg_input *in)
     p->unanswered = in->unanswered;
     *s->pending_tail = p;
     s->pending_tail = &p->next;
+    s->npending++;
     if (s->phase == AG_PH_IDLE) {
         begin_turn(cx, s);
         return;
@@ -850,6 +899,7 @@ static void session_behave(rt_ctx *cx, void *state, rt_msg *m)
     case AG_MSG_CONTROL: on_control(cx, s, (ag_msg_control *)m); break;
     case AG_MSG_PROMPT_REPLY: on_prompt(cx, s, (ag_msg_prompt_reply *)m); break;
     case AG_MSG_ASK_TIMEOUT: ag__on_ask_timeout(cx, s, (rt_msg_timeout *)m); break;
+    case AG_MSG_SAVE_RETRY: ag__save_on_timer(cx, s, (rt_msg_timeout *)m); break;
     case AG_MSG_FOLLOW_UP:
         if (s->phase == AG_PH_IDLE && s->pending)
             begin_turn(cx, s);
@@ -876,9 +926,10 @@ static void session_behave(rt_ctx *cx, void *state, rt_msg *m)
         int err;
         const char *errmsg;
         cJSON *history;
-        if (ag_persist_is_ack(m, &tag, &err, &errmsg))
-            on_persisted(cx, s, tag, err, errmsg);
-        else if (ag_persist_is_history(m, &history))
+        if (ag_persist_is_ack(m, &tag, &err, &errmsg)) {
+            if (!ag__save_on_ack(cx, s, tag, err, errmsg))
+                on_persisted(cx, s, tag, err, errmsg);
+        } else if (ag_persist_is_history(m, &history))
             on_loaded(cx, s, history);
         break;
     }
@@ -922,6 +973,7 @@ static void session_fini(void *state)
         }
     rt_map_fini(&s->asks);
     rt_free(s->fallback_text);
+    rt_free(s->save_errmsg);
     rt_free(s);
 }
 
@@ -969,6 +1021,8 @@ rt_ref ag_session_spawn(rt_ctx *cx, const ag_session_opts *o, const rt_spawn_opt
     s->messages = cJSON_CreateArray();
     s->seed = o->history ? cJSON_Duplicate(o->history, 1) : NULL;
     s->pending_tail = &s->pending;
+    s->save_idx = -1;
+    s->save_max_ms = o->persist_retry_max_ms ? o->persist_retry_max_ms : AG_SAVE_RETRY_MAX_MS;
     rt_map_init(&s->asks);
     /* Loading starts before anyone can message the actor (the state is ours until then). */
     s->phase = o->resume && s->reader ? AG_PH_LOADING : AG_PH_IDLE;

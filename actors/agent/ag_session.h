@@ -15,6 +15,17 @@
  * the turn. Messages that arrived during the turn are not dropped: they are answered
  * together, in order, by one follow-up turn (AG_INT_STOP discards them, as /stop does).
  *
+ * A full disk: the user's message is made durable in state.db before the model sees it. When
+ * the store cannot take it because the disk is full or failing (-ENOSPC, -EIO), the session
+ * keeps it and writes it again — after 1 s, doubling up to 30 s, on timers — until the store
+ * takes it, then the turn runs as usual; the user gets one AG_MSG_STATUS saying the answer
+ * waits for disk space. Messages that come meanwhile join the turn (at most AG_PENDING_MAX
+ * inputs are kept; later ones are joined to the last). After persist_retry_max_ms the turn
+ * ends with "Could not save your message (…). Nothing was sent to the model; please try
+ * again.", as it does at once for any other store error. /stop (AG_INT_STOP) drops the waiting
+ * message with an AG_MSG_STATUS saying so; shutdown (AG_INT_SHUTDOWN, RT_MSG_STOP) makes one
+ * last unacknowledged attempt and leaves the rest to crash recovery.
+ *
  * Outputs go to the sink named by the input that started the turn: AG_MSG_DELTA,
  * AG_MSG_PROGRESS, AG_MSG_STATUS, AG_MSG_ASK, and exactly one AG_MSG_DONE per turn.
  *
@@ -195,6 +206,9 @@ typedef struct ag_session_opts {
     int64_t idle_timeout_ms;      /* end the actor after this long idle; 0: never */
     int64_t approval_timeout_ms;  /* an unanswered approval is a timeout after this; 0: 60 s
                                      (the gateway passes approvals.gateway_timeout) */
+    int64_t persist_retry_max_ms; /* how long a message the disk has no room for waits for
+                                     space before it is refused; 0: 1 hour, < 0: refused at
+                                     once (agent.persist_retry_max_s) */
 } ag_session_opts;
 
 /* Spawn a session. opts and its strings are copied. so may be NULL. */

@@ -158,6 +158,9 @@ const hm_key hm_schema[] = {
       "gateway: seconds between \"still working\" notices (0 = none)"),
     K("agent.restart_drain_timeout", INT, "60", "HERMES_RESTART_DRAIN_TIMEOUT", 0, 0,
       "gateway: seconds running turns get to finish on stop/restart"),
+    K("agent.persist_retry_max_s", INT, "3600", 0, 0, 0,
+      "seconds a message the disk has no room for waits for space before it is refused "
+      "(0 = refused at once; Hermes in C)"),
     K("agent.api_max_retries", INT, "6", 0, CPT, 0,
       "attempts after a failed LLM request before giving up (newer Hermes)"),
     K("agent.service_tier", STR, "", 0, CPT, 0, "provider service tier (newer Hermes)"),

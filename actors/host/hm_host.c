@@ -412,6 +412,8 @@ void hm_host_session_opts(hm_host *h, ag_session_opts *o)
     o->stream = true;
     o->compression_enabled = hm_config_env_bool(h->cfg, "compression.enabled", NULL);
     o->compression_threshold = hm_config_env_double(h->cfg, "compression.threshold", NULL);
+    int64_t wait_s = hm_config_int(h->cfg, "agent.persist_retry_max_s");
+    o->persist_retry_max_ms = wait_s > 0 ? wait_s * 1000 : -1; /* 0: refuse at once */
 }
 
 rt_ref hm_host_spawn_session(rt_ctx *cx, const gw_session_req *req, void *arg)

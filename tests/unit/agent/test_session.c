@@ -1,12 +1,15 @@
 /*
  * The session state machine against a scripted provider actor and a recording sink: the
  * tool loop, parallel and sequential calls, interrupts with follow-ups, /stop, invalid tool
- * retries, the iteration limit, asks, todo, persistence and resume from a real state.db.
+ * retries, the iteration limit, asks, todo, persistence and resume from a real state.db, and
+ * a full disk: the user's message kept and saved again until there is room (ag_save.c), on a
+ * fake clock, against the real store with a size limit and a store double.
  */
 #include "ag_int.h"
 #include "ag_session.h"
 #include "llm_provider.h"
 #include "rt_alloc.h"
+#include "rt_buf.h"
 #include "rt_sched.h"
 #include "rt_timer.h"
 #include "st_read.h"
@@ -19,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ----------------------------------------------------------- a test tool */
@@ -167,7 +171,8 @@ static const rt_actor_type provider_type = {"fake_llm", provider_behave, NULL,
 
 /* ------------------------------------------------------ the recording sink */
 
-static int ndone, nprogress, nasks;
+static int ndone, nprogress, nasks, nstatus;
+static char status_text[8][512];
 static char done_text[8][512];
 static bool done_interrupted[8];
 static int done_err[8];
@@ -188,6 +193,11 @@ static void sink_behave(rt_ctx *cx, void *state, rt_msg *m)
         ndone++;
     } else if (m->type == AG_MSG_PROGRESS) {
         nprogress++;
+    } else if (m->type == AG_MSG_STATUS) {
+        ag_msg_status *st = (ag_msg_status *)m;
+        if (nstatus < 8)
+            snprintf(status_text[nstatus], sizeof(status_text[0]), "%s", st->text ? st->text : "");
+        nstatus++;
     } else if (m->type == AG_MSG_ASK) {
         nasks++;
         rt_send(cx, session, ag_answer_new(((ag_msg_ask *)m)->ask_id, answer_with, NULL));
@@ -211,10 +221,14 @@ static const char *tools_list[] = {"test_echo", "todo", NULL};
 static char store_path[512];
 static int setup_workers;         /* 0: one per CPU */
 static int64_t setup_context_len; /* 0: from the model */
+static bool setup_fake_clock;     /* timers move only with rt_clock_advance */
+static bool setup_store_double;   /* the session's store is store_double (below) */
+static int64_t setup_retry_max_ms;
+static const rt_actor_type store_double_type;
 
 static void setup(fixture *f, bool with_store, bool resume, const char *session_id)
 {
-    rt_options ro = {.workers = setup_workers};
+    rt_options ro = {.workers = setup_workers, .fake_clock = setup_fake_clock};
     f->rt = rt_runtime_new(&ro);
     f->cx = rt_ctx_external(f->rt);
     f->provider = rt_spawn(f->cx, &provider_type, NULL, NULL);
@@ -229,6 +243,8 @@ static void setup(fixture *f, bool with_store, bool resume, const char *session_
         st_store_opts so = {.path = store_path, .readers = 1};
         char err[256];
         ASSERT_OK(st_store_start(f->cx, &so, &f->store, err, sizeof(err)));
+    } else if (setup_store_double) {
+        f->store.writer = rt_spawn(f->cx, &store_double_type, NULL, NULL);
     }
     ag_session_opts o = {.session_id = session_id,
                          .provider = f->provider,
@@ -239,7 +255,8 @@ static void setup(fixture *f, bool with_store, bool resume, const char *session_
                          .max_iterations = 4,
                          .resume = resume,
                          .compression_enabled = true,
-                         .context_length = setup_context_len};
+                         .context_length = setup_context_len,
+                         .persist_retry_max_ms = setup_retry_max_ms};
     f->session = ag_session_spawn(f->cx, &o, NULL);
     f->sink = rt_spawn(f->cx, &sink_type, &f->session, NULL);
 }
@@ -248,7 +265,7 @@ static void reset_records(void)
 {
     pthread_mutex_lock(&lock);
     nscripts = next_script = nrequests = 0;
-    ndone = nprogress = nasks = 0;
+    ndone = nprogress = nasks = nstatus = 0;
     pthread_mutex_unlock(&lock);
 }
 
@@ -263,16 +280,24 @@ static void say(fixture *f, const char *text, uint64_t id)
     rt_send(f->cx, f->session, ag_input_new(text, f->sink, id));
 }
 
+/* Real time, also under the fake clock. */
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void wait_done(fixture *f, int n)
 {
-    int64_t t0 = rt_now_ns(f->rt);
+    int64_t t0 = real_ms();
     for (;;) {
         pthread_mutex_lock(&lock);
         int d = ndone;
         pthread_mutex_unlock(&lock);
         if (d >= n)
             break;
-        ASSERT_LT(rt_now_ns(f->rt) - t0, 10000000000LL);
+        ASSERT_LT(real_ms() - t0, 10000);
         usleep(1000);
     }
     ASSERT_OK(rt_wait_quiescent(f->rt, 10000));
@@ -814,5 +839,404 @@ TEST(compress_on_demand)
     say(&f, "q6", 6);
     wait_done(&f, 6);
     ASSERT_EQ(after + 1, last_nmessages);
+    teardown(&f);
+}
+
+/* ------------------------------------------------------ a full disk (ag_save.c) */
+
+/* The store double: the first dbl_fail_creates creates fail with -ENOSPC, the first
+ * dbl_fail_appends appends of user messages with dbl_err; appends to a session whose row
+ * does not exist fail with -ENOENT, as the real store's foreign key does. */
+static int dbl_fail_creates, dbl_fail_appends, dbl_err;
+static _Atomic int dbl_creates, dbl_user_appends, dbl_user_saved;
+
+static void dbl_ack(rt_ctx *cx, rt_msg *m, int err, const char *errmsg)
+{
+    const st_req *req = &((st_msg_ctl *)m)->req; /* every request: hdr, then req */
+    if (!req->reply_to)
+        return;
+    st_msg_ack *a = RT_MSG_NEW(st_msg_ack, ST_MSG_ACK);
+    a->tag = req->tag;
+    a->op = m->type;
+    a->err = err;
+    snprintf(a->errmsg, sizeof(a->errmsg), "%s", err ? errmsg : "");
+    rt_send(cx, req->reply_to, &a->hdr);
+}
+
+static void store_double_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    bool *created = state;
+    if (m->type == ST_MSG_CREATE_SESSION) {
+        int n = atomic_fetch_add(&dbl_creates, 1) + 1;
+        int err = n <= dbl_fail_creates ? -ENOSPC : (*created ? -EEXIST : 0);
+        if (!err)
+            *created = true;
+        dbl_ack(cx, m, err, "create session: database or disk is full");
+    } else if (m->type == ST_MSG_APPEND) {
+        st_msg_append *a = (st_msg_append *)m;
+        bool user = a->role && strcmp(a->role, "user") == 0;
+        int n = user ? atomic_fetch_add(&dbl_user_appends, 1) + 1 : 0;
+        int err = 0;
+        if (!*created)
+            err = -ENOENT;
+        else if (user && n <= dbl_fail_appends)
+            err = dbl_err;
+        if (user && !err)
+            atomic_fetch_add(&dbl_user_saved, 1);
+        dbl_ack(cx, m, err,
+                err == -ENOENT ? "append: unknown session" : "append: scripted failure");
+    } else if (m->type >= ST_MSG_CREATE_SESSION && m->type <= ST_MSG_SYNC) {
+        dbl_ack(cx, m, 0, "");
+    }
+}
+static const rt_actor_type store_double_type = {"store_double", store_double_behave, NULL,
+                                                sizeof(bool)};
+
+/* The real store's counters, through a probe actor. */
+static _Atomic int nstats;
+static _Atomic uint64_t stat_writes, stat_errors;
+
+static void probe_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    if (m->type != ST_MSG_STATS_REPLY)
+        return;
+    st_msg_stats *r = (st_msg_stats *)m;
+    atomic_store(&stat_writes, r->writes);
+    atomic_store(&stat_errors, r->write_errors);
+    atomic_fetch_add(&nstats, 1);
+}
+static const rt_actor_type probe_type = {"stats_probe", probe_behave, NULL, 0};
+
+static void store_stats(fixture *f, rt_ref probe, uint64_t *writes, uint64_t *errors)
+{
+    int before = atomic_load(&nstats);
+    rt_send(f->cx, f->store.writer, &st_ctl_new(ST_MSG_STATS, probe, 1)->hdr);
+    int64_t t0 = real_ms();
+    while (atomic_load(&nstats) == before) {
+        ASSERT_LT(real_ms() - t0, 10000);
+        usleep(1000);
+    }
+    *writes = atomic_load(&stat_writes);
+    *errors = atomic_load(&stat_errors);
+}
+
+/* Wait until the store has failed n writes, then until the session has handled the ack
+ * (its retry timer is armed when the runtime is quiet). */
+static void wait_write_errors(fixture *f, rt_ref probe, uint64_t n)
+{
+    int64_t t0 = real_ms();
+    for (;;) {
+        uint64_t w, e;
+        store_stats(f, probe, &w, &e);
+        ASSERT_LE(e, n);
+        if (e == n)
+            break;
+        ASSERT_LT(real_ms() - t0, 10000);
+        usleep(1000);
+    }
+    ASSERT_OK(rt_wait_quiescent(f->rt, 10000));
+}
+
+static void advance_ms(fixture *f, int64_t ms)
+{
+    ASSERT_OK(rt_clock_advance(f->rt, ms * 1000000));
+    ASSERT_OK(rt_wait_quiescent(f->rt, 10000));
+}
+
+static int get_counter(int *p)
+{
+    pthread_mutex_lock(&lock);
+    int v = *p;
+    pthread_mutex_unlock(&lock);
+    return v;
+}
+
+/* Wait for the status notice (sent once the retry timer is armed). */
+static void wait_status(int n)
+{
+    int64_t t0 = real_ms();
+    while (get_counter(&nstatus) < n) {
+        ASSERT_LT(real_ms() - t0, 10000);
+        usleep(1000);
+    }
+}
+
+/* A user message far bigger than what the size limit leaves. */
+static char *big_message(const char *token)
+{
+    rt_buf b;
+    rt_buf_init(&b, SIZE_MAX / 2);
+    rt_buf_append_str(&b, token);
+    for (int i = 0; i < 8000; i++)
+        rt_buf_append_str(&b, " filler");
+    return rt_buf_steal(&b, NULL);
+}
+
+/* Messages of a session with exactly this content, in state.db. */
+static int stored_with_content(const char *session_id, const char *content)
+{
+    int err = 0;
+    char errmsg[256];
+    st_reader *r = st_reader_open(store_path, &err, errmsg, sizeof(errmsg));
+    ASSERT_NOT_NULL(r);
+    cJSON *msgs = NULL;
+    ASSERT_OK(st_read_messages(r, session_id, &msgs));
+    int n = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs)
+    {
+        const cJSON *c = cJSON_GetObjectItem(m, "content");
+        n += cJSON_IsString(c) && strcmp(c->valuestring, content) == 0;
+    }
+    cJSON_Delete(msgs);
+    st_reader_free(r);
+    return n;
+}
+
+/* Set the real store's size limit: 1 byte means "no room beyond what is there", 0 lifts it. */
+static void disk_quota(fixture *f, int64_t bytes)
+{
+    rt_send(f->cx, f->store.writer, &st_set_quota_new(bytes)->hdr);
+}
+
+/* The disk fills up: the message is kept, retried after 1 s, then 2 s, saved on the third
+ * attempt once there is room, then answered once, together with what came meanwhile; the
+ * user is told once; state.db has it once. */
+TEST(disk_full_message_is_saved_on_the_third_attempt_and_answered_once)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.content = "first answer"};
+    scripts[nscripts++] = (script){.content = "answer after the disk full"};
+    setup_fake_clock = true;
+    setup(&f, true, false, "sess_d");
+    rt_ref probe = rt_spawn(f.cx, &probe_type, NULL, NULL);
+    say(&f, "hello", 1);
+    wait_done(&f, 1);
+
+    disk_quota(&f, 1);
+    char *big = big_message("tokA");
+    say(&f, big, 2);
+    wait_write_errors(&f, probe, 1); /* attempt 1 */
+    wait_status(1);
+    ASSERT_STR_CONTAINS(status_text[0], "disk");
+    ASSERT_STR_CONTAINS(status_text[0], "full");
+    ASSERT_EQ(1, get_counter(&ndone));
+    ASSERT_EQ(1, get_counter(&nrequests));
+    say(&f, "tokB meanwhile", 3); /* joins the waiting turn */
+
+    uint64_t w1, e1, w2, e2;
+    store_stats(&f, probe, &w1, &e1);
+    advance_ms(&f, 999); /* not yet */
+    store_stats(&f, probe, &w2, &e2);
+    ASSERT_EQ(w1, w2);
+    advance_ms(&f, 1);
+    wait_write_errors(&f, probe, 2); /* attempt 2, after 1 s */
+    store_stats(&f, probe, &w1, &e1);
+    advance_ms(&f, 1999); /* the backoff doubled: not yet */
+    store_stats(&f, probe, &w2, &e2);
+    ASSERT_EQ(w1, w2);
+    ASSERT_EQ(1, get_counter(&ndone));
+
+    disk_quota(&f, 0); /* space again */
+    advance_ms(&f, 1); /* attempt 3 */
+    wait_done(&f, 2);
+    ASSERT_STR_EQ("answer after the disk full", done_text[1]);
+    ASSERT_EQ(0, done_err[1]);
+    ASSERT_EQ(2, ndone);
+    ASSERT_EQ(2, nrequests);
+    ASSERT_EQ(1, nstatus);                      /* one notice, not one per retry */
+    ASSERT_STR_EQ("tokB meanwhile", last_user); /* folded in after the saved message */
+    ASSERT_EQ(4, last_nmessages);               /* hello, first answer, the big one, tokB */
+    store_stats(&f, probe, &w1, &e1);
+    ASSERT_EQ(2, e1); /* the third attempt succeeded */
+    ASSERT_EQ(1, stored_with_content("sess_d", big));
+    ASSERT_EQ(1, stored_with_content("sess_d", "tokB meanwhile"));
+    ASSERT_EQ(5, stored_messages("sess_d")); /* hello, first answer, big, tokB, answer */
+    rt_free(big);
+    teardown(&f);
+}
+
+/* A store error that is not the disk (here a corrupt database) is not retried: the refusal,
+ * at once, no notice, nothing sent to the model; the refused message is not in the
+ * conversation afterwards. */
+TEST(store_error_that_is_not_the_disk_keeps_the_refusal)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.content = "answer to the next one"};
+    setup_fake_clock = true;
+    setup_store_double = true;
+    dbl_fail_appends = 1;
+    dbl_err = -EBADMSG;
+    setup(&f, false, false, "sess_e");
+    say(&f, "refused", 1);
+    wait_done(&f, 1);
+    ASSERT_EQ(-EBADMSG, done_err[0]);
+    ASSERT_STR_CONTAINS(done_text[0], "Could not save your message (append: scripted failure)");
+    ASSERT_STR_CONTAINS(done_text[0], "please try again");
+    ASSERT_EQ(0, nrequests);
+    ASSERT_EQ(0, nstatus);
+    advance_ms(&f, 60000); /* no retry comes */
+    ASSERT_EQ(1, atomic_load(&dbl_user_appends));
+    ASSERT_EQ(1, get_counter(&ndone));
+
+    say(&f, "next", 2);
+    wait_done(&f, 2);
+    ASSERT_STR_EQ("answer to the next one", done_text[1]);
+    ASSERT_EQ(1, last_nmessages); /* "refused" is gone */
+    ASSERT_EQ(1, atomic_load(&dbl_user_saved));
+    teardown(&f);
+}
+
+/* A new session on a full disk: its row cannot be created, so the message is refused as
+ * belonging to an unknown session; that counts as the disk, and both are written again. */
+TEST(new_session_on_a_full_disk_is_created_when_space_returns)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.content = "answered"};
+    setup_fake_clock = true;
+    setup_store_double = true;
+    dbl_fail_creates = 1;
+    setup(&f, false, false, "sess_n");
+    say(&f, "first words", 1);
+    wait_status(1);
+    ASSERT_EQ(0, get_counter(&ndone));
+    advance_ms(&f, 1000);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("answered", done_text[0]);
+    ASSERT_EQ(2, atomic_load(&dbl_creates));
+    ASSERT_EQ(2, atomic_load(&dbl_user_appends));
+    ASSERT_EQ(1, atomic_load(&dbl_user_saved));
+    ASSERT_EQ(1, nrequests);
+    teardown(&f);
+}
+
+/* /stop while the message waits for space: dropped with a notice, never retried, never
+ * answered, not in the conversation. */
+TEST(stop_while_waiting_for_disk_space_drops_the_message)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.content = "first answer"};
+    scripts[nscripts++] = (script){.content = "answer to next"};
+    setup_fake_clock = true;
+    setup(&f, true, false, "sess_s");
+    rt_ref probe = rt_spawn(f.cx, &probe_type, NULL, NULL);
+    say(&f, "hello", 1);
+    wait_done(&f, 1);
+    disk_quota(&f, 1);
+    char *big = big_message("tokS");
+    say(&f, big, 2);
+    wait_write_errors(&f, probe, 1);
+    wait_status(1);
+
+    rt_interrupt(f.cx, f.session, AG_INT_STOP);
+    wait_done(&f, 2);
+    ASSERT_TRUE(done_interrupted[1]);
+    ASSERT_EQ(2, nstatus);
+    ASSERT_STR_CONTAINS(status_text[1], "dropped");
+    disk_quota(&f, 0);
+    uint64_t w1, e1, w2, e2;
+    store_stats(&f, probe, &w1, &e1);
+    advance_ms(&f, 120000);
+    store_stats(&f, probe, &w2, &e2);
+    ASSERT_EQ(w1, w2); /* no retry after the stop */
+    ASSERT_EQ(1, get_counter(&nrequests));
+
+    say(&f, "next", 3);
+    wait_done(&f, 3);
+    ASSERT_STR_EQ("answer to next", done_text[2]);
+    ASSERT_EQ(3, last_nmessages); /* hello, first answer, next */
+    ASSERT_EQ(0, stored_with_content("sess_s", big));
+    ASSERT_EQ(4, stored_messages("sess_s"));
+    rt_free(big);
+    teardown(&f);
+}
+
+/* The disk stays full past persist_retry_max_ms: the refusal, after one notice. */
+TEST(waiting_for_disk_space_ends_with_the_refusal_after_the_maximum_wait)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.content = "first answer"};
+    scripts[nscripts++] = (script){.content = "answer to next"};
+    setup_fake_clock = true;
+    setup_retry_max_ms = 10000;
+    setup(&f, true, false, "sess_w");
+    rt_ref probe = rt_spawn(f.cx, &probe_type, NULL, NULL);
+    say(&f, "hello", 1);
+    wait_done(&f, 1);
+    disk_quota(&f, 1);
+    char *big = big_message("tokW");
+    say(&f, big, 2);
+    wait_write_errors(&f, probe, 1);
+    /* retries at 1, 3, 7 s, then the last one at the deadline, 10 s */
+    int64_t t = 0;
+    for (int64_t step = 1000; get_counter(&ndone) < 2 && t < 10000;) {
+        advance_ms(&f, step);
+        t += step;
+        step = step * 2 > 10000 - t ? 10000 - t : step * 2;
+        if (t < 10000)
+            ASSERT_EQ(1, get_counter(&ndone));
+    }
+    wait_done(&f, 2);
+    ASSERT_EQ(10000, t);
+    ASSERT_EQ(-ENOSPC, done_err[1]);
+    ASSERT_STR_CONTAINS(done_text[1], "Could not save your message");
+    ASSERT_STR_CONTAINS(done_text[1], "full");
+    ASSERT_STR_CONTAINS(done_text[1], "please try again");
+    ASSERT_EQ(1, nstatus);
+    uint64_t w, e;
+    store_stats(&f, probe, &w, &e);
+    ASSERT_EQ(5, e); /* at 0, 1, 3, 7 and 10 s */
+    ASSERT_EQ(1, nrequests);
+
+    disk_quota(&f, 0);
+    say(&f, "next", 3);
+    wait_done(&f, 3);
+    ASSERT_STR_EQ("answer to next", done_text[2]);
+    ASSERT_EQ(3, last_nmessages);
+    ASSERT_EQ(0, stored_with_content("sess_w", big));
+    rt_free(big);
+    teardown(&f);
+}
+
+/* Many messages while the disk is full: all of them answered by one turn, in order, however
+ * many there are (beyond AG_PENDING_MAX they are joined as they come). */
+TEST(many_messages_while_the_disk_is_full_join_one_turn)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.content = "all at once"};
+    setup_fake_clock = true;
+    setup_store_double = true;
+    dbl_fail_appends = 1;
+    dbl_err = -ENOSPC;
+    setup(&f, false, false, "sess_p");
+    say(&f, "m00", 1);
+    wait_status(1);
+    enum { N = AG_PENDING_MAX + 8 };
+    for (int i = 1; i <= N; i++) {
+        char t[16];
+        snprintf(t, sizeof(t), "m%02d", i);
+        say(&f, t, (uint64_t)i + 1);
+    }
+    ASSERT_OK(rt_wait_quiescent(f.rt, 10000));
+    ASSERT_EQ(0, get_counter(&ndone));
+    advance_ms(&f, 1000);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("all at once", done_text[0]);
+    ASSERT_EQ(1, nrequests);
+    ASSERT_EQ(2, last_nmessages); /* m00, then the others as one message */
+    rt_buf want;
+    rt_buf_init(&want, 4096);
+    for (int i = 1; i <= N; i++)
+        rt_buf_printf(&want, "%sm%02d", i > 1 ? "\n" : "", i);
+    ASSERT_STR_EQ(rt_buf_cstr(&want), last_user);
+    rt_buf_fini(&want);
+    ASSERT_EQ(3, atomic_load(&dbl_user_appends)); /* m00 twice, the joined rest once */
+    ASSERT_EQ(2, atomic_load(&dbl_user_saved));
     teardown(&f);
 }
