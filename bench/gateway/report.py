@@ -279,14 +279,14 @@ def report(rows, raw, meta, a):
     sch = [r for r in a["create"] if r.get("schema_bytes")]
     if sch:
         r = sch[-1]
-        w(f"Of an idle session's cost: its own parsed copy of the tool schemas is "
-          f"{r['schema_bytes'] / 1024:.1f} KB of heap, and its system prompt "
-          f"{(r.get('system_prompt_bytes') or 0) / 1024:.1f} KB (both built per session).")
+        w(f"The parsed tool schemas take {r['schema_bytes'] / 1024:.1f} KB of heap, once per "
+          f"tool set and shared by every session; each session keeps its own system prompt, "
+          f"{(r.get('system_prompt_bytes') or 0) / 1024:.1f} KB.")
     st = a["stats"].get("tp")
     if st and st.get("timers_pending"):
         w(f"Timers pending when the throughput server stopped: {int(num(st['timers_pending'])):,} "
-          f"after {int(num(st.get('model_requests'), 0)):,} turns (one chat-idle timer left "
-          f"behind per turn; see docs/capacity.md).")
+          f"after {int(num(st.get('model_requests'), 0)):,} turns (at most one chat-idle timer "
+          f"per resident conversation).")
     w("")
     w("| workers | sessions | idle KB/session (RSS delta) | heap KB/session | create turns/s | "
       "turns/s across all | added p50 ms | p99 ms | CPU-µs/turn | RSS MB | machine busy cores |")
