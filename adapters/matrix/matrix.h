@@ -49,10 +49,6 @@
 
 #define MATRIX_PLATFORM    "matrix"
 #define MATRIX_MAX_MESSAGE 4000 /* characters per message (the original's chunk limit) */
-/* What matrix_start says when MATRIX_ENCRYPTION is on (E2EE is issue 8). */
-#define MATRIX_E2EE_UNSUPPORTED                                                                    \
-    "Matrix: MATRIX_ENCRYPTION=true is not supported in this build yet (end-to-end "               \
-    "encryption is not implemented); unset MATRIX_ENCRYPTION and use unencrypted rooms"
 
 typedef struct hm_config hm_config;
 

@@ -881,11 +881,6 @@ int matrix_start(rt_ctx *cx, const matrix_opts *o, rt_ref gateway, rt_ref *out, 
     if (!o->access_token && !(o->user_id && o->password))
         return start_fail(err, errlen,
                           "Matrix: need MATRIX_ACCESS_TOKEN or MATRIX_USER_ID + MATRIX_PASSWORD");
-    if (o->encryption && !mx_crypto_available()) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s", MATRIX_E2EE_UNSUPPORTED);
-        return -ENOTSUP;
-    }
     if (!rt_reactor_of(rt_ctx_runtime(cx)))
         return start_fail(err, errlen, "Matrix: the I/O reactor is not running");
     mx *m = rt_xcalloc(1, sizeof(*m));

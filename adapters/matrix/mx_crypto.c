@@ -1391,11 +1391,6 @@ static void share_start(mx_crypto *c, room *r)
 
 /* ================================================================= public */
 
-bool mx_crypto_available(void)
-{
-    return true;
-}
-
 mx_crypto *mx_crypto_new(const mx_crypto_env *env, const char *store_dir, bool enabled)
 {
     mx_crypto *c = rt_xcalloc(1, sizeof(*c));

@@ -59,8 +59,6 @@ typedef struct mx_crypto_env {
 /* enabled: MATRIX_ENCRYPTION. store_dir: where the crypto store lives. NULL-safe free. */
 mx_crypto *mx_crypto_new(const mx_crypto_env *env, const char *store_dir, bool enabled);
 void mx_crypto_free(mx_crypto *c);
-/* Whether this build can encrypt at all (false: the plain implementation). */
-bool mx_crypto_available(void);
 /* MATRIX_DEVICE_ID as configured (or NULL): part of the pickle key ("<user>:<it or
  * 'default'>", as the original); MATRIX_RECOVERY_KEY (or NULL): at each connect the
  * self-signing key is taken from secret storage and signs this device. Copied. Call before
