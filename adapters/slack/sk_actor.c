@@ -28,6 +28,7 @@
 #include "sk_int.h"
 
 #include "ak_dedupe.h"
+#include "ak_event.h"
 #include "ak_opts.h"
 #include "ak_text.h"
 
@@ -1096,23 +1097,7 @@ static void jobs_flush(sk_adapter *a, rt_ctx *cx)
         a->njobs--;
         gw_msg_event *ev = j->ev;
         j->ev = NULL;
-        size_t n = 0;
-        for (size_t i = 0; i < j->nfiles; i++)
-            n += j->ok[i];
-        if (n) {
-            ev->media = rt_xcalloc(n, sizeof(char *));
-            for (size_t i = 0; i < j->nfiles; i++) {
-                if (!j->ok[i])
-                    continue;
-                ev->media[ev->nmedia++] = j->paths[i];
-                j->paths[i] = NULL;
-            }
-            const char *m = j->mimes[0] ? j->mimes[0] : "";
-            ev->kind = strncmp(m, "image/", 6) == 0   ? GW_KIND_PHOTO
-                       : strncmp(m, "audio/", 6) == 0 ? GW_KIND_VOICE
-                       : strncmp(m, "video/", 6) == 0 ? GW_KIND_VIDEO
-                                                      : GW_KIND_DOCUMENT;
-        }
+        ak_event_attach(ev, j->paths, j->mimes, j->ok, j->nfiles);
         rt_ref gw = ak_gateway_of(cx, a->gateway);
         if (gw)
             rt_send(cx, gw, &ev->hdr);
