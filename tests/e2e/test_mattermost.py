@@ -104,12 +104,15 @@ def test_dm_mention_thread_and_an_outage(gateway, mm, llm):
     assert "written during the outage" in dm_posts[1]["message"]
     assert "also during the outage" in town_posts[2]["message"]
 
-    # nothing twice: a message after the reconnect is the only new answer
+    # nothing twice: a message after the reconnect in each chat is the only new answer (a
+    # chat's replies leave in order, so a duplicate would have come before it)
     mm.say("dm_alice", "alice", "and now?")
+    mm.say("town", "bob", "@hermes and now?")
     dm_posts = mm.wait_bot_posts("dm_alice", 3)
-    time.sleep(1.0)  # room for a duplicate to show up (there must be none)
+    town_posts = mm.wait_bot_posts("town", 4)
+    assert "and now?" in dm_posts[2]["message"] and "and now?" in town_posts[3]["message"]
     assert len(mm.bot_posts("dm_alice")) == 3
-    assert len(mm.bot_posts("town")) == 3
+    assert len(mm.bot_posts("town")) == 4
     # the unmentioned message was never sent to the model
     assert not any("just chatting" in json.dumps(r.get("body", ""))
                    for r in llm.requests())
