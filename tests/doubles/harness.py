@@ -111,3 +111,35 @@ class MMDouble:
 
     def stop(self):
         stop_process(self.proc, self.log)
+
+
+class Double:
+    """A platform double from tests/doubles (script) on 127.0.0.1, with its control API at
+    self.url: started with --port 0 --port-file, stopped by stop()."""
+
+    def __init__(self, tmp, script, *args):
+        name = os.path.splitext(script)[0]
+        port_file = os.path.join(tmp, f"{name}.port")
+        self.log = open(os.path.join(tmp, f"{name}.log"), "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(DOUBLES, script), "--port", "0",
+             "--port-file", port_file, *args], stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = int(wait_for(
+            lambda: os.path.exists(port_file) and open(port_file).read().strip(),
+            what=f"the {name} port file"))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def call(self, path, body=None):
+        """GET path, or POST body as JSON; the JSON answer."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data,
+                                     method="POST" if data is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def state(self):
+        return self.call("/_test/state")
+
+    def stop(self):
+        stop_process(self.proc, self.log)

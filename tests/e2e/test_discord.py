@@ -1,52 +1,27 @@
 """`hermes gateway run` with the Discord adapter against the Discord double
 (tests/doubles/discord_double.py: Gateway WebSocket + REST v10) and the scripted LLM."""
 import json
-import os
 import signal
 import subprocess
-import sys
-import urllib.request
 
 import pytest
 
-from conftest import DOUBLES, _wait_for, hermes_env
-from harness import stop_process
+from conftest import _wait_for, hermes_env
+import harness
 
 TOKEN = "test-discord-token"
 BOT_ID = "100000000000000001"
 
 
-class DiscordDouble:
+class DiscordDouble(harness.Double):
     def __init__(self, tmp):
-        port_file = os.path.join(tmp, "discord.port")
-        self.log = open(os.path.join(tmp, "discord_double.log"), "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(DOUBLES, "discord_double.py"), "--port", "0",
-             "--port-file", port_file], stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = int(_wait_for(
-            lambda: os.path.exists(port_file) and open(port_file).read().strip(),
-            what="discord double port file"))
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def call(self, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data,
-                                     method="POST" if data is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return json.loads(r.read())
-
-    def state(self):
-        return self.call("/_test/state")
+        super().__init__(tmp, "discord_double.py")
 
     def message(self, **m):
         return self.call("/_test/message", m)
 
     def posts(self, needle):
         return [p for p in self.state()["posts"] if needle in p["content"]]
-
-    def stop(self):
-        stop_process(self.proc, self.log)
 
 
 @pytest.fixture

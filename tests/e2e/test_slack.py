@@ -1,52 +1,27 @@
 """`hermes gateway run` with the Slack adapter against the Slack double
 (tests/doubles/slack_double.py: Web API + Socket Mode) and the scripted LLM."""
 import json
-import os
 import signal
 import subprocess
-import sys
-import urllib.request
 
 import pytest
 
-from conftest import DOUBLES, _wait_for, hermes_env
-from harness import stop_process
+from conftest import _wait_for, hermes_env
+import harness
 
 BOT = "xoxb-test-bot-token"
 APP = "xapp-test-app-token"
 
 
-class SlackDouble:
+class SlackDouble(harness.Double):
     def __init__(self, tmp):
-        port_file = os.path.join(tmp, "slack.port")
-        self.log = open(os.path.join(tmp, "slack_double.log"), "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(DOUBLES, "slack_double.py"), "--port", "0",
-             "--port-file", port_file], stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = int(_wait_for(
-            lambda: os.path.exists(port_file) and open(port_file).read().strip(),
-            what="slack double port file"))
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def call(self, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data,
-                                     method="POST" if data is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return json.loads(r.read())
-
-    def state(self):
-        return self.call("/_test/state")
+        super().__init__(tmp, "slack_double.py")
 
     def event(self, **ev):
         return self.call("/_test/event", {"event": ev})
 
     def posts(self, needle):
         return [p for p in self.state()["posts"] if needle in p["text"]]
-
-    def stop(self):
-        stop_process(self.proc, self.log)
 
 
 @pytest.fixture

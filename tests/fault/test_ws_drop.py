@@ -11,17 +11,12 @@ Discord (tests/doubles/discord_double.py): the gateway stops acknowledging heart
 zombie connection); the adapter resumes the session and the messages of the dead period are
 answered once.
 """
-import json
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
-from conftest import DOUBLES, Gateway, Ledger, hermes_env, mm_gateway, wait_for
-from harness import stop_process
+from conftest import Gateway, Ledger, hermes_env, mm_gateway, wait_for
+import harness
 
 CHATS = [("dm_alice", "alice", ""), ("dm_bob", "bob", ""), ("town", "bob", "@hermes ")]
 HEARTBEAT_S = 1
@@ -71,34 +66,12 @@ def test_mattermost_websocket_dropped_without_a_word(hermes_bin, llm, home, mm, 
 DC_TOKEN = "test-discord-token"
 
 
-class DiscordDouble:
+class DiscordDouble(harness.Double):
     def __init__(self, tmp):
-        port_file = os.path.join(tmp, "discord.port")
-        self.log = open(os.path.join(tmp, "discord_double.log"), "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(DOUBLES, "discord_double.py"), "--port", "0",
-             "--port-file", port_file], stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = int(wait_for(
-            lambda: os.path.exists(port_file) and open(port_file).read().strip(),
-            what="discord double port file"))
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def call(self, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data,
-                                     method="POST" if data is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return json.loads(r.read())
-
-    def state(self):
-        return self.call("/_test/state")
+        super().__init__(tmp, "discord_double.py")
 
     def replies(self, channel):
         return [p["content"] for p in self.state()["posts"] if p["channel_id"] == channel]
-
-    def stop(self):
-        stop_process(self.proc, self.log)
 
 
 def test_discord_zombie_connection_is_replaced_and_nothing_is_lost(hermes_bin, llm, home,
