@@ -9,6 +9,7 @@
 #include "ag_session.h"
 #include "llm_provider.h"
 #include "rt_map.h"
+#include "st_store.h"
 #include "tool.h"
 
 #include <cjson/cJSON.h>
@@ -48,11 +49,10 @@ enum ag_save_state {
 /* Pending inputs kept per session; more are joined to the last one (their texts folded
  * together as one turn folds them, ag_session.c take_pending). */
 #define AG_PENDING_MAX 16
-/* Retries of a message the disk had no room for: the first after this, doubling up to
- * AG_SAVE_RETRY_CAP_MS, for at most ag_session_opts.persist_retry_max_ms. */
-#define AG_SAVE_RETRY_FIRST_MS 1000
-#define AG_SAVE_RETRY_CAP_MS   30000
-#define AG_SAVE_RETRY_MAX_MS   (3600 * 1000)
+/* Retries of a message the disk had no room for follow the store's schedule (st_store.h
+ * st_backoff: 1 s doubling to 30 s, shared with its exactly-once records), for at most
+ * ag_session_opts.persist_retry_max_ms (default below). */
+#define AG_SAVE_RETRY_MAX_MS (3600 * 1000)
 
 typedef struct ag_msg_prompt_req {
     rt_msg hdr;
@@ -148,20 +148,19 @@ typedef struct ag_session {
     uint64_t idle_timer;
 
     /* making the turn's user message durable (ag_save.c) */
-    int save_state;        /* enum ag_save_state */
-    int save_idx;          /* the unsaved message's index in messages (save_state != NONE) */
-    uint64_t save_tag;     /* tag of the ack of its latest append */
-    int save_err;          /* AG_SAVE_FAILED: the error, and the store's sentence */
-    char *save_errmsg;     /* owned, or NULL */
-    int save_attempts;     /* appends sent this turn for it */
-    int64_t save_since_ms; /* the first failure (rt_now_ns / 1e6) */
-    int64_t save_delay_ms; /* the backoff of the next retry; 0: no failure yet */
-    uint64_t save_timer;   /* armed retry (AG_SAVE_WAIT) */
-    uint64_t save_gen;     /* the timer's tag: a stale timer is ignored */
-    bool save_noticed;     /* this turn told the user it waits for disk space */
-    uint64_t create_tag;   /* ack tag of the session row's create in flight, or 0 */
-    int create_err;        /* its error (0, or failed: send it again with the retry) */
-    int64_t save_max_ms;   /* ag_session_opts.persist_retry_max_ms; < 0: no retries */
+    int save_state;          /* enum ag_save_state */
+    int save_idx;            /* the unsaved message's index in messages (save_state != NONE) */
+    uint64_t save_tag;       /* tag of the ack of its latest append */
+    int save_err;            /* AG_SAVE_FAILED: the error, and the store's sentence */
+    char *save_errmsg;       /* owned, or NULL */
+    int save_attempts;       /* appends sent this turn for it */
+    st_backoff save_backoff; /* since the first failure (rt_now_ns / 1e6); zeroed: none */
+    uint64_t save_timer;     /* armed retry (AG_SAVE_WAIT) */
+    uint64_t save_gen;       /* the timer's tag: a stale timer is ignored */
+    bool save_noticed;       /* this turn told the user it waits for disk space */
+    uint64_t create_tag;     /* ack tag of the session row's create in flight, or 0 */
+    int create_err;          /* its error (0, or failed: send it again with the retry) */
+    int64_t save_max_ms;     /* ag_session_opts.persist_retry_max_ms; < 0: no retries */
 
     /* accounting */
     int api_calls;

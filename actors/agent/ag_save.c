@@ -33,6 +33,8 @@
 #include <errno.h>
 #include <string.h>
 
+/* gw_chat.c knows a turn waits for disk space by these words (DISK_WAIT_NOTICE): a drain
+ * does not wait for such a turn. Keep them. */
 static const char WAIT_TEXT[] =
     "\xe2\x9a\xa0\xef\xb8\x8f The disk holding Hermes' data is full, so "
     "I could not save your message yet. I'll answer as soon as there "
@@ -42,7 +44,7 @@ static const char DROPPED_TEXT[] = "The message that was waiting for disk space 
 
 bool ag_save_retryable(int err)
 {
-    return err == -ENOSPC || err == -EIO;
+    return st_retryable(err);
 }
 
 static int64_t now_ms(rt_ctx *cx)
@@ -81,7 +83,7 @@ void ag__save_user(rt_ctx *cx, ag_session *s, cJSON *m)
     cJSON_AddItemToArray(s->messages, m);
     s->save_idx = cJSON_GetArraySize(s->messages) - 1;
     s->save_attempts = 0; /* a new message (the turn's, or what joined it): a new count */
-    s->save_delay_ms = 0;
+    st_backoff_reset(&s->save_backoff);
     send_append(cx, s);
 }
 
@@ -153,29 +155,23 @@ void ag__save_continue(rt_ctx *cx, ag_session *s)
         return;
     }
     int64_t now = now_ms(cx);
-    if (!s->save_delay_ms) { /* the first failure of this message */
-        s->save_since_ms = now;
-        s->save_delay_ms = AG_SAVE_RETRY_FIRST_MS;
+    if (s->save_backoff.delay_ms <= 0) /* the first failure of this message */
         RT_WARN("agent",
                 "session %s: the user's message could not be saved (%s); keeping it and "
                 "retrying for up to %lld s",
                 s->session_id, s->save_errmsg ? s->save_errmsg : rt_strerror(s->save_err),
                 (long long)(s->save_max_ms / 1000));
-    }
-    int64_t waited = now - s->save_since_ms;
-    if (waited >= s->save_max_ms) {
+    /* 1 s doubling to 30 s, the last one at the deadline (the store's own schedule) */
+    int64_t delay = st_backoff_next(&s->save_backoff, now, s->save_max_ms);
+    if (delay < 0) {
         RT_WARN("agent",
                 "session %s: the message is still not saved after %lld s (%d attempts): "
                 "refused",
-                s->session_id, (long long)(waited / 1000), s->save_attempts);
+                s->session_id, (long long)((now - s->save_backoff.since_ms) / 1000),
+                s->save_attempts);
         refuse(cx, s);
         return;
     }
-    int64_t delay = s->save_delay_ms;
-    if (delay > s->save_max_ms - waited)
-        delay = s->save_max_ms - waited; /* the last attempt at the deadline */
-    s->save_delay_ms =
-        s->save_delay_ms * 2 > AG_SAVE_RETRY_CAP_MS ? AG_SAVE_RETRY_CAP_MS : s->save_delay_ms * 2;
     rt_msg_timeout *t = RT_MSG_NEW(rt_msg_timeout, AG_MSG_SAVE_RETRY);
     t->tag = ++s->save_gen;
     s->save_timer = rt_send_after(cx, rt_self(cx), &t->hdr, delay);
@@ -240,7 +236,6 @@ void ag__save_reset(rt_ctx *cx, ag_session *s)
     rt_free(s->save_errmsg);
     s->save_errmsg = NULL;
     s->save_attempts = 0;
-    s->save_since_ms = 0;
-    s->save_delay_ms = 0;
+    st_backoff_reset(&s->save_backoff);
     s->save_noticed = false;
 }

@@ -17,7 +17,11 @@
  *   1. Per chat (platform, chat id, thread), replies reach the adapter in the order the
  *      outbox received them; the next is sent only when the previous one ended.
  *   2. A reply is sent only after its row is committed (or when there is no store).
- *   3. Every reply ends exactly once: sent (row deleted) or given up (row 'failed').
+ *   3. Every reply ends exactly once: sent (row deleted) or given up (row 'failed'). The END
+ *      that records it goes without an ack: when the disk is full the store keeps it and
+ *      writes it once there is room (st_store.h rule 4), so a restart does not send again a
+ *      reply it had sent. (A PUT the disk refused is sent anyway, with no row: nothing to
+ *      resend after a restart either.)
  *
  * Threads: one actor on the pool; gw_outbox_say from any behaviour.
  */

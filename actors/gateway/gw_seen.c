@@ -9,6 +9,10 @@
 
 #include "rt_alloc.h"
 #include "rt_util.h"
+#include "st_store.h"
+
+/* gw_seen.h: a key the store keeps while the disk is full is never forgotten here. */
+_Static_assert(ST_KEPT_MAX < GW_SEEN_DEFAULT_CAP, "the store keeps more keys than gw_seen holds");
 
 struct gw_seen {
     uint64_t *slots; /* nslots, a power of two >= 2 * cap */

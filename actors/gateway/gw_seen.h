@@ -9,6 +9,12 @@
  * about one in 10^14 updates. state.db's hc_inbound table (st_store.h ST_MSG_INBOUND) is the
  * durable copy it is loaded from at start.
  *
+ * A full disk (issue 13): a key the store could not write stays here (the router adds it
+ * before it sends the write) while the store keeps the write and retries it (st_store.h rule
+ * 4). The store keeps at most ST_KEPT_MAX such records, fewer than GW_SEEN_DEFAULT_CAP, and
+ * every key newer than a kept one is kept too (the retries go oldest first, each transaction
+ * starting with them), so a key waiting for space is never among the ones forgotten here.
+ *
  * Threads: one owner (the router actor); no locking.
  */
 #ifndef GW_SEEN_H

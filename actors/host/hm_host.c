@@ -194,6 +194,8 @@ static int start_services(hm_host *h, const hm_host_opts *o, char *err, size_t e
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/state.db", h->home);
     st_store_opts so = {.path = path, .readers = 2};
+    int64_t keep_s = hm_config_int(h->cfg, "agent.persist_retry_max_s");
+    so.record_retry_max_ms = keep_s > 0 ? keep_s * 1000 : -1; /* as the sessions' retries */
     char serr[256];
     int rc = st_store_start(cx, &so, &h->store, serr, sizeof(serr));
     if (rc)
@@ -223,6 +225,10 @@ static int start_provider(hm_host *h, const hm_host_opts *o, char *err, size_t e
     if (hm_config_is_set(h->cfg, "agent.api_max_retries")) {
         int64_t n = hm_config_int(h->cfg, "agent.api_max_retries");
         h->popts.max_retries = n <= 0 ? -1 : (int)(n > 20 ? 20 : n);
+    }
+    if (hm_config_is_set(h->cfg, "agent.api_timeout")) {
+        int64_t s = hm_config_int(h->cfg, "agent.api_timeout"); /* <= 0: the default */
+        h->popts.timeout_ms = s > 0 ? (s > 86400 ? 86400 : s) * 1000 : 0;
     }
     h->provider = llm_provider_start(rt_ctx_external(h->rt), &h->popts);
     return 0;

@@ -6,7 +6,11 @@
  *   in_txn     a transaction is open, and an ST_MSG_FLUSH sent when it began is queued
  *              behind its first write (unless commit_each), so it is committed at the latest
  *              when that FLUSH arrives; a FLUSH finding no transaction does nothing;
- *   pending    the acks of the writes done in it, in arrival order, sent after COMMIT.
+ *   pending    the acks of the writes done in it, in arrival order, sent after COMMIT; an
+ *              exactly-once record (st_store.h rule 4) carries its own copy (rec) along;
+ *   kept       records whose transaction failed for lack of space, oldest first: replayed
+ *              by txn_begin at the head of the next transaction (so before any later write),
+ *              or by the retry timer (retry_armed, backoff) when nothing else comes.
  */
 #include "st_store.h"
 
@@ -15,13 +19,17 @@
 
 #include "rt_alloc.h"
 #include "rt_log.h"
+#include "rt_sched.h"
+#include "rt_timer.h"
 #include "rt_util.h"
 
 #include <cjson/cJSON.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
     S_INSERT_SESSION,
@@ -91,8 +99,11 @@ static const char *const stmt_sql[S_COUNT] = {
 /* An ack waiting for its transaction to commit. */
 struct st_pending {
     st_msg_ack *a;
-    rt_ref to; /* the requester's reply_to; 0: log errors, send nothing */
+    rt_ref to;   /* the requester's reply_to; 0: log errors, send nothing */
+    rt_msg *rec; /* an exactly-once record's own copy (kept if the disk refuses it), or NULL */
 };
+
+#define TAG_RECORD_RETRY 1 /* rt_msg_timeout.tag of the kept records' retry timer */
 
 typedef struct st_writer {
     sqlite3 *db;
@@ -112,6 +123,14 @@ typedef struct st_writer {
     uint64_t write_errors;
     uint64_t max_batch;
     uint64_t inbound_n; /* ST_MSG_INBOUND writes, for pruning */
+    /* exactly-once records waiting for space (st_store.h rule 4) */
+    rt_msg **kept; /* oldest first */
+    size_t nkept, kept_cap;
+    int64_t kept_max_ms; /* record_retry_max_ms; < 0: keep none */
+    st_backoff backoff;  /* of the kept records, since the first failure */
+    bool retry_armed;    /* a TAG_RECORD_RETRY timer is on its way */
+    uint64_t given_up;
+    char *reserve; /* the space reserve's path (st_store.h rule 4) while it is held, or NULL */
 } st_writer;
 
 /* ================================================================ constructors */
@@ -336,13 +355,123 @@ static void ack_send(st_writer *w, rt_ctx *cx, st_msg_ack *a, rt_ref to, uint64_
         rt_msg_free(&a->hdr);
 }
 
-static void pending_push(st_writer *w, st_msg_ack *a, rt_ref to)
+static void pending_push(st_writer *w, st_msg_ack *a, rt_ref to, rt_msg *rec)
 {
     if (w->npending == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 64;
         w->pending = rt_xrealloc(w->pending, w->cap * sizeof(*w->pending));
     }
-    w->pending[w->npending++] = (struct st_pending){a, to};
+    w->pending[w->npending++] = (struct st_pending){a, to, rec};
+}
+
+/* ================================================= exactly-once records (rule 4) */
+
+bool st_retryable(int err)
+{
+    return err == -ENOSPC || err == -EIO;
+}
+
+int64_t st_backoff_next(st_backoff *b, int64_t now_ms, int64_t max_ms)
+{
+    if (b->delay_ms <= 0) { /* the first failure */
+        b->since_ms = now_ms;
+        b->delay_ms = ST_RETRY_FIRST_MS;
+    }
+    int64_t waited = now_ms - b->since_ms;
+    if (waited >= max_ms)
+        return -1;
+    int64_t delay = b->delay_ms;
+    if (delay > max_ms - waited)
+        delay = max_ms - waited; /* the last attempt at the deadline */
+    b->delay_ms = b->delay_ms > ST_RETRY_CAP_MS / 2 ? ST_RETRY_CAP_MS : b->delay_ms * 2;
+    return delay;
+}
+
+static int64_t mono_ms(rt_ctx *cx)
+{
+    return rt_now_ns(rt_ctx_runtime(cx)) / 1000000;
+}
+
+/* A write the writer keeps if the disk refuses it: one nobody waits an ack for. */
+static bool is_record(const st_writer *w, const rt_msg *m)
+{
+    return w->kept_max_ms >= 0 &&
+           (m->type == ST_MSG_INBOUND || m->type == ST_MSG_INBOX_DONE ||
+            m->type == ST_MSG_OUTBOX_END) &&
+           !req_of(m)->reply_to;
+}
+
+/* The writer's own copy of record m (borrowed): m's strings move over. */
+static rt_msg *record_take(rt_msg *m)
+{
+    if (m->type == ST_MSG_OUTBOX_END) {
+        st_msg_outbox *o = (st_msg_outbox *)m, *c = st_outbox_new(ST_MSG_OUTBOX_END);
+        c->row = o->row;
+        c->attempts = o->attempts;
+        c->error = o->error;
+        o->error = NULL;
+        return &c->hdr;
+    }
+    st_msg_inbound *i = (st_msg_inbound *)m, *c = st_inbound_new(NULL, NULL, NULL);
+    c->hdr.type = m->type;
+    c->platform = i->platform;
+    c->message_id = i->message_id;
+    c->session_key = i->session_key;
+    c->event_json = i->event_json;
+    i->platform = i->message_id = i->session_key = i->event_json = NULL;
+    c->received_at = i->received_at;
+    return &c->hdr;
+}
+
+static void kept_push(st_writer *w, rt_msg *rec)
+{
+    if (w->nkept == ST_KEPT_MAX) { /* the oldest goes: memory stays bounded */
+        rt_msg_free(w->kept[0]);
+        memmove(w->kept, w->kept + 1, (w->nkept - 1) * sizeof(*w->kept));
+        w->nkept--;
+        w->given_up++;
+        RT_LOG_LIMITED(RT_LOG_ERROR, "store", 10000,
+                       "state.db: more than %d exactly-once records wait for disk space: the "
+                       "oldest are given up",
+                       ST_KEPT_MAX);
+    }
+    if (w->nkept == w->kept_cap) {
+        w->kept_cap = w->kept_cap ? w->kept_cap * 2 : 16;
+        w->kept = rt_xrealloc(w->kept, w->kept_cap * sizeof(*w->kept));
+    }
+    w->kept[w->nkept++] = rec;
+}
+
+/* What the kept records are, for the log: keys (with their journal rows), journal clears,
+ * outbox marks. */
+static void kept_counts(const st_writer *w, size_t n[3])
+{
+    n[0] = n[1] = n[2] = 0;
+    for (size_t i = 0; i < w->nkept; i++)
+        n[w->kept[i]->type == ST_MSG_INBOUND ? 0 : w->kept[i]->type == ST_MSG_INBOX_DONE ? 1 : 2]++;
+}
+
+static void kept_drop_all(st_writer *w)
+{
+    for (size_t i = 0; i < w->nkept; i++)
+        rt_msg_free(w->kept[i]);
+    w->given_up += w->nkept;
+    w->nkept = 0;
+}
+
+/* The end of one write: the ack goes out; a record is freed once committed, kept when the
+ * disk refused it, and dropped (logged) for any other error. */
+static void settle(st_writer *w, rt_ctx *cx, st_msg_ack *a, rt_ref to, rt_msg *rec, uint64_t commit)
+{
+    int err = a->err;
+    if (rec && err && !st_retryable(err))
+        RT_LOG_LIMITED(RT_LOG_WARN, "store", 1000, "an exactly-once record was refused: %s",
+                       a->errmsg);
+    ack_send(w, cx, a, to, commit);
+    if (rec && err && st_retryable(err))
+        kept_push(w, rec);
+    else if (rec)
+        rt_msg_free(rec);
 }
 
 /* ============================================================== transactions */
@@ -353,6 +482,42 @@ static int step_reset(sqlite3_stmt *st)
     (void)sqlite3_reset(st); /* repeats rc, already taken */
     sqlite3_clear_bindings(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int apply(st_writer *w, rt_msg *m, st_msg_ack *a);
+static bool is_fatal(st_writer *w, int rc);
+static void txn_abort(st_writer *w, rt_ctx *cx, st_msg_ack *cause, rt_ref cause_to,
+                      rt_msg *cause_rec);
+
+/* Rule 4: the kept records go first in a transaction that just began, ahead of the write
+ * that began it (a). On a disk error the transaction is rolled back, the records are kept
+ * again, and a gets the error. */
+static int replay_kept(st_writer *w, rt_ctx *cx, st_msg_ack *a)
+{
+    size_t n = w->nkept;
+    if (!n)
+        return SQLITE_OK;
+    rt_msg **v = w->kept;
+    w->kept = NULL;
+    w->nkept = w->kept_cap = 0;
+    int rc = SQLITE_OK;
+    size_t i = 0;
+    for (; i < n; i++) {
+        st_msg_ack *ra = ack_new(v[i]);
+        rc = apply(w, v[i], ra);
+        if (rc != SQLITE_OK && (is_fatal(w, rc) || w->must_abort)) {
+            w->must_abort = false;
+            ack_fail(a, ra->err ? ra->err : -EIO, "rolled back with its transaction: %s",
+                     ra->errmsg);
+            txn_abort(w, cx, ra, 0, v[i]); /* the earlier ones are kept again, then v[i] */
+            break;
+        }
+        pending_push(w, ra, 0, v[i]);
+    }
+    for (size_t j = i + 1; j < n; j++) /* not tried: kept, in order */
+        kept_push(w, v[j]);
+    rt_free(v);
+    return i < n ? (rc != SQLITE_OK ? rc : SQLITE_IOERR) : SQLITE_OK;
 }
 
 static int txn_begin(st_writer *w, rt_ctx *cx, st_msg_ack *a)
@@ -371,7 +536,7 @@ static int txn_begin(st_writer *w, rt_ctx *cx, st_msg_ack *a)
     w->in_txn = true;
     if (!w->commit_each) /* lands behind the writes already queued: they share the txn */
         rt_send(cx, rt_self(cx), rt_msg_new(ST_MSG_FLUSH, sizeof(rt_msg)));
-    return SQLITE_OK;
+    return replay_kept(w, cx, a);
 }
 
 /* Commit, then send the acks (rule 1: an ack means committed). */
@@ -394,15 +559,22 @@ static void txn_commit(st_writer *w, rt_ctx *cx)
     w->in_txn = false;
     if (w->npending > w->max_batch)
         w->max_batch = w->npending;
+    bool had_records = false;
     for (size_t i = 0; i < w->npending; i++) {
         st_msg_ack *a = w->pending[i].a;
         if (err && !a->err) {
             a->err = err;
             rt_strlcpy(a->errmsg, why, sizeof(a->errmsg));
         }
-        ack_send(w, cx, a, w->pending[i].to, w->commits);
+        had_records |= w->pending[i].rec != NULL;
+        settle(w, cx, a, w->pending[i].to, w->pending[i].rec, w->commits);
     }
     w->npending = 0;
+    if (!err && had_records && !w->nkept && w->backoff.delay_ms) {
+        RT_INFO("store", "state.db has room again: the exactly-once records kept meanwhile "
+                         "are saved");
+        st_backoff_reset(&w->backoff);
+    }
 }
 
 /* A disk-level error (rule 3): roll back everything and fail every write of the txn. */
@@ -422,7 +594,8 @@ static bool is_fatal(st_writer *w, int rc)
     }
 }
 
-static void txn_abort(st_writer *w, rt_ctx *cx, st_msg_ack *cause, rt_ref cause_to)
+static void txn_abort(st_writer *w, rt_ctx *cx, st_msg_ack *cause, rt_ref cause_to,
+                      rt_msg *cause_rec)
 {
     if (!sqlite3_get_autocommit(w->db))
         (void)step_reset(w->stmt[S_ROLLBACK]); /* cause holds the error we report */
@@ -432,10 +605,10 @@ static void txn_abort(st_writer *w, rt_ctx *cx, st_msg_ack *cause, rt_ref cause_
         st_msg_ack *a = w->pending[i].a;
         if (!a->err)
             ack_fail(a, cause->err, "rolled back with its transaction: %s", cause->errmsg);
-        ack_send(w, cx, a, w->pending[i].to, 0);
+        settle(w, cx, a, w->pending[i].to, w->pending[i].rec, 0);
     }
     w->npending = 0;
-    ack_send(w, cx, cause, cause_to, 0);
+    settle(w, cx, cause, cause_to, cause_rec, 0);
 }
 
 /* ==================================================================== writes */
@@ -830,19 +1003,22 @@ static void on_write(st_writer *w, rt_ctx *cx, rt_msg *m)
 {
     st_msg_ack *a = ack_new(m);
     rt_ref to = req_of(m)->reply_to;
+    rt_msg *rec = is_record(w, m) ? record_take(m) : NULL; /* rule 4: kept if refused */
+    if (rec)
+        m = rec;
     w->writes++;
     if (validate(m, a) == 0 && txn_begin(w, cx, a) == SQLITE_OK) {
         int rc = apply(w, m, a);
         if (rc != SQLITE_OK && (is_fatal(w, rc) || w->must_abort)) {
             w->must_abort = false;
-            txn_abort(w, cx, a, to);
+            txn_abort(w, cx, a, to, rec);
             return;
         }
     }
     if (w->in_txn)
-        pending_push(w, a, to);
+        pending_push(w, a, to, rec);
     else
-        ack_send(w, cx, a, to, w->commits); /* failed before any transaction began */
+        settle(w, cx, a, to, rec, w->commits); /* failed before any transaction began */
     if (w->in_txn && (w->commit_each || w->npending >= ST_BATCH_MAX))
         txn_commit(w, cx);
 }
@@ -853,7 +1029,7 @@ static void on_sync(st_writer *w, rt_ctx *cx, rt_msg *m)
 {
     st_msg_ack *a = ack_new(m);
     if (w->in_txn)
-        pending_push(w, a, req_of(m)->reply_to); /* acked with the writes before it */
+        pending_push(w, a, req_of(m)->reply_to, NULL); /* acked with the writes before it */
     else
         ack_send(w, cx, a, req_of(m)->reply_to, w->commits);
 }
@@ -891,6 +1067,8 @@ static void on_stats(st_writer *w, rt_ctx *cx, rt_msg *m)
     s->writes = w->writes;
     s->write_errors = w->write_errors;
     s->max_batch = w->max_batch;
+    s->kept = w->nkept;
+    s->given_up = w->given_up;
     rt_send(cx, r->reply_to, &s->hdr);
 }
 
@@ -919,6 +1097,72 @@ static void on_session_op(st_writer *w, rt_ctx *cx, st_msg_sop *m)
         rt_msg_free(&res->hdr);
 }
 
+/* Write the kept records now, in a transaction of their own. */
+static void kept_retry(st_writer *w, rt_ctx *cx)
+{
+    if (!w->nkept || w->in_txn)
+        return; /* in a transaction they went first already */
+    st_msg_ack *a = RT_MSG_NEW(st_msg_ack, ST_MSG_ACK); /* nobody is told */
+    if (txn_begin(w, cx, a) == SQLITE_OK)
+        txn_commit(w, cx);
+    rt_msg_free(&a->hdr);
+}
+
+/* Kept records and no timer: the next retry after the backoff, or give up past the limit. */
+static void retry_arm(st_writer *w, rt_ctx *cx)
+{
+    bool first = w->backoff.delay_ms <= 0;
+    int64_t delay = st_backoff_next(&w->backoff, mono_ms(cx), w->kept_max_ms);
+    if (delay < 0) {
+        size_t n[3];
+        kept_counts(w, n);
+        RT_ERROR("store",
+                 "state.db had no room for %lld s: given up %zu inbound key(s), %zu inbox "
+                 "journal clear(s) and %zu outbox mark(s); a restart may answer those messages "
+                 "or send those replies again",
+                 (long long)(w->kept_max_ms / 1000), n[0], n[1], n[2]);
+        kept_drop_all(w);
+        st_backoff_reset(&w->backoff);
+        return;
+    }
+    if (first)
+        RT_WARN(
+            "store",
+            "state.db has no room (the disk is full): keeping exactly-once records (%zu so far) "
+            "in memory and writing them again for up to %lld s",
+            w->nkept, (long long)(w->kept_max_ms / 1000));
+    w->retry_armed = true;
+    rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_RECORD_RETRY), delay > 0 ? delay : 1);
+}
+
+/* Stopping: what is open is committed, the kept records get one last attempt, and what
+ * still cannot be saved is named in one line (counts only). */
+static void last_attempt(st_writer *w, rt_ctx *cx)
+{
+    txn_commit(w, cx);
+    kept_retry(w, cx);
+    if (w->nkept && w->reserve) { /* what the reserve is for: room for these, now */
+        RT_WARN("store",
+                "the disk is still full: releasing the space reserve to save %zu exactly-once "
+                "record(s) before stopping",
+                w->nkept);
+        (void)unlink(w->reserve);
+        rt_free(w->reserve);
+        w->reserve = NULL;
+        kept_retry(w, cx);
+    }
+    if (!w->nkept)
+        return;
+    size_t n[3];
+    kept_counts(w, n);
+    RT_ERROR("store",
+             "stopping with state.db still full: %zu inbound key(s), %zu inbox journal "
+             "clear(s) and %zu outbox mark(s) could not be saved; after a restart those "
+             "messages may be answered, or those replies sent, again",
+             n[0], n[1], n[2]);
+    kept_drop_all(w);
+}
+
 static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
 {
     st_writer *w = state;
@@ -939,22 +1183,36 @@ static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
     case ST_MSG_STATS: on_stats(w, cx, m); break;
     case ST_MSG_SESSION_OP: on_session_op(w, cx, (st_msg_sop *)m); break;
     case ST_MSG_SHUTDOWN:
-        txn_commit(w, cx);
+        last_attempt(w, cx);
         ack_send(w, cx, ack_new(m), req_of(m)->reply_to, w->commits);
         rt_exit(cx, RT_EXIT_NORMAL);
+        return;
+    case RT_MSG_STOP: last_attempt(w, cx); return; /* queued writes behind it are dropped */
+    case RT_MSG_TIMEOUT:
+        if (((rt_msg_timeout *)m)->tag == TAG_RECORD_RETRY) {
+            w->retry_armed = false;
+            kept_retry(w, cx);
+        }
         break;
-    case RT_MSG_STOP: txn_commit(w, cx); break; /* queued writes behind it are dropped */
     default: RT_WARN_ONCE("store", "store writer: unexpected message type %#x", m->type); break;
     }
+    if (w->nkept && !w->retry_armed)
+        retry_arm(w, cx);
 }
 
 static void writer_free(st_writer *w)
 {
     if (w->in_txn && step_reset(w->stmt[S_COMMIT]) != SQLITE_OK)
         RT_ERROR("store", "state.db: final commit failed: %s", sqlite3_errmsg(w->db));
-    for (size_t i = 0; i < w->npending; i++)
+    for (size_t i = 0; i < w->npending; i++) {
         rt_msg_free(&w->pending[i].a->hdr); /* nobody can be told any more */
+        rt_msg_free(w->pending[i].rec);
+    }
     rt_free(w->pending);
+    for (size_t i = 0; i < w->nkept; i++)
+        rt_msg_free(w->kept[i]);
+    rt_free(w->kept);
+    rt_free(w->reserve); /* the file stays for the next start */
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(w->stmt[i]);
     /* Fold the WAL into the main file now: the readers may close after us, and a read-only
@@ -996,12 +1254,34 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
     return rc;
 }
 
+/* Rule 4's space reserve beside state.db: ST_RESERVE_BYTES allocated, or nothing (no room,
+ * a filesystem without fallocate: then there is no reserve, and that is all). */
+static char *reserve_take(const char *db_path)
+{
+    char *p = rt_xasprintf("%s-reserve", db_path);
+    int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int rc = fd < 0 ? errno : posix_fallocate(fd, 0, ST_RESERVE_BYTES);
+    if (fd >= 0)
+        close(fd);
+    if (rc) {
+        RT_DEBUG("store", "state.db: no space reserve (%s)", rt_strerror(-rc));
+        if (fd >= 0)
+            (void)unlink(p);
+        rt_free(p);
+        return NULL;
+    }
+    return p;
+}
+
 static int writer_open(const st_store_opts *o, st_writer **out, char *errmsg, size_t errlen)
 {
     st_open_opts oo = {
         .mode = ST_OPEN_WRITE, .busy_timeout_ms = o->busy_timeout_ms, .sync_full = o->sync_full};
     st_writer *w = rt_xcalloc(1, sizeof(*w));
     w->commit_each = o->commit_each;
+    w->kept_max_ms = o->record_retry_max_ms < 0    ? -1
+                     : o->record_retry_max_ms == 0 ? ST_RECORD_RETRY_MAX_MS
+                                                   : o->record_retry_max_ms;
     int err = st_db_open(o->path, &oo, &w->db, errmsg, errlen);
     if (!err)
         err = st_schema_init(w->db, errmsg, errlen);
@@ -1024,6 +1304,8 @@ static int writer_open(const st_store_opts *o, st_writer **out, char *errmsg, si
         return err;
     }
     sqlite3_commit_hook(w->db, commit_hook, w);
+    if (w->kept_max_ms >= 0 && strcmp(o->path, ":memory:") != 0)
+        w->reserve = reserve_take(o->path);
     *out = w;
     return 0;
 }

@@ -19,6 +19,19 @@
  *      and the others in the transaction commit. A disk error (SQLITE_FULL -> -ENOSPC,
  *      IOERR -> -EIO) rolls the whole transaction back: every write of it is acked with that
  *      error. The store stays up and the next write starts a new transaction.
+ *   4. Exactly-once records (issue 13): an ST_MSG_INBOUND, ST_MSG_INBOX_DONE or
+ *      ST_MSG_OUTBOX_END sent without reply_to that fails with a retryable disk error
+ *      (st_retryable: -ENOSPC, -EIO) is not dropped. The writer keeps it in memory (at most
+ *      ST_KEPT_MAX, the oldest given up first) and writes it again at the head of the next
+ *      transaction, before every write that came after it, and on its own after a backoff
+ *      (st_backoff: 1 s doubling to 30 s) for at most st_store_opts.record_retry_max_ms; then
+ *      it is given up with a log line. So a key is never committed later than the message
+ *      it guards. ST_MSG_SHUTDOWN and RT_MSG_STOP make one last attempt; if the disk is still
+ *      full they release the space reserve (the file "<state.db>-reserve", ST_RESERVE_BYTES
+ *      allocated at start when there is room, taken again at the next start) and try once
+ *      more, then log, in one line of counts, what could still not be saved. A kept key
+ *      comes with its inbox journal row, so a message saved this way is answered after the
+ *      restart from the journal. ST_MSG_STATS reports kept and given up.
  *
  * Messages (type RT_MSG_MODULE_ST). Every request starts with `rt_msg hdr; st_req req;`. With
  * req.reply_to != 0 the sender gets one ST_MSG_ACK (writes) or one reply of the type named
@@ -38,9 +51,38 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define ST_MAX_READERS 8
-#define ST_TEXT_MAX    (64u << 20) /* cap on any one text field; more is -E2BIG */
-#define ST_BATCH_MAX   4096        /* writes per transaction before an early commit */
+#define ST_MAX_READERS   8
+#define ST_TEXT_MAX      (64u << 20) /* cap on any one text field; more is -E2BIG */
+#define ST_BATCH_MAX     4096        /* writes per transaction before an early commit */
+#define ST_KEPT_MAX      16384       /* exactly-once records kept while the disk is full */
+#define ST_RESERVE_BYTES (512 << 10) /* rule 4's space reserve beside state.db */
+
+/*
+ * The retry schedule for writes refused for lack of space, shared by the writer's kept
+ * records (rule 4) and the session's user message (ag_save.c): the first retry after
+ * ST_RETRY_FIRST_MS, each next one twice as late, at most ST_RETRY_CAP_MS apart, until max_ms
+ * after the first failure. Plain arithmetic: any thread, no locking.
+ */
+#define ST_RETRY_FIRST_MS      1000
+#define ST_RETRY_CAP_MS        30000
+#define ST_RECORD_RETRY_MAX_MS (3600 * 1000) /* as agent.persist_retry_max_s's default */
+
+/* Disk errors worth a retry once space is back: -ENOSPC and -EIO. */
+bool st_retryable(int err);
+
+typedef struct st_backoff {
+    int64_t since_ms; /* the first failure */
+    int64_t delay_ms; /* the next delay; 0: no failure yet (a zeroed st_backoff) */
+} st_backoff;
+
+/* After a failure at now_ms: the delay before the next attempt (the last one cut to land on
+ * the deadline), or -1 when max_ms have passed since the first failure (give up). The first
+ * call after a reset starts the clock. */
+int64_t st_backoff_next(st_backoff *b, int64_t now_ms, int64_t max_ms);
+static inline void st_backoff_reset(st_backoff *b)
+{
+    b->since_ms = b->delay_ms = 0;
+}
 
 enum {
     /* writes: answered with ST_MSG_ACK once committed (or failed) */
@@ -222,6 +264,8 @@ typedef struct st_msg_stats {
     uint64_t writes;       /* write requests executed */
     uint64_t write_errors; /* write requests acked with an error */
     uint64_t max_batch;    /* most writes in one transaction */
+    uint64_t kept;         /* exactly-once records kept now, waiting for space (rule 4) */
+    uint64_t given_up;     /* records given up: past record_retry_max_ms or ST_KEPT_MAX */
 } st_msg_stats;
 
 /* Constructors: copy the strings given (NULL stays NULL), set hdr.drop. Never NULL. */
@@ -246,6 +290,8 @@ typedef struct st_store_opts {
     bool sync_full;      /* synchronous=FULL: an fsync per commit (power-loss safe) */
     bool commit_each;    /* one transaction per write, like the original (benchmarks) */
     const char *name;    /* register the writer under name and readers as name.rN; NULL: none */
+    int64_t record_retry_max_ms; /* rule 4: how long kept records are retried; 0:
+                                    ST_RECORD_RETRY_MAX_MS; < 0: none are kept */
 } st_store_opts;
 
 typedef struct st_store_refs {

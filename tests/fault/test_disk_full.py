@@ -180,10 +180,11 @@ def test_messages_written_while_the_disk_is_full_are_answered_when_space_returns
 
 def test_a_message_waiting_for_space_at_shutdown_is_answered_after_the_restart(
         hermes_bin, llm, small_home, mm):
-    """The gateway stops while messages wait for disk space: it stops once its drain timeout
-    is over (the waiting turns end then, like any running turn), nothing is refused, the
-    messages are left to crash recovery, and after a restart with space again each is
-    answered exactly once."""
+    """The gateway stops while messages wait for disk space: it stops without waiting for
+    them (a turn that only waits for space does not hold the drain up), nothing is refused,
+    the messages are left to the restart (the inbox journal, saved in the space reserve, or
+    the platform's redelivery), and after a restart with space again each is answered
+    exactly once."""
     led = Ledger("ds")
     d = DiskFull(hermes_bin, llm, small_home, mm, led, HERMES_RESTART_DRAIN_TIMEOUT="2")
     try:
@@ -198,6 +199,80 @@ def test_a_message_waiting_for_space_at_shutdown_is_answered_after_the_restart(
         wait_for(lambda: not led.missing(texts(mm)), timeout=30,
                  what=lambda: "answers after the restart: " + str(led.missing(texts(mm)))
                  + " posts: " + str(texts_of(mm)))
+        led.check_once(texts(mm))
+        assert not any("Could not save" in x for t in texts_of(mm).values() for x in t)
+    finally:
+        d.stop()
+
+
+def test_keys_written_while_the_disk_was_full_survive_a_stop_right_after_the_answers(
+        hermes_bin, llm, small_home, mm):
+    """Issue 13, "never lose, never duplicate": the records that make a message exactly-once
+    (its hc_inbound key, its inbox journal row, the outbox's "sent" mark) could not be written
+    while the disk was full. The store keeps them and writes them once there is room, before
+    anything written after them, so a gateway stopped (SIGTERM) right after answering, and
+    started again, recognises Mattermost's catch-up redelivery of those posts (the adapter's
+    own position could not be saved either) and answers nothing twice."""
+    led = Ledger("dk")
+    d = DiskFull(hermes_bin, llm, small_home, mm, led)
+    try:
+        d.full()
+        wait_for(lambda: all(len(t) >= 2 for t in texts_of(mm).values()), timeout=20,
+                 what=lambda: "a notice or an answer in each chat: " + str(texts_of(mm)))
+        d.free()
+        wait_for(lambda: not led.missing(texts(mm)), timeout=30,
+                 what=lambda: "answers once space came back: " + str(led.missing(texts(mm))))
+        d.g.stop()  # right after the answers
+        out = d.g.output()
+        assert "stopping with state.db still full" not in out, out[-3000:]
+        d.g = d.start()
+        # the chats go on: each new message is answered after whatever the catch-up redelivered
+        for chat, user, pre in CHATS:
+            mm.say(chat, user, pre + led.token(chat))
+        wait_for(lambda: not led.missing(texts(mm)), timeout=30,
+                 what=lambda: "answers after the restart: " + str(texts_of(mm)))
+        led.check_once(texts(mm))
+        assert not any("Could not save" in x for t in texts_of(mm).values() for x in t)
+    finally:
+        d.stop()
+
+
+def test_a_stop_while_messages_wait_for_space_does_not_wait_out_the_drain(
+        hermes_bin, llm, small_home, mm):
+    """Item 2 of the fix: SIGTERM drains running turns for up to agent.restart_drain_timeout
+    (60 s by default here), but a turn that only waits for disk space is not waited for: the
+    gateway stops within seconds, nothing is refused, and after a restart with space each
+    message (also one written while it waited) is answered exactly once."""
+    led = Ledger("dw")
+    d = DiskFull(hermes_bin, llm, small_home, mm, led)
+    try:
+        d.full()
+        wait_for(lambda: all(len(t) >= 2 for t in texts_of(mm).values()), timeout=20,
+                 what=lambda: "a notice or an answer in each chat: " + str(texts_of(mm)))
+        waiting = [c for c, t in texts_of(mm).items() if t[1].startswith(NOTICE)]
+        assert waiting, "no message met the full disk: " + str(texts_of(mm))
+        for chat, user, pre in CHATS:  # joins the waiting turn
+            if chat in waiting:
+                mm.say(chat, user, pre + led.token(chat))
+        t0 = time.monotonic()
+        d.g.stop()
+        took = time.monotonic() - t0
+        out = d.g.output()
+        assert took < 10, f"the stop took {took:.1f} s: " + out[-3000:]
+        assert "waits for disk space: not holding up the shutdown" in out, out[-3000:]
+        # the keys and journal rows the disk refused are saved in the space reserve (st_store.h)
+        assert "releasing the space reserve" in out, out[-3000:]
+        assert "stopping with state.db still full" not in out, out[-3000:]
+        d.free()
+        d.g = d.start()
+        wait_for(lambda: not led.missing(texts(mm)), timeout=30,
+                 what=lambda: "answers after the restart: " + str(led.missing(texts(mm)))
+                 + " posts: " + str(texts_of(mm)))
+        assert "inbox journal: " in d.g.output(), d.g.output()[-3000:]  # answered from it
+        for chat, user, pre in CHATS:  # and the chats go on
+            mm.say(chat, user, pre + led.token(chat))
+        wait_for(lambda: not led.missing(texts(mm)), timeout=20,
+                 what=lambda: "answers after the restart: " + str(texts_of(mm)))
         led.check_once(texts(mm))
         assert not any("Could not save" in x for t in texts_of(mm).values() for x in t)
     finally:

@@ -321,3 +321,55 @@ TEST(the_journal_json_round_trips_and_rejects_garbage)
     ASSERT_NULL(gw_inbox_event("{\"src\":{},\"reply\":{}}"));
     ASSERT_NULL(gw_inbox_event("{\"src\":{\"platform\":\"x\"}}"));
 }
+
+/* Issue 13: a drain does not wait for a turn that only waits for disk space (the chat parks
+ * it: no interrupt, its journal row kept), and the exactly-once records the full disk refused
+ * (the key and the journal row) are kept by the store and written by its last attempt at
+ * SHUTDOWN once there is room: the restart answers the message once from the journal, and the
+ * platform's redelivery of it is recognised. */
+TEST(a_drain_does_not_wait_for_a_turn_waiting_for_disk_space_and_its_message_survives)
+{
+    first_run();
+    start_gateway(&F, false);
+    int64_t size = (int64_t)q_int("PRAGMA page_count") * q_int("PRAGMA page_size");
+    rt_send(F.cx, F.store.writer, &st_set_quota_new(size)->hdr); /* the disk is full now */
+    char text[16 << 10];
+    for (size_t i = 0; i < sizeof(text) - 1; i++)
+        text[i] = "bigmsg "[i % 7];
+    text[sizeof(text) - 1] = '\0';
+    send_id("dm-alice", "alice", "$full", text);
+    wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-alice", "The disk holding Hermes' data is full", 0);
+    ASSERT_EQ(0, q_int("SELECT count(*) FROM hc_inbound WHERE message_id = '$full'"));
+
+    /* a drain of 60 s ends at once: .clean_shutdown appears long before */
+    rt_send(F.cx, F.gateway, gw_shutdown_new(F.adapter, 77, 60000));
+    char path[600];
+    snprintf(path, sizeof(path), "%s/.clean_shutdown", F.home);
+    int64_t deadline = rt_now_ns(F.rt) + WAIT_NS;
+    while (access(path, F_OK) != 0 && rt_now_ns(F.rt) < deadline)
+        usleep(5000);
+    ASSERT_OK(access(path, F_OK));
+    ASSERT_EQ(0, count_text("dm-alice", "will be interrupted"));
+
+    /* room again, then the store stops at once (before the session's retry): its last
+     * attempt writes the key with the journal row */
+    rt_send(F.cx, F.store.writer, &st_set_quota_new(0)->hdr);
+    st_store_stop(F.cx, &F.store, 0, 0);
+    stop_gateway(&F);
+    ASSERT_EQ(1, q_int("SELECT count(*) FROM hc_inbound WHERE message_id = '$full'"));
+    ASSERT_EQ(1, q_int("SELECT count(*) FROM hc_inbox WHERE message_id = '$full'"));
+    ASSERT_EQ(0, q_int("SELECT count(*) FROM messages WHERE content LIKE 'bigmsg%'"));
+
+    /* the restart answers it once; the platform's redelivery is a duplicate */
+    reset_records();
+    start_gateway(&F, false);
+    wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: bigmsg", 0);
+    send_id("dm-alice", "alice", "$full", text);
+    send_id("dm-alice", "alice", "$marker", "marker");
+    wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-alice", "echo: marker", 0);
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    ASSERT_EQ(1, count_text("dm-alice", "echo: bigmsg"));
+    stop_gateway(&F);
+    ASSERT_EQ(1, q_int("SELECT count(*) FROM messages WHERE content LIKE 'bigmsg%'"));
+    ASSERT_EQ(0, q_int("SELECT count(*) FROM hc_inbox"));
+}

@@ -755,3 +755,230 @@ TEST(start_errors)
     ASSERT_EQ(0, rt_whereis(cx, "store"));
     rt_runtime_free(rt);
 }
+
+/* ============================================ exactly-once records (st_store.h rule 4) */
+
+TEST(backoff_doubles_from_one_second_to_thirty_and_ends_at_the_deadline)
+{
+    st_backoff b = {0};
+    const int64_t want[] = {1000, 2000, 4000, 8000, 16000, 30000, 30000};
+    int64_t now = 5000;
+    for (size_t i = 0; i < RT_ARRAY_LEN(want); i++) {
+        int64_t d = st_backoff_next(&b, now, 3600 * 1000);
+        ASSERT_EQ(want[i], d);
+        now += d;
+    }
+    ASSERT_EQ(5000, b.since_ms);
+    /* the last attempt lands on the deadline, then it is over */
+    st_backoff_reset(&b);
+    ASSERT_EQ(1000, st_backoff_next(&b, 0, 2500));
+    ASSERT_EQ(1500, st_backoff_next(&b, 1000, 2500)); /* 2000 cut to the deadline */
+    ASSERT_EQ(-1, st_backoff_next(&b, 2500, 2500));
+    ASSERT_EQ(-1, st_backoff_next(&b, 9999, 2500));
+    st_backoff_reset(&b); /* a new episode starts the clock again */
+    ASSERT_EQ(1000, st_backoff_next(&b, 9999, 2500));
+    ASSERT_TRUE(st_retryable(-ENOSPC));
+    ASSERT_TRUE(st_retryable(-EIO));
+    ASSERT_FALSE(st_retryable(-EINVAL));
+    ASSERT_FALSE(st_retryable(0));
+}
+
+static int64_t db_count(const char *path, const char *sql)
+{
+    sqlite3 *db = raw_open(path);
+    int64_t v = q_int(db, sql);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Poll the writer's counters until kept and given_up are as wanted (deadline WAIT_MS). */
+static st_msg_stats wait_kept(harness *h, uint64_t kept, uint64_t given_up)
+{
+    st_msg_stats st = {.tag = 0};
+    for (int i = 0; i < WAIT_MS / 10; i++) {
+        st = h_stats(h);
+        if (st.kept == kept && st.given_up == given_up)
+            return st;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    TEST_FAIL_("kept %llu given up %llu, want %llu and %llu", (unsigned long long)st.kept,
+               (unsigned long long)st.given_up, (unsigned long long)kept,
+               (unsigned long long)given_up);
+    return st;
+}
+
+/* The database as it is now, as its quota: any write that needs a page more fails. */
+static void fill_quota(harness *h)
+{
+    sqlite3 *db = raw_open(h->path);
+    int64_t size = q_int(db, "PRAGMA page_count") * q_int(db, "PRAGMA page_size");
+    sqlite3_close(db);
+    ASSERT_EQ(0, h_call(h, &st_set_quota_new(size)->hdr).err);
+}
+
+/* Three fire-and-forget records in one transaction the full disk rolls back: the key with
+ * its journal row (too big for the space left), an outbox "sent" mark and a journal clear. */
+static void send_records_while_full(harness *h, int64_t row)
+{
+    char *big = big_text(256 << 10, "journal");
+    sqlite3 *lock = hold_write_lock(h->path);
+    st_msg_inbound *in = st_inbound_new("mattermost", "post-2", "agent:main:mattermost:dm:c");
+    in->event_json = big; /* moved in */
+    ASSERT_TRUE(rt_send(h->cx, h->st.writer, &in->hdr));
+    st_msg_outbox *end = st_outbox_new(ST_MSG_OUTBOX_END);
+    end->row = row;
+    ASSERT_TRUE(rt_send(h->cx, h->st.writer, &end->hdr));
+    ASSERT_TRUE(rt_send(h->cx, h->st.writer, &st_inbox_done_new("mattermost", "post-1")->hdr));
+    release_write_lock(lock);
+}
+
+/* Before the disk fills: a journal row to clear later and an outbox row to mark sent. */
+static int64_t records_setup(harness *h)
+{
+    h_create(h, S1, "mattermost");
+    st_msg_inbound *in = st_inbound_new("mattermost", "post-1", "agent:main:mattermost:dm:c");
+    in->event_json = rt_xstrdup("{\"text\":\"hello\"}");
+    ASSERT_EQ(0, h_call(h, &in->hdr).err);
+    st_msg_outbox *put = st_outbox_new(ST_MSG_OUTBOX_PUT);
+    put->platform = rt_xstrdup("mattermost");
+    put->chat_id = rt_xstrdup("c");
+    put->text = rt_xstrdup("the answer");
+    col_entry e = h_call(h, &put->hdr);
+    ASSERT_EQ(0, e.err);
+    ASSERT_GT(e.id, 0);
+    return e.id;
+}
+
+TEST(records_refused_by_a_full_disk_are_kept_and_written_before_anything_after_them)
+{
+    harness h;
+    h_start(&h, tmp_path("state.db"));
+    int64_t row = records_setup(&h);
+    fill_quota(&h);
+    send_records_while_full(&h, row);
+    wait_kept(&h, 3, 0);
+    /* nothing of them is in state.db */
+    ASSERT_EQ(0, db_count(h.path, "SELECT count(*) FROM hc_inbound WHERE message_id='post-2'"));
+    ASSERT_EQ(1, db_count(h.path, "SELECT count(*) FROM hc_outbox"));
+    ASSERT_EQ(1, db_count(h.path, "SELECT count(*) FROM hc_inbox WHERE message_id='post-1'"));
+    /* the user's message is refused too (its session retries it, ag_save.c) */
+    st_msg_append *m = st_append_new(S1, "user", NULL);
+    m->content = big_text(256 << 10, "m"); /* moved in */
+    col_entry e = h_call(&h, &m->hdr);
+    ASSERT_EQ(-ENOSPC, e.err);
+    wait_kept(&h, 3, 0);
+
+    /* Room again: the next write commits only together with the records, after them. */
+    ASSERT_EQ(0, h_call(&h, &st_set_quota_new(0)->hdr).err);
+    int64_t id = h_append(&h, S1, "user", "the message of post-2");
+    ASSERT_GT(id, 0);
+    ASSERT_EQ(1, db_count(h.path, "SELECT count(*) FROM hc_inbound WHERE message_id='post-2'"));
+    ASSERT_EQ(1, db_count(h.path, "SELECT count(*) FROM hc_inbox WHERE message_id='post-2'"));
+    ASSERT_EQ(0, db_count(h.path, "SELECT count(*) FROM hc_inbox WHERE message_id='post-1'"));
+    ASSERT_EQ(0, db_count(h.path, "SELECT count(*) FROM hc_outbox"));
+    st_msg_stats st = wait_kept(&h, 0, 0);
+    ASSERT_GE(st.rollbacks, 2);
+    h_stop(&h);
+    integrity_ok(h.path);
+}
+
+TEST(kept_records_are_written_by_the_retry_timer_when_nothing_else_comes)
+{
+    harness h;
+    h_start(&h, tmp_path("state.db"));
+    int64_t row = records_setup(&h);
+    fill_quota(&h);
+    send_records_while_full(&h, row);
+    wait_kept(&h, 3, 0);
+    ASSERT_EQ(0, h_call(&h, &st_set_quota_new(0)->hdr).err); /* no write: the timer's turn */
+    wait_kept(&h, 0, 0);
+    ASSERT_EQ(1, db_count(h.path, "SELECT count(*) FROM hc_inbound WHERE message_id='post-2'"));
+    ASSERT_EQ(0, db_count(h.path, "SELECT count(*) FROM hc_outbox"));
+    ASSERT_EQ(0, db_count(h.path, "SELECT count(*) FROM hc_inbox WHERE message_id='post-1'"));
+    h_stop(&h);
+}
+
+TEST(shutdown_makes_a_last_attempt_and_a_disk_still_full_loses_only_the_records)
+{
+    /* space back just before the stop: the last attempt saves them (or the timer did) */
+    harness h;
+    h_start(&h, tmp_path("a.db"));
+    int64_t row = records_setup(&h);
+    fill_quota(&h);
+    send_records_while_full(&h, row);
+    wait_kept(&h, 3, 0);
+    ASSERT_EQ(0, h_call(&h, &st_set_quota_new(0)->hdr).err);
+    const char *a = h.path;
+    h_stop(&h);
+    ASSERT_EQ(1, db_count(a, "SELECT count(*) FROM hc_inbound WHERE message_id='post-2'"));
+    ASSERT_EQ(0, db_count(a, "SELECT count(*) FROM hc_outbox"));
+
+    /* still full at the stop: the space reserve beside state.db is released for one more
+     * try (it cannot lift a quota: logged and dropped), state.db intact, nothing leaks */
+    h_start(&h, tmp_path("b.db"));
+    char reserve[400];
+    snprintf(reserve, sizeof(reserve), "%s-reserve", h.path);
+    struct stat sb;
+    ASSERT_OK(stat(reserve, &sb));
+    ASSERT_GE(sb.st_blocks * 512, ST_RESERVE_BYTES); /* allocated, not just sized */
+    row = records_setup(&h);
+    fill_quota(&h);
+    send_records_while_full(&h, row);
+    wait_kept(&h, 3, 0);
+    const char *b = h.path;
+    h_stop(&h);
+    ASSERT_EQ(-1, stat(reserve, &sb));
+    ASSERT_EQ(0, db_count(b, "SELECT count(*) FROM hc_inbound WHERE message_id='post-2'"));
+    ASSERT_EQ(1, db_count(b, "SELECT count(*) FROM hc_outbox"));
+    integrity_ok(b);
+    /* the next start takes it again */
+    h_start(&h, b);
+    ASSERT_OK(stat(reserve, &sb));
+    h_stop(&h);
+}
+
+TEST(records_are_given_up_after_the_retry_limit_and_not_kept_when_asked_not_to)
+{
+    harness h;
+    st_store_opts o = {.path = tmp_path("a.db"), .record_retry_max_ms = 1500};
+    h_start_opts(&h, &o);
+    int64_t row = records_setup(&h);
+    fill_quota(&h);
+    send_records_while_full(&h, row);
+    wait_kept(&h, 0, 3); /* after 1 s and the last attempt at 1.5 s */
+    ASSERT_EQ(0, h_call(&h, &st_set_quota_new(0)->hdr).err);
+    h_append(&h, S1, "user", "later");
+    ASSERT_EQ(0, db_count(o.path, "SELECT count(*) FROM hc_inbound WHERE message_id='post-2'"));
+    h_stop(&h);
+
+    st_store_opts none = {.path = tmp_path("b.db"), .record_retry_max_ms = -1};
+    h_start_opts(&h, &none);
+    row = records_setup(&h);
+    fill_quota(&h);
+    send_records_while_full(&h, row);
+    (void)h_call(&h, &st_append_new(S1, "assistant", "x")->hdr); /* behind them: acked after */
+    st_msg_stats st = h_stats(&h);
+    ASSERT_EQ(0, st.kept);
+    ASSERT_EQ(0, st.given_up);
+    h_stop(&h);
+}
+
+TEST(a_record_someone_waits_for_is_acked_with_its_error_not_kept)
+{
+    harness h;
+    h_start(&h, tmp_path("state.db"));
+    records_setup(&h);
+    fill_quota(&h);
+    st_msg_inbound *in = st_inbound_new("mattermost", "post-3", NULL);
+    in->event_json = big_text(256 << 10, "journal");
+    col_entry e = h_call(&h, &in->hdr);
+    ASSERT_EQ(-ENOSPC, e.err);
+    st_msg_stats st = h_stats(&h);
+    ASSERT_EQ(0, st.kept);
+    /* bad input is refused, not kept */
+    ASSERT_TRUE(rt_send(h.cx, h.st.writer, &st_inbound_new(NULL, "post-4", NULL)->hdr));
+    st = h_stats(&h);
+    ASSERT_EQ(0, st.kept);
+    h_stop(&h);
+}
