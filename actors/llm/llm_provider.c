@@ -164,8 +164,14 @@ static uint32_t queued(const llm_prov *p)
 
 /* ================================================================ replies */
 
-static void send_status(rt_ctx *cx, llm_job *j, const char *why, const char *verb, int64_t in_ms)
+/* Tell j's requester it is waiting for the provider — at most once per request, and only
+ * while j is held back (queued or in backoff): a request on the wire is not waiting, and a
+ * retry after the first adds no new notice (one per waiting turn, not one per attempt). */
+static void tell_waiting(rt_ctx *cx, llm_job *j, const char *why, const char *verb, int64_t in_ms)
 {
+    if (j->wait_told || (j->st != LLM_JOB_QUEUED && j->st != LLM_JOB_BACKOFF))
+        return;
+    j->wait_told = true;
     char text[160];
     snprintf(text, sizeof(text), "Waiting for the provider (%s), %s in %lld s", why, verb,
              (long long)(in_ms < 1000 ? 1 : (in_ms + 999) / 1000));
@@ -320,35 +326,24 @@ static void pump(rt_ctx *cx, llm_prov *p)
     }
 }
 
-static void tell_paused(rt_ctx *cx, llm_prov *p, llm_job *j, int64_t now)
-{
-    if (j->pause_told == p->pause_epoch)
-        return;
-    j->pause_told = p->pause_epoch;
-    send_status(cx, j, wait_words(p->pause_kind), "continuing", ceil_ms(p->paused_until_ns - now));
-}
-
-/* The provider asked everyone to wait until `until`: hold the queue, tell each waiting
- * requester once per pause. */
-static void begin_pause(rt_ctx *cx, llm_prov *p, int64_t until, int64_t now, llm_job *cause,
-                        llm_err_kind why)
+/* The provider asked everyone to wait until `until`: hold the queue and tell each queued
+ * requester (held back by the pause; requests on the wire are not told). */
+static void begin_pause(rt_ctx *cx, llm_prov *p, int64_t until, int64_t now, llm_err_kind why)
 {
     bool was = now < p->paused_until_ns;
     if (until > p->paused_until_ns)
         p->paused_until_ns = until;
     if (was)
         return;
-    p->pause_epoch++;
     p->pause_kind = why;
     p->st.pauses++;
     RT_LOG_LIMITED(RT_LOG_WARN, "llm", LOG_EVERY_MS,
                    "provider paused provider=%s for_ms=%lld queued=%u inflight=%u", p->name,
                    (long long)ceil_ms(until - now), queued(p), p->inflight);
-    if (cause)
-        cause->pause_told = p->pause_epoch; /* it gets its own retry status */
+    /* Bounded: the queues hold at most queue_max jobs. */
     for (int q = 0; q < 2; q++)
         for (llm_job *j = p->q[q].head; j; j = j->next)
-            tell_paused(cx, p, j, now);
+            tell_waiting(cx, j, wait_words(why), "continuing", ceil_ms(p->paused_until_ns - now));
 }
 
 /* ================================================================ retries */
@@ -406,13 +401,13 @@ static void schedule_retry(rt_ctx *cx, llm_prov *p, llm_job *j, const llm_outcom
     int64_t delay = backoff_ms(p, j->attempts);
     if (o->retry_after_ms > delay)
         delay = o->retry_after_ms; /* the server knows best when it is longer */
-    if ((o->kind == LLM_ERR_RATE_LIMIT || o->kind == LLM_ERR_OVERLOADED) && o->retry_after_ms > 0)
-        begin_pause(cx, p, now + o->retry_after_ms * NS_PER_MS, now, j, o->kind);
-    j->st = LLM_JOB_BACKOFF;
+    j->st = LLM_JOB_BACKOFF;       /* held back from here on: its own notice below */
     p->nbackoff++;
     p->st.retries++;
     j->timer_id = rt_send_after(cx, rt_self(cx), rt_timeout_new(j->id), delay);
-    send_status(cx, j, wait_words(o->kind), "retrying", delay);
+    tell_waiting(cx, j, wait_words(o->kind), "retrying", delay);
+    if ((o->kind == LLM_ERR_RATE_LIMIT || o->kind == LLM_ERR_OVERLOADED) && o->retry_after_ms > 0)
+        begin_pause(cx, p, now + o->retry_after_ms * NS_PER_MS, now, o->kind);
     RT_LOG_LIMITED(RT_LOG_WARN, "llm", LOG_EVERY_MS,
                    "retrying provider=%s kind=%s status=%d attempt=%d delay_ms=%lld", p->name,
                    llm_err_name(o->kind), o->http_status, j->attempts, (long long)delay);
@@ -478,7 +473,8 @@ static void on_request(rt_ctx *cx, llm_prov *p, llm_msg_request *r)
     key_add(p, j);
     q_push(p, j, false);
     if (j->arrived_ns < p->paused_until_ns)
-        tell_paused(cx, p, j, j->arrived_ns);
+        tell_waiting(cx, j, wait_words(p->pause_kind), "continuing",
+                     ceil_ms(p->paused_until_ns - j->arrived_ns));
     pump(cx, p);
 }
 

@@ -8,6 +8,9 @@
  * provider's queue, not on a worker. When the provider rate-limits (429, Retry-After) or
  * is overloaded, the whole provider pauses until the advertised time and every waiting
  * session is told it is "waiting for the provider" (LLM_MSG_STATUS) instead of failing.
+ * That notice goes at most once per request, and only to a request that is held back
+ * (queued behind the pause or waiting for its retry), never to one on the wire: a request
+ * retried ten times gets one notice, not ten.
  *
  * Retries: rate limits, overload, 5xx, network errors, timeouts and malformed or cut-short
  * responses are retried with exponential backoff and full jitter (base 1 s, cap 60 s),
@@ -168,7 +171,9 @@ typedef struct llm_provider_opts {
     double rate_per_s;          /* 0: unlimited */
     int burst;                  /* 0: max(1, rate_per_s) */
     int max_retries;            /* 0: 6; < 0: none */
-    int64_t timeout_ms;         /* 0: 900 s, the original's client timeout */
+    int64_t timeout_ms;         /* one attempt, whole request; 0: 900 s, the original's client
+                                   timeout (config agent.api_timeout); a timed-out attempt is
+                                   retried like a 5xx */
     int64_t idle_timeout_ms;    /* streamed: no byte for this long fails the attempt; 0: 300 s */
     int64_t backoff_base_ms;    /* 0: 1000 */
     int64_t backoff_cap_ms;     /* 0: 60000 */

@@ -43,11 +43,11 @@ struct llm_job {
     llm_job_state st;
     char *body; /* owned request body */
     size_t body_len;
-    int64_t timeout_ms;  /* per attempt */
-    int64_t arrived_ns;  /* runtime clock */
-    int attempts;        /* HTTP attempts started */
-    uint64_t timer_id;   /* retry timer, LLM_JOB_BACKOFF only */
-    uint32_t pause_told; /* pause epoch this requester was told about */
+    int64_t timeout_ms; /* per attempt */
+    int64_t arrived_ns; /* runtime clock */
+    int attempts;       /* HTTP attempts started */
+    uint64_t timer_id;  /* retry timer, LLM_JOB_BACKOFF only */
+    bool wait_told;     /* the requester got its one "waiting for the provider" notice */
 
     /* the open attempt (LLM_JOB_WIRE / DETACHED) */
     uint64_t http_id;       /* rt_http_submit's id */
@@ -90,7 +90,6 @@ typedef struct llm_prov {
     double tokens;           /* token bucket level */
     int64_t tokens_ns;       /* when it was last refilled */
     int64_t paused_until_ns; /* provider-wide pause (429/529 with Retry-After) */
-    uint32_t pause_epoch;    /* bumped when a pause begins */
     llm_err_kind pause_kind; /* why: rate limited or overloaded */
     uint64_t pump_timer;     /* armed wake-up of the pump, or 0 */
     int64_t pump_due_ns;

@@ -9,6 +9,13 @@ of several concurrent chats gets which fault. This wrapper adds rules keyed by t
     GET  /_rules   [{"match", "left", "used"}]
     POST /_reset   also clears the rules
 
+    POST /_outage  {"phases": [{"seconds": S, "spec": spec}, ...]}  a provider-wide outage
+                   starting now: for the first S seconds every completion request (whatever
+                   its text, before any rule) gets the first phase's spec, then the next
+                   phase's, and so on; afterwards requests are served normally again
+    GET  /_outage  {"active", "elapsed", "ends_in", "served": [n per phase], "after": n}
+                   ("after": completion requests served normally since the outage ended)
+
     POST /_stt_delay {"ms": N}   every /audio/transcriptions request waits N ms first (a slow
                                  Whisper: a voice note stays "being transcribed")
     GET  /_stt_delay  {"ms": N, "started": transcription requests received so far}
@@ -29,6 +36,7 @@ import os
 import socket
 import struct
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "doubles"))
@@ -55,7 +63,26 @@ def new_user_text(body):
     return " | ".join(reversed(out))
 
 
+OUTAGE = {"phases": [], "t0": 0.0, "served": [], "after": 0}
+
+
+def outage_phase(now):
+    """Index of the outage phase at time now, or -1 when no outage is running."""
+    t = OUTAGE["t0"]
+    for i, ph in enumerate(OUTAGE["phases"]):
+        t += ph["seconds"]
+        if now < t:
+            return i
+    return -1
+
+
 def next_spec(body):
+    if OUTAGE["phases"]:
+        i = outage_phase(time.monotonic())
+        if i >= 0:
+            OUTAGE["served"][i] += 1
+            return dict(OUTAGE["phases"][i]["spec"])
+        OUTAGE["after"] += 1
     text = new_user_text(body)
     for r in RULES:
         if r["match"] in text and r["specs"]:
@@ -105,6 +132,24 @@ async def ctl_stt_get(request):
     return web.json_response(STT)
 
 
+async def ctl_outage_post(request):
+    phases = (await request.json()).get("phases") or []
+    OUTAGE.update(phases=[{"seconds": float(p["seconds"]), "spec": dict(p["spec"])}
+                          for p in phases],
+                  t0=time.monotonic(), served=[0] * len(phases), after=0)
+    return await ctl_outage_get(request)
+
+
+async def ctl_outage_get(request):
+    now = time.monotonic()
+    total = sum(p["seconds"] for p in OUTAGE["phases"])
+    return web.json_response({"active": outage_phase(now) >= 0,
+                              "elapsed": now - OUTAGE["t0"] if OUTAGE["phases"] else 0,
+                              "ends_in": max(0.0, OUTAGE["t0"] + total - now)
+                              if OUTAGE["phases"] else 0,
+                              "served": OUTAGE["served"], "after": OUTAGE["after"]})
+
+
 async def ctl_rules_post(request):
     body = await request.json()
     RULES.append({"match": body["match"], "specs": list(body.get("specs", [])), "used": 0})
@@ -119,6 +164,7 @@ async def ctl_rules_get(request):
 async def ctl_reset(request):
     RULES.clear()
     STT.update(ms=0, started=0)
+    OUTAGE.update(phases=[], t0=0.0, served=[], after=0)
     return await _orig_reset(request)
 
 
@@ -131,6 +177,8 @@ def make_app():
     app = _orig_make_app()
     app.router.add_post("/_rules", ctl_rules_post)
     app.router.add_get("/_rules", ctl_rules_get)
+    app.router.add_post("/_outage", ctl_outage_post)
+    app.router.add_get("/_outage", ctl_outage_get)
     app.router.add_post("/_stt_delay", ctl_stt_post)
     app.router.add_get("/_stt_delay", ctl_stt_get)
     return app

@@ -763,7 +763,7 @@ TEST(server_errors_are_retried_until_success)
     ASSERT_EQ(r->err, 0);
     ASSERT_STR_EQ(content_of(r), "third time lucky");
     ASSERT_EQ(r->attempts, 3);
-    ASSERT_EQ(r->nstatus, 2);
+    ASSERT_EQ(r->nstatus, 1); /* one notice for the waiting request, not one per retry */
     ASSERT_STR_CONTAINS(r->status, "(server error), retrying in");
     llm_provider_stats s = stats_of(p);
     ASSERT_EQ(s.retries, 2);
@@ -810,7 +810,7 @@ TEST(malformed_body_is_retried_then_fails_clearly)
     ASSERT_EQ(r->kind, LLM_ERR_MALFORMED);
     ASSERT_EQ(r->http_status, 200);
     ASSERT_EQ(r->attempts, 3);
-    ASSERT_EQ(r->nstatus, 2);
+    ASSERT_EQ(r->nstatus, 1);
     ASSERT_STR_CONTAINS(r->status, "(bad response)");
     ASSERT_STR_CONTAINS(r->errmsg, "the body is not a JSON object");
     ASSERT_STR_CONTAINS(r->errmsg, "gave up after 3 attempts");
@@ -884,6 +884,71 @@ TEST(slow_first_byte_times_out)
     ASSERT_LT(recs[1].done_ms - t0, 4500); /* both before the 5 s reply could come */
     ASSERT_LT(recs[2].done_ms - t0, 4500);
     pthread_mutex_unlock(&mu);
+    rt_down();
+}
+
+TEST(a_request_that_hangs_past_its_timeout_is_retried_then_answered)
+{
+    NEED_FAKE();
+    rt_up();
+    script("[{\"delay_ms\": 5000, \"content\": \"late\"}, {\"content\": \"second try\"}]");
+    llm_provider_opts o = fake_opts();
+    o.timeout_ms = 400; /* the provider's default per-attempt timeout */
+    rt_ref p = llm_provider_start(cx, &o);
+    int64_t t0 = mono_ms();
+    ask(p, 1, "hi", false);
+    rec *r = wait_result(1);
+    ASSERT_EQ(r->err, 0);
+    ASSERT_STR_EQ(content_of(r), "second try");
+    ASSERT_EQ(r->attempts, 2);
+    ASSERT_EQ(r->nstatus, 1);
+    ASSERT_STR_CONTAINS(r->status, "(timed out), retrying in");
+    pthread_mutex_lock(&mu);
+    ASSERT_LT(recs[1].done_ms - t0, 4500); /* did not wait for the hung answer */
+    pthread_mutex_unlock(&mu);
+    /* the same with no retries left: a clear error, and the provider still serves */
+    script("[{\"delay_ms\": 5000, \"content\": \"late\"}]");
+    o.max_retries = -1;
+    rt_ref q = llm_provider_start(cx, &o);
+    ask(q, 2, "hi", false);
+    r = wait_result(2);
+    ASSERT_EQ(r->err, -ETIMEDOUT);
+    ASSERT_EQ(r->kind, LLM_ERR_TIMEOUT);
+    ASSERT_STR_CONTAINS(r->errmsg, "fake did not answer in time");
+    ask(q, 3, "again", false);
+    ASSERT_EQ(wait_result(3)->err, 0);
+    rt_down();
+}
+
+TEST(waiting_notice_once_per_request_only_while_held_back)
+{
+    NEED_FAKE();
+    rt_up();
+    /* Two pauses in a row and server errors between them: the held-back requests are told
+     * once each; the one on the wire while the pause begins is not told at all. */
+    script("[{\"delay_ms\": 600, \"content\": \"on the wire\"}, "
+           "{\"status\": 429, \"headers\": {\"Retry-After\": \"1\"}}, "
+           "{\"status\": 500, \"repeat\": 3}, "
+           "{\"status\": 429, \"headers\": {\"Retry-After\": \"1\"}}]");
+    llm_provider_opts o = fake_opts();
+    o.max_inflight = 2;
+    o.max_retries = 10;
+    rt_ref p = llm_provider_start(cx, &o);
+    ask(p, 1, "slow", false); /* on the wire for 600 ms */
+    ask(p, 2, "second", false);
+    WAIT_UNTIL(recs[2].nstatus == 1); /* its 429 paused the provider */
+    for (uint64_t t = 3; t <= 5; t++)
+        ask(p, t, "later", t % 2 == 0);
+    for (uint64_t t = 1; t <= 5; t++)
+        ASSERT_EQ(wait_result(t)->err, 0);
+    pthread_mutex_lock(&mu);
+    ASSERT_EQ(recs[1].nstatus, 0); /* never held back */
+    for (int t = 2; t <= 5; t++)
+        ASSERT_EQ(recs[t].nstatus, 1);
+    pthread_mutex_unlock(&mu);
+    llm_provider_stats s = stats_of(p);
+    ASSERT_GE(s.retries, 5); /* 429, 3 x 500, 429: five failed attempts */
+    ASSERT_EQ(s.pauses, 2);
     rt_down();
 }
 
