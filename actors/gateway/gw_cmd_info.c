@@ -1,7 +1,8 @@
 /*
- * gw_cmd_info — /provider, /reasoning, /verbose, /fast, /insights, /update, /debug and
- * /restart for one chat (gateway.md §4; replies as the original's gateway/run.py where it
- * has them).
+ * gw_cmd_info — /provider, /reasoning, /verbose, /fast, /insights, /update, /debug,
+ * /restart and /help (with the installed skills as commands) for one chat, and the router's
+ * /status reply with the session's title (gateway.md §4; replies as the original's
+ * gateway/run.py where it has them).
  *
  * Anything that touches a file runs on a job: a detached one-shot actor (its own thread, so
  * it may block) that does the work, sends its reply to the chat's platform and ends. Config
@@ -35,6 +36,7 @@
 #include "hm_config.h"
 #include "hm_env.h"
 #include "skl_admin.h"
+#include "skl_store.h"
 #include "hm_yaml.h"
 #include "rt_alloc.h"
 #include "rt_buf.h"
@@ -1016,4 +1018,156 @@ void gw_cmds_skill(rt_ctx *cx, gw_chat *c, const gw_msg_event *ev, const char *n
     e->internal = ev->internal;
     j->ev = e;
     job_start(cx, j);
+}
+
+/* ============================================================ /status */
+
+/* The router's /status reply waits for the session's title (state.db, through the store
+ * writer) on a one-shot actor of its own, so the router never waits; the answer, or
+ * STATUS_WAIT_MS without one, sends the reply and ends it. */
+#define STATUS_WAIT_MS 5000
+
+typedef struct status_ask {
+    rt_ref adapter;
+    gw_target to;
+    char *head, *tail;
+    uint64_t timer;
+} status_ask;
+
+static void status_send(rt_ctx *cx, status_ask *s, const char *title)
+{
+    char *text = title && *title ? rt_xasprintf("%s**Title:** %s\n%s", s->head, title, s->tail)
+                                 : rt_xasprintf("%s%s", s->head, s->tail);
+    rt_send(cx, s->adapter, gw_out_text_new(GW_OUT_TEXT, &s->to, text, GW_TEXT_NOTICE));
+    rt_free(text);
+}
+
+static void status_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    status_ask *s = state;
+    if (m->type == ST_MSG_RESULT) {
+        const st_msg_result *r = (const st_msg_result *)m;
+        const cJSON *t = r->err ? NULL : cJSON_GetObjectItemCaseSensitive(r->json, "title");
+        status_send(cx, s, cJSON_IsString(t) ? t->valuestring : NULL);
+    } else if (m->type == RT_MSG_TIMEOUT) {
+        RT_WARN("gateway", "/status: state.db did not answer; replying without the title");
+        status_send(cx, s, NULL);
+    } else {
+        return;
+    }
+    if (s->timer)
+        (void)rt_timer_cancel(cx, s->timer); /* false when it is what came */
+    rt_busy_leave(rt_ctx_runtime(cx));
+    rt_exit(cx, RT_EXIT_NORMAL);
+}
+
+static void status_fini(void *state)
+{
+    status_ask *s = state;
+    gw_target_fini(&s->to);
+    rt_free(s->head);
+    rt_free(s->tail);
+    rt_free(s);
+}
+
+static const rt_actor_type status_type = {"gw.status", status_behave, status_fini, 0};
+
+void gw_status_reply(rt_ctx *cx, rt_ref store, rt_ref adapter, const gw_target *to,
+                     const char *session_id, const char *head, const char *tail)
+{
+    status_ask *s = rt_xcalloc(1, sizeof(*s));
+    s->adapter = adapter;
+    gw_target_copy(&s->to, to);
+    s->head = rt_xstrdup(head);
+    s->tail = rt_xstrdup(tail);
+    if (!store || !session_id) {
+        status_send(cx, s, NULL);
+        status_fini(s);
+        return;
+    }
+    rt_ref ref = rt_spawn(cx, &status_type, s, NULL);
+    if (!ref) { /* s was freed by status_fini */
+        char *text = rt_xasprintf("%s%s", head, tail);
+        rt_send(cx, adapter, gw_out_text_new(GW_OUT_TEXT, to, text, GW_TEXT_NOTICE));
+        rt_free(text);
+        return;
+    }
+    rt_busy_enter(rt_ctx_runtime(cx)); /* tests wait for the reply with rt_wait_quiescent */
+    /* Only this thread touches s until the actor's first message: the timer id is set before
+     * anything is sent to it. */
+    s->timer = rt_send_after(cx, ref, rt_timeout_new(0), STATUS_WAIT_MS);
+    if (!rt_send(cx, store, &st_sop_new(ST_SOP_TITLE_GET, session_id, ref, 0)->hdr))
+        rt_send(cx, ref, rt_timeout_new(0)); /* the store has gone: reply without it */
+}
+
+/* ============================================================ /help */
+
+#define HELP_SKILLS 10 /* skill commands /help lists; /commands has the rest */
+
+typedef struct skill_cmd {
+    char name[128]; /* "/deploy-k8s" */
+    const char *desc;
+} skill_cmd;
+
+static int skill_cmd_cmp(const void *a, const void *b)
+{
+    return strcmp(((const skill_cmd *)a)->name, ((const skill_cmd *)b)->name);
+}
+
+/* The original's /help: the commands, then the installed skills as `/<skill-name>` commands,
+ * sorted, at most HELP_SKILLS of them (reading the skills directory is why this is a job). */
+static char *help_run(rt_ctx *cx, job *j)
+{
+    (void)cx;
+    rt_buf b;
+    rt_buf_init(&b, SIZE_MAX / 2);
+    char *help = gw_chat_help_text();
+    rt_buf_append_str(&b, help);
+    rt_free(help);
+    char *root = rt_xasprintf("%s/skills", j->sh->home ? j->sh->home : ".");
+    cJSON *list = skl_list(root, NULL);
+    rt_free(root);
+    const cJSON *skills = cJSON_GetObjectItemCaseSensitive(list, "skills");
+    int n = cJSON_GetArraySize(skills);
+    skill_cmd *v = rt_xcalloc(n > 0 ? (size_t)n : 1, sizeof(*v));
+    size_t nv = 0;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, skills)
+    {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "name"));
+        if (!name || !*name)
+            continue;
+        skill_cmd *c = &v[nv++];
+        size_t k = 0;
+        c->name[k++] = '/';
+        for (const char *p = name; *p && k + 1 < sizeof(c->name); p++) {
+            char ch = (char)tolower((unsigned char)*p);
+            c->name[k++] = ch == ' ' || ch == '_' ? '-' : ch;
+        }
+        c->name[k] = '\0';
+        const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "description"));
+        c->desc = d && *d ? d : "Skill command";
+    }
+    qsort(v, nv, sizeof(*v), skill_cmd_cmp);
+    size_t keep = 0; /* one command per name, as the original's dict */
+    for (size_t i = 0; i < nv; i++)
+        if (!keep || strcmp(v[keep - 1].name, v[i].name) != 0)
+            v[keep++] = v[i];
+    nv = keep;
+    if (nv) {
+        rt_buf_printf(&b, "\n\n\xe2\x9a\xa1 **Skill Commands** (%zu active):", nv);
+        for (size_t i = 0; i < nv && i < HELP_SKILLS; i++)
+            rt_buf_printf(&b, "\n`%s` \xe2\x80\x94 %s", v[i].name, v[i].desc);
+        if (nv > HELP_SKILLS)
+            rt_buf_printf(&b, "\n\n... and %zu more. Use `/commands` for the full paginated list.",
+                          nv - HELP_SKILLS);
+    }
+    rt_free(v);
+    cJSON_Delete(list);
+    return rt_buf_steal(&b, NULL);
+}
+
+void gw_cmds_help_reply(rt_ctx *cx, gw_chat *c, const gw_target *to)
+{
+    job_start(cx, job_new(c, to, help_run));
 }

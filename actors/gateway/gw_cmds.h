@@ -56,4 +56,30 @@ void gw_cmd_insights_answer(rt_ctx *cx, gw_chat *c, const gw_cmd_pend *p,
 void gw_cmds_skill(rt_ctx *cx, gw_chat *c, const gw_msg_event *ev, const char *name,
                    const char *args);
 
+/*
+ * gw_media.c: /stop while attachments are being described (a voice note transcribed, an
+ * image described): every event of q is dropped unanswered — those whose jobs still run
+ * (the jobs are stopped; an answer already sent matches nothing) and the ones waiting
+ * behind them — each with its journal row removed (store, 0: none) and a GW_OUT_TURN_END
+ * (cancelled, session_id) to adapter (0: none). Returns how many were dropped; 0 and
+ * nothing changed when no job runs. The chat's worker.
+ */
+size_t gw_mediaq_cancel(rt_ctx *cx, gw_mediaq *q, rt_ref store, rt_ref adapter,
+                        const char *session_id);
+
+/* gw_cmd_info.c: /help — the command list, then the installed skills as `/<skill-name>`
+ * commands (the original's "⚡ **Skill Commands** (N active):", at most 10, then "... and N
+ * more."). Answers later, from a job of its own (it reads the skills directory). */
+void gw_cmds_help_reply(rt_ctx *cx, gw_chat *c, const gw_target *to);
+
+/*
+ * gw_cmd_info.c: the router's /status reply (gateway.md §4): head (every line up to and with
+ * "**Session ID:** …\n"), then "**Title:** <title>\n" when the session has one in state.db,
+ * then tail, as a notice to adapter for `to` (copied). The title is asked of the store writer
+ * (0: none, no title line) by a one-shot actor, so the caller never waits; without an answer
+ * within a few seconds the reply goes without the title. Any actor's thread.
+ */
+void gw_status_reply(rt_ctx *cx, rt_ref store, rt_ref adapter, const gw_target *to,
+                     const char *session_id, const char *head, const char *tail);
+
 #endif /* GW_CMDS_H */

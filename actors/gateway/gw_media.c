@@ -9,11 +9,14 @@
  *      (GW_MEDIA_DONE) and ends. A job whose chat has gone just ends.
  *   3. Every upload and download is capped: audio files at 25 MB (vo_audio), document text
  *      at 100 KB, synthesized speech at VO_TTS_MAX_AUDIO.
+ *   4. /stop while a job runs (gw_mediaq_cancel) empties the queue: its events are never
+ *      answered, its jobs are stopped, and a GW_MEDIA_DONE already on its way matches no
+ *      entry (sequence numbers are never reused) and is ignored.
  *
  * Threads: queue functions on the chat's worker; jobs are detached actors (their own thread:
  * they read files); the voice-mode table is locked.
  */
-#include "gw_int.h"
+#include "gw_cmds.h"
 
 #include "cron_pyjson.h"
 #include "hm_env.h"
@@ -588,6 +591,7 @@ typedef struct mq_entry {
     uint64_t seq;
     bool ready;
     char *notice;
+    rt_ref job; /* describing its attachments, 0 when none (ready) */
 } mq_entry;
 
 struct gw_mediaq {
@@ -604,7 +608,7 @@ static gw_mediaq *mq_get(gw_mediaq **q)
     return *q;
 }
 
-static bool start_job(rt_ctx *cx, gw_shared *sh, const gw_msg_event *ev, uint64_t seq)
+static rt_ref start_job(rt_ctx *cx, gw_shared *sh, const gw_msg_event *ev, uint64_t seq)
 {
     media_job *j = rt_xcalloc(1, sizeof(*j));
     j->chat = rt_self(cx);
@@ -621,9 +625,9 @@ static bool start_job(rt_ctx *cx, gw_shared *sh, const gw_msg_event *ev, uint64_
     rt_spawn_opts o = {.flags = RT_SPAWN_DETACHED};
     rt_ref r = rt_spawn(cx, &job_type, j, &o);
     if (!r)
-        return false;
+        return 0;
     rt_msg *go = rt_msg_new(GW_MEDIA_START, sizeof(rt_msg));
-    return rt_send(cx, r, go);
+    return rt_send(cx, r, go) ? r : 0;
 }
 
 bool gw_mediaq_intake(rt_ctx *cx, gw_mediaq **qp, gw_shared *sh, gw_msg_event *ev)
@@ -641,7 +645,7 @@ bool gw_mediaq_intake(rt_ctx *cx, gw_mediaq **qp, gw_shared *sh, gw_msg_event *e
     e->seq = ++q->next_seq;
     e->ev = gw_event_take(ev, GW_MSG_EVENT);
     e->ready = !wants;
-    if (wants && !start_job(cx, sh, e->ev, e->seq)) {
+    if (wants && !(e->job = start_job(cx, sh, e->ev, e->seq))) {
         RT_WARN(LOG, "could not start the attachment job; the message goes on as it is");
         e->ready = true;
     }
@@ -660,8 +664,36 @@ void gw_mediaq_done(gw_mediaq *q, gw_media_done *d)
         e->notice = d->notice;
         d->notice = NULL;
         e->ready = true;
+        e->job = 0;
         return;
     }
+}
+
+size_t gw_mediaq_cancel(rt_ctx *cx, gw_mediaq *q, rt_ref store, rt_ref adapter,
+                        const char *session_id)
+{
+    bool describing = false;
+    for (size_t i = 0; q && i < q->n; i++)
+        describing |= !q->q[i].ready;
+    if (!describing)
+        return 0; /* nothing is being described: the queue drains by itself */
+    size_t n = q->n;
+    for (size_t i = 0; i < n; i++) {
+        mq_entry *e = &q->q[i];
+        if (e->job) /* its answer, if one is on its way, matches no entry any more */
+            (void)rt_stop(cx, e->job, RT_EXIT_STOPPED);
+        RT_INFO(LOG, "/stop: %s message %.80s dropped before it reached the agent",
+                e->ready ? "a waiting" : "an attachment's",
+                e->ev->message_id ? e->ev->message_id : "(no id)");
+        gw_inbox_done(cx, store, e->ev); /* answered: crash recovery must not run it */
+        if (adapter)
+            rt_send(cx, adapter,
+                    gw_out_turn_end_new(&e->ev->reply, GW_OUTCOME_CANCELLED, session_id));
+        rt_msg_free(&e->ev->hdr);
+        rt_free(e->notice);
+    }
+    q->n = 0;
+    return n;
 }
 
 gw_msg_event *gw_mediaq_pop(gw_mediaq *q, char **notice)

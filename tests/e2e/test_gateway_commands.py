@@ -121,3 +121,42 @@ def json_texts(messages):
         elif isinstance(c, list):
             out.extend(p.get("text", "") for p in c if isinstance(p, dict))
     return "\n".join(out)
+
+
+def test_status_title_and_help_skill_commands(hermes_bin, llm, home, mm):
+    """/status shows the session's title (from state.db) under its id; /help ends with the
+    installed skills as `/<skill-name>` commands."""
+    skill = home / "skills" / "ops" / "deploy_k8s"
+    skill.mkdir(parents=True)
+    (skill / "SKILL.md").write_text(
+        "---\nname: deploy_k8s\ndescription: Deploy to Kubernetes\n---\n1. kubectl apply\n")
+    alice = mm.world["users"]["alice"]["id"]
+    env = hermes_env(home, llm, MATTERMOST_URL=mm.url + "/", MATTERMOST_TOKEN=TOKEN,
+                     MATTERMOST_ALLOWED_USERS=alice)
+    g = MMGateway(hermes_bin, home, env, mm)
+    try:
+        mm.say("dm_alice", "alice", "hello hermes")
+        mm.wait_bot_posts("dm_alice", 1)
+        mm.say("dm_alice", "alice", "/status")
+        first = _wait_text(mm, "dm_alice", "Hermes Gateway Status")
+        assert first.startswith("\U0001f4ca **Hermes Gateway Status**\n\n**Session ID:** `")
+        assert "**Title:**" not in first
+        sid = first.split("`")[1]
+        mm.say("dm_alice", "alice", "/title Ops Day")
+        _wait_text(mm, "dm_alice", "Session title set")
+        mm.say("dm_alice", "alice", "/status")
+        _wait_for(lambda: sum("Hermes Gateway Status" in t for t in _texts(mm, "dm_alice")) >= 2,
+                  timeout=30, what="the second /status")
+        second = [t for t in _texts(mm, "dm_alice") if "Hermes Gateway Status" in t][1]
+        assert f"**Session ID:** `{sid}`\n**Title:** Ops Day\n**Created:** " in second
+        assert "\n\n**Connected Platforms:** mattermost" in second
+
+        mm.say("dm_alice", "alice", "/help")
+        helptext = _wait_text(mm, "dm_alice", "Hermes Commands")
+        # the bundled skills are installed too: the section counts them all
+        sec = helptext[helptext.index("\n\n\u26a1 **Skill Commands** ("):]
+        assert sec.split("\n")[2].endswith(" active):"), sec
+        assert "\n`/deploy-k8s` \u2014 Deploy to Kubernetes" in sec, sec
+        assert "`/update` -- " not in sec  # the commands come first
+    finally:
+        g.stop()

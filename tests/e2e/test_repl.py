@@ -160,6 +160,8 @@ def test_skill_command_sends_the_skill(start, llm, home):
                                 "1. kubectl apply\n")
     llm.script([{"content": "deploying now"}])
     r = start()
+    r.line("/help")  # the installed skills are listed as commands, after the built-in ones
+    r.expect(r"/quit.*?Skill Commands \(\d+ installed\):.*?/deploy-k8s +- Deploy", 10)
     r.line("/deploy-k8s to staging")
     r.expect("deploying now", 15)
     turn_done(r)

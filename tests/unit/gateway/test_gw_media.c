@@ -15,6 +15,7 @@
 #include "llm_provider.h"
 #include "rt_alloc.h"
 #include "rt_http.h"
+#include "rt_httpd.h"
 #include "rt_lws.h"
 #include "rt_reactor.h"
 #include "rt_sched.h"
@@ -92,6 +93,7 @@ typedef struct out {
 
 static out outs[128];
 static int nouts;
+static int ncancelled; /* GW_OUT_TURN_END with GW_OUTCOME_CANCELLED */
 
 static void adapter_behave(rt_ctx *cx, void *state, rt_msg *m)
 {
@@ -99,6 +101,8 @@ static void adapter_behave(rt_ctx *cx, void *state, rt_msg *m)
     if (m->type == GW_OUT_TEXT && ((gw_out_text *)m)->delivery)
         rt_send(cx, rt_whereis(cx, GW_NAME), gw_sent_new(((gw_out_text *)m)->delivery, 0, NULL));
     pthread_mutex_lock(&lock);
+    if (m->type == GW_OUT_TURN_END && ((gw_out_turn_end *)m)->outcome == GW_OUTCOME_CANCELLED)
+        ncancelled++;
     if (nouts < 128 && m->type == GW_OUT_TEXT) {
         gw_out_text *t = (gw_out_text *)m;
         out *o = &outs[nouts++];
@@ -161,7 +165,7 @@ static void start(const char *yaml, const char *key)
     static int run;
     snprintf(F.home, sizeof(F.home), "%s/home%d", test_tmpdir(), run++);
     pthread_mutex_lock(&lock);
-    nouts = nrequests = 0;
+    nouts = nrequests = ncancelled = 0;
     pthread_mutex_unlock(&lock);
     mkdir(F.home, 0700);
     if (yaml)
@@ -603,4 +607,153 @@ TEST(a_voice_note_transcribed_during_shutdown_is_refused)
     ASSERT_EQ(0, n); /* the model never saw it */
     stop();
     rt_free(v);
+}
+
+/* A transcription endpoint that holds its one request until the test releases it, so the
+ * test decides when a transcription ends, whatever the machine's load. */
+static uint64_t held_req; /* guarded by lock; 0 until the request came */
+
+static void hold_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    (void)cx;
+    (void)state;
+    if (m->type != RT_HTTPD_MSG_REQUEST)
+        return;
+    pthread_mutex_lock(&lock);
+    held_req = ((rt_httpd_msg_request *)m)->req;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&lock);
+}
+static const rt_actor_type hold_type = {"stt-hold", hold_behave, NULL, 0};
+
+static uint64_t wait_held(void)
+{
+    int64_t deadline = rt_now_ns(F.rt) + WAIT_NS;
+    pthread_mutex_lock(&lock);
+    while (!held_req) {
+        if (rt_now_ns(F.rt) > deadline) {
+            pthread_mutex_unlock(&lock);
+            TEST_FAIL_("the transcription request never came");
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&cond, &lock, &ts);
+    }
+    uint64_t r = held_req;
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+/* /stop while a voice note is transcribed: the note and the text queued behind it are never
+ * answered (the original's set-up wording, each event ends cancelled), the session goes on. */
+TEST(stop_drops_a_voice_note_being_transcribed)
+{
+    start(NULL, "sk-voice-test");
+    rt_httpd_route route = {"/", rt_spawn(F.cx, &hold_type, NULL, NULL)};
+    rt_httpd_opts ho = {.routes = &route, .nroutes = 1, .max_body = 1u << 20};
+    int err = 0;
+    rt_httpd *hold = rt_httpd_start(F.rt, &ho, &err);
+    ASSERT_NOT_NULL(hold);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1", rt_httpd_port(hold));
+    setenv("STT_OPENAI_BASE_URL", url, 1); /* read when a job starts */
+    char *v = media_file("12_voice.ogg", "SAY:never answered");
+    send_ev(GW_KIND_VOICE, "", v);
+    send_ev(GW_KIND_TEXT, "queued behind it", NULL);
+    uint64_t req = wait_held(); /* the transcription is in flight, and stays so */
+    send_ev(GW_KIND_TEXT, "/stop", NULL);
+    int i = wait_text(GW_TEXT_NOTICE, "Force-stopped", 0);
+    ASSERT_STR_EQ("\xe2\x9a\xa1 Force-stopped. The agent was still starting \xe2\x80\x94 session "
+                  "unlocked.",
+                  text_at(i));
+    /* now the transcript comes: nobody is waiting for it any more */
+    const char *const h[] = {"Content-Type: text/plain", NULL};
+    ASSERT_OK(rt_httpd_reply(F.cx, req, 200, h, "never answered\n", 15));
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    pthread_mutex_lock(&lock);
+    int n = nrequests, cancelled = ncancelled;
+    pthread_mutex_unlock(&lock);
+    ASSERT_EQ(0, n); /* the model never saw either */
+    ASSERT_EQ(2, cancelled);
+    ASSERT_EQ(0, count_text("never answered"));
+    ASSERT_EQ(0, count_text("queued behind it"));
+    send_ev(GW_KIND_TEXT, "/stop", NULL); /* nothing left */
+    i = wait_text(GW_TEXT_NOTICE, "No active task", 0);
+    ASSERT_STR_EQ("No active task to stop.", text_at(i));
+    send_ev(GW_KIND_TEXT, "still here", NULL);
+    wait_text(GW_TEXT_REPLY, "echo: still here", 0);
+    setenv("STT_OPENAI_BASE_URL", F.url, 1);
+    char *v2 = media_file("13_voice.ogg", "SAY:after the stop");
+    send_ev(GW_KIND_VOICE, "", v2);
+    wait_text(GW_TEXT_REPLY, "after the stop", 0); /* later voice notes are transcribed */
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    pthread_mutex_lock(&lock);
+    n = nrequests;
+    pthread_mutex_unlock(&lock);
+    ASSERT_EQ(2, n);
+    ASSERT_EQ(0, count_text("never answered"));
+    rt_httpd_stop(hold, 1000);
+    stop();
+    rt_free(v);
+    rt_free(v2);
+}
+
+static void make_skill(const char *name, const char *desc)
+{
+    char dir[700], path[800];
+    snprintf(dir, sizeof(dir), "%s/skills", F.home);
+    ASSERT_TRUE(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    snprintf(dir, sizeof(dir), "%s/skills/%s", F.home, name);
+    ASSERT_TRUE(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    snprintf(path, sizeof(path), "%s/SKILL.md", dir);
+    char *text = rt_xasprintf("---\nname: %s\ndescription: %s\n---\nDo it.\n", name, desc);
+    ASSERT_OK(hm_write_atomic(path, text, strlen(text), 0600));
+    rt_free(text);
+}
+
+/* /help ends with the installed skills as `/<skill-name>` commands (gateway.md §4), sorted,
+ * at most 10, then how many more; no skills: no section. (Here: this fixture keeps 8 KB of
+ * a reply.) */
+TEST(help_lists_the_skill_commands)
+{
+    start(NULL, NULL);
+    send_ev(GW_KIND_TEXT, "/help", NULL);
+    int i = wait_text(GW_TEXT_NOTICE, "Hermes Commands", 0);
+    ASSERT_TRUE(strstr(text_at(i), "Skill Commands") == NULL);
+    make_skill("deploy_k8s", "Deploy to Kubernetes");
+    send_ev(GW_KIND_TEXT, "/help", NULL);
+    i = wait_text(GW_TEXT_NOTICE, "Hermes Commands", 1);
+    const char *sec = strstr(text_at(i), "\n\n\xe2\x9a\xa1 **Skill Commands**");
+    ASSERT_NOT_NULL(sec);
+    ASSERT_STR_EQ("\n\n\xe2\x9a\xa1 **Skill Commands** (1 active):\n`/deploy-k8s` \xe2\x80\x94 "
+                  "Deploy to Kubernetes",
+                  sec);
+    ASSERT_TRUE(strstr(text_at(i), "\n`/help` -- ") < sec); /* the commands come first */
+    char name[32], desc[32];
+    for (int k = 11; k >= 1; k--) { /* 12 in all */
+        snprintf(name, sizeof(name), "s%02d", k);
+        snprintf(desc, sizeof(desc), "Skill number %d", k);
+        make_skill(name, desc);
+    }
+    send_ev(GW_KIND_TEXT, "/help", NULL);
+    i = wait_text(GW_TEXT_NOTICE, "Hermes Commands", 2);
+    sec = strstr(text_at(i), "\n\n\xe2\x9a\xa1 **Skill Commands**");
+    ASSERT_NOT_NULL(sec);
+    /* sorted by command: /deploy-k8s and /s01 … /s09 shown, /s10 and /s11 are the 2 more */
+    ASSERT_STR_EQ("\n\n\xe2\x9a\xa1 **Skill Commands** (12 active):\n"
+                  "`/deploy-k8s` \xe2\x80\x94 Deploy to Kubernetes\n"
+                  "`/s01` \xe2\x80\x94 Skill number 1\n`/s02` \xe2\x80\x94 Skill number 2\n"
+                  "`/s03` \xe2\x80\x94 Skill number 3\n`/s04` \xe2\x80\x94 Skill number 4\n"
+                  "`/s05` \xe2\x80\x94 Skill number 5\n`/s06` \xe2\x80\x94 Skill number 6\n"
+                  "`/s07` \xe2\x80\x94 Skill number 7\n`/s08` \xe2\x80\x94 Skill number 8\n"
+                  "`/s09` \xe2\x80\x94 Skill number 9\n\n... and 2 more. Use `/commands` for "
+                  "the full paginated list.",
+                  sec);
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    stop();
 }
