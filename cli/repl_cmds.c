@@ -9,6 +9,7 @@
 
 #include "ag_session.h"
 #include "chat_session.h"
+#include "ckpt.h"
 #include "cli.h"
 #include "hm_env.h"
 #include "hm_yaml.h"
@@ -16,6 +17,7 @@
 #include "rt_log.h"
 #include "rt_util.h"
 #include "skl_admin.h"
+#include "skl_store.h"
 #include "tool.h"
 
 #include <ctype.h>
@@ -48,6 +50,7 @@ const repl_cmd_info repl_cmd_list[] = {
     {"/verbose", "Cycle tool progress display: off → new → all → verbose"},
     {"/compress", "Manually compress conversation context (flush memories + summarize)"},
     {"/usage", "Show token usage for the current session"},
+    {"/rollback", "List or restore filesystem checkpoints (/rollback [number])"},
     {"/quit", "Exit the CLI (also: /exit, /q)"},
     {NULL, NULL},
 };
@@ -126,12 +129,66 @@ out:
 
 /* ============================================================ show */
 
+typedef struct skill_cmd {
+    char name[128]; /* "/deploy-k8s" */
+    const char *desc;
+} skill_cmd;
+
+static int skill_cmd_cmp(const void *a, const void *b)
+{
+    return strcmp(((const skill_cmd *)a)->name, ((const skill_cmd *)b)->name);
+}
+
+/* The installed skills as `/<skill-name>` commands (the original's show_help: all of them,
+ * sorted by command, after the built-in commands). */
+static void help_skills(repl *r)
+{
+    char *root = rt_xasprintf("%s/skills", r->h->home);
+    cJSON *list = skl_list(root, NULL);
+    rt_free(root);
+    const cJSON *skills = cJSON_GetObjectItemCaseSensitive(list, "skills");
+    int n = cJSON_GetArraySize(skills);
+    skill_cmd *v = rt_xcalloc(n > 0 ? (size_t)n : 1, sizeof(*v));
+    size_t nv = 0;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, skills)
+    {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "name"));
+        if (!name || !*name)
+            continue;
+        skill_cmd *c = &v[nv++];
+        size_t k = 0;
+        c->name[k++] = '/';
+        for (const char *p = name; *p && k + 1 < sizeof(c->name); p++) {
+            char ch = (char)tolower((unsigned char)*p);
+            c->name[k++] = ch == ' ' || ch == '_' ? '-' : ch;
+        }
+        c->name[k] = '\0';
+        const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "description"));
+        c->desc = d ? d : "";
+    }
+    qsort(v, nv, sizeof(*v), skill_cmd_cmp);
+    size_t keep = 0; /* one command per name */
+    for (size_t i = 0; i < nv; i++)
+        if (!keep || strcmp(v[keep - 1].name, v[i].name) != 0)
+            v[keep++] = v[i];
+    if (keep) {
+        term_blank(r);
+        term_line(r, "  \xe2\x9a\xa1 Skill Commands (%zu installed):", keep);
+        for (size_t i = 0; i < keep; i++)
+            term_line(r, "  %-22s - %s", v[i].name, v[i].desc);
+    }
+    rt_free(v);
+    cJSON_Delete(list);
+}
+
 static void cmd_help(repl *r)
 {
     header(r, 50, 14, "(^_^)? Available Commands", 10);
     term_blank(r);
     for (const repl_cmd_info *c = repl_cmd_list; c->name; c++)
         term_line(r, "  %-15s - %s", c->name, c->desc);
+    help_skills(r);
     term_blank(r);
     term_line(r, "  Tip: Just type your message to chat with Hermes!");
     term_line(r, "  Multi-line: Alt+Enter for a new line");
@@ -503,6 +560,37 @@ static void cmd_compress(repl *r)
     repl_ev_free(e);
 }
 
+/* /rollback [N|hash]: the checkpoints of the session's working directory (the same one its
+ * tools use), or a restore; the checkpoint service does the work (tools/checkpoint). */
+static void cmd_rollback(repl *r, const char *arg)
+{
+    char cwd[4096];
+    const char *dir = getenv("TERMINAL_CWD");
+    if (!dir || !*dir)
+        dir = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
+    while (arg && isspace((unsigned char)*arg))
+        arg++;
+    size_t n = arg ? strlen(arg) : 0;
+    while (n && isspace((unsigned char)arg[n - 1]))
+        n--;
+    ckpt_msg_req *q = ckpt_req_new(n ? CKPT_OP_ROLLBACK : CKPT_OP_LIST, r->h->home, dir);
+    q->target = n ? rt_xasprintf("%.*s", (int)n, arg) : NULL;
+    q->reply_kind = CKPT_REPLY_CONTROL;
+    q->reply_to = r->bridge;
+    q->tag = repl_tag(r);
+    uint64_t tag = q->tag;
+    if (!ckpt_request_send(r->cx, q)) {
+        term_line(r, "(x_x) The checkpoint service is not running.");
+        return;
+    }
+    repl_ev *e = repl_await(r, tag, 2 * CKPT_GIT_TIMEOUT_MS + 10000);
+    if (!e)
+        term_line(r, "(x_x) The checkpoint service did not answer.");
+    else
+        term_line(r, "%s", e->text ? e->text : "Done.");
+    repl_ev_free(e);
+}
+
 static void cmd_retry(repl *r)
 {
     char shown[512];
@@ -705,6 +793,8 @@ void repl_command(repl *r, const char *line)
                 "skills_list, skill_view and skill_manage");
     else if (!strcmp(cmd, "/compress"))
         cmd_compress(r);
+    else if (!strcmp(cmd, "/rollback"))
+        cmd_rollback(r, arg);
     else if (!skill_command(r, cmd + 1, arg)) {
         term_line(r, "\033[1;31mUnknown command: %s\033[0m", cmd);
         term_line(r, "\033[2mType /help for available commands\033[0m");

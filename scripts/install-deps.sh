@@ -11,7 +11,7 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config
   libcurl4-openssl-dev libolm-dev libwebsockets-dev libsqlite3-dev libcjson-dev
   libyaml-dev liburcu-dev libssl-dev libcmark-gfm-dev libcmark-gfm-extensions-dev libedit-dev
-  ca-certificates
+  ca-certificates git
 )
 test_pkgs=(
   clang libclang-rt-14-dev clang-format-14

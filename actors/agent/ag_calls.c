@@ -3,10 +3,17 @@
  * Rule 4 of ag_session.c: calls of one response run side by side when every running one
  * is parallel-safe, otherwise one at a time in the model's order. Results are appended in
  * call order once all are in (rule 1).
+ *
+ * Checkpoints (tools/checkpoint): a call that changes files (write_file, patch, a destructive
+ * terminal command) starts only after the checkpoint service has answered its snapshot
+ * request (at most one snapshot per turn and directory; nothing when checkpoints are off).
+ * Meanwhile the call counts as started, without an actor; the answer is a TOOL_MSG_RESULT
+ * whose seq carries CKPT_SEQ_FLAG.
  */
 #include "ag_int.h"
 #include "ag_persist.h"
 #include "ag_todo.h"
+#include "ckpt.h"
 #include "rt_alloc.h"
 #include "rt_timer.h"
 
@@ -110,7 +117,34 @@ static bool call_running(const ag_session *s, size_t *nrunning, bool *unsafe_run
     return *nrunning > 0;
 }
 
-/* Run a call the session handles itself, or start its actor. */
+static void launch_call(rt_ctx *cx, ag_session *s, ag_call *c)
+{
+    c->actor = tool_start_call(cx, c->def, s->env, c->seq, c->id, c->args);
+    if (!c->actor) {
+        c->result = rt_xasprintf("{\"error\":\"Unknown tool: %s\"}", c->name);
+        c->done = true;
+    }
+}
+
+/* Ask for a snapshot before a call that changes files; true when the call waits for it. */
+static bool snapshot_first(rt_ctx *cx, ag_session *s, const ag_call *c)
+{
+    char *path = NULL;
+    if (!c->def || !s->env || !s->env->hermes_home ||
+        !ckpt_call_changes_files(c->name, c->args, &path))
+        return false;
+    ckpt_msg_req *q = ckpt_req_new(CKPT_OP_SNAPSHOT, s->env->hermes_home, s->env->cwd);
+    q->path = path;
+    q->reason = ckpt_call_reason(c->name, c->args);
+    q->reply_kind = CKPT_REPLY_TOOL;
+    q->reply_to = rt_self(cx);
+    q->tag = c->seq | CKPT_SEQ_FLAG;
+    q->session = rt_self(cx);
+    q->turn = s->turn;
+    return ckpt_request_send(cx, q); /* unreachable service: the call runs without */
+}
+
+/* Run a call the session handles itself, or start its actor (after its snapshot). */
 static void start_call(rt_ctx *cx, ag_session *s, ag_call *c)
 {
     c->started = true;
@@ -120,11 +154,9 @@ static void start_call(rt_ctx *cx, ag_session *s, ag_call *c)
         c->done = true;
         return;
     }
-    c->actor = tool_start_call(cx, c->def, s->env, c->seq, c->id, c->args);
-    if (!c->actor) {
-        c->result = rt_xasprintf("{\"error\":\"Unknown tool: %s\"}", c->name);
-        c->done = true;
-    }
+    if (snapshot_first(cx, s, c))
+        return; /* launched when the service answers (ag__on_tool_result) */
+    launch_call(cx, s, c);
 }
 
 static bool all_done(const ag_session *s)
@@ -200,6 +232,14 @@ static ag_call *call_by_seq(ag_session *s, uint64_t seq)
 
 void ag__on_tool_result(rt_ctx *cx, ag_session *s, tool_msg_result *r)
 {
+    if (r->seq & CKPT_SEQ_FLAG) { /* the snapshot before a call is done (or failed): go on */
+        ag_call *w = s->phase == AG_PH_TOOLS ? call_by_seq(s, r->seq & ~CKPT_SEQ_FLAG) : NULL;
+        if (!w || w->done || w->actor || !w->started)
+            return; /* the turn was interrupted meanwhile */
+        launch_call(cx, s, w);
+        ag__dispatch_calls(cx, s);
+        return;
+    }
     ag_call *c = s->phase == AG_PH_TOOLS ? call_by_seq(s, r->seq) : NULL;
     if (!c || c->done)
         return; /* a late result after an interrupt */

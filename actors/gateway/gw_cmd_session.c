@@ -16,6 +16,7 @@
  * Threads: the chat actor's worker only.
  */
 #include "gw_cmds.h"
+#include "gw_cmd_rollback.h"
 
 #include "rt_alloc.h"
 #include "rt_buf.h"
@@ -409,6 +410,8 @@ bool gw_cmds_handle(rt_ctx *cx, gw_chat *c, gw_cmds **st, gw_msg_event *ev, cons
         gw_cmd_btw(cx, c, st, ev, a);
     else if (strcmp(name, "commands") == 0)
         cmd_commands(cx, c, to, a);
+    else if (strcmp(name, "rollback") == 0) /* filesystem checkpoints (gw_cmd_rollback.c) */
+        gw_cmd_rollback(cx, c, to, a);
     else
         handled = gw_cmd_info_handle(cx, c, st, ev, name, a);
     rt_free(a);
@@ -441,6 +444,7 @@ static const help_line help[] = {
     {"reasoning", "[level|show|hide]", "Manage reasoning effort and display", NULL},
     {"fast", "[normal|fast|status]", "Toggle fast mode (priority processing)", NULL},
     {"verbose", "", "Cycle tool progress display: off -> new -> all -> verbose", NULL},
+    {"rollback", "[number]", "List or restore filesystem checkpoints", NULL},
     {"voice", "[on|off|tts|status]", "Toggle voice mode", NULL},
     {"insights", "[days]", "Show usage insights and analytics (last 30 days)", NULL},
     {"restart", "", "Gracefully restart the gateway after draining active runs", NULL},

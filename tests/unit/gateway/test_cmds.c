@@ -7,6 +7,7 @@
  */
 #include "ag_session.h"
 #include "gw.h"
+#include "gw_cmds.h"
 #include "gw_fixture.h"
 #include "gw_int.h"
 #include "gw_pairing.h"
@@ -450,8 +451,12 @@ TEST(provider_reasoning_fast_update_insights_help)
                                          "`/new` -- "};
     for (size_t k = 0; k < sizeof(listed) / sizeof(listed[0]); k++)
         ASSERT_STR_CONTAINS(out_text(i), listed[k]);
-    say_alice("/rollback");
-    expect_notice("not available", 0, "`/rollback` is not available in this gateway yet.");
+    say_alice("/reload-mcp");
+    expect_notice("not available", 0, "`/reload-mcp` is not available in this gateway yet.");
+    say_alice("/rollback"); /* checkpoints are off unless config.yaml turns them on */
+    expect_notice("Checkpoints are not enabled", 0,
+                  "Checkpoints are not enabled.\nEnable in config.yaml:\n```\ncheckpoints:\n"
+                  "  enabled: true\n```");
     stop_gateway(&F);
     unsetenv("ANTHROPIC_API_KEY");
 }
@@ -694,3 +699,79 @@ TEST(a_skill_command_becomes_the_users_message)
                   "without the leading slash to send as a regular message.");
     stop_gateway(&F);
 }
+
+/* /status answers from the router's memory, with the session's title from state.db between
+ * the session id and the creation time (the original's "**Title:** …" line), and without
+ * the line while the session has none. */
+TEST(status_shows_the_session_title)
+{
+    char sid[96], want[512];
+    start_gateway(&F, true);
+    say_alice("first");
+    turn_session(0, sid, sizeof(sid));
+    say_alice("/status");
+    int i = wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-alice", "Hermes Gateway Status", 0);
+    snprintf(want, sizeof(want),
+             "\xf0\x9f\x93\x8a **Hermes Gateway Status**\n\n**Session ID:** `%s`\n**Created:** ",
+             sid);
+    ASSERT_TRUE(strncmp(out_text(i), want, strlen(want)) == 0);
+    ASSERT_TRUE(strstr(out_text(i), "**Title:**") == NULL);
+    ASSERT_STR_CONTAINS(out_text(i), "\n\n**Connected Platforms:** test");
+    say_alice("/title Project Alpha");
+    expect_notice("Session title set", 0,
+                  "\xe2\x9c\x8f\xef\xb8\x8f Session title set: **Project Alpha**");
+    say_alice("/status");
+    i = wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-alice", "Hermes Gateway Status", 1);
+    snprintf(want, sizeof(want),
+             "\xf0\x9f\x93\x8a **Hermes Gateway Status**\n\n**Session ID:** `%s`\n**Title:** "
+             "Project Alpha\n**Created:** ",
+             sid);
+    ASSERT_TRUE(strncmp(out_text(i), want, strlen(want)) == 0);
+    ASSERT_STR_CONTAINS(out_text(i), "**Agent Running:** No\n\n**Connected Platforms:** test");
+    /* another chat: a session of its own, untitled */
+    msg_in(&F, "dm", "dm-bob", "alice", NULL, "/status");
+    i = wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-bob", "Hermes Gateway Status", 0);
+    ASSERT_TRUE(strstr(out_text(i), "**Title:**") == NULL);
+    ASSERT_TRUE(strstr(out_text(i), sid) == NULL);
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    stop_gateway(&F);
+}
+
+/* A store that never answers, and one that has ended. */
+static void silent_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    (void)state;
+    if (m->type == RT_MSG_TIMEOUT) /* the one that ends */
+        rt_exit(cx, RT_EXIT_NORMAL);
+}
+static const rt_actor_type silent_type = {"silent-store", silent_behave, NULL, 0};
+
+/* Without an answer about the title, /status still answers, without the line: no store, a
+ * store that has gone, a store that does not answer in time. */
+TEST(status_answers_without_the_store)
+{
+    start_gateway(&F, true);
+    gw_target to = {.chat_id = "dm-status"};
+    gw_status_reply(F.cx, 0, F.adapter, &to, "sid-1", "HEAD\n", "TAIL");
+    int i = wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-status", "HEAD", 0);
+    ASSERT_STR_EQ("HEAD\nTAIL", out_text(i));
+    rt_ref gone = rt_spawn(F.cx, &silent_type, NULL, NULL);
+    rt_send(F.cx, gone, rt_timeout_new(0));
+    int64_t deadline = rt_now_ns(F.rt) + WAIT_NS;
+    while (rt_is_alive(F.cx, gone) && rt_now_ns(F.rt) < deadline)
+        usleep(2000);
+    ASSERT_FALSE(rt_is_alive(F.cx, gone));
+    gw_status_reply(F.cx, gone, F.adapter, &to, "sid-1", "HEAD\n", "TAIL");
+    i = wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-status", "HEAD", 1);
+    ASSERT_STR_EQ("HEAD\nTAIL", out_text(i));
+    rt_ref silent = rt_spawn(F.cx, &silent_type, NULL, NULL);
+    gw_status_reply(F.cx, silent, F.adapter, &to, "sid-1", "HEAD\n", "TAIL");
+    i = wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-status", "HEAD", 2); /* after a few s */
+    ASSERT_STR_EQ("HEAD\nTAIL", out_text(i));
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    ASSERT_EQ(3, count_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-status"));
+    rt_stop(F.cx, silent, RT_EXIT_STOPPED);
+    stop_gateway(&F);
+}
+
+/* /help with skill commands: test_gw_media.c (this fixture keeps only 2 KB of a reply). */
