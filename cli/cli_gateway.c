@@ -459,7 +459,16 @@ static int gateway_status(void)
     cJSON_ArrayForEach(p, ps)
     {
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(p, "state");
-        printf("%s %s (%s)", np++ ? "," : "", p->string, cJSON_IsString(s) ? s->valuestring : "?");
+        printf("%s %s (%s", np++ ? "," : "", p->string, cJSON_IsString(s) ? s->valuestring : "?");
+        /* restarted by its supervisor (adapters/kit/ak_supervise.h) */
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(p, "restarts");
+        long long n = cJSON_IsNumber(rs) ? (long long)rs->valuedouble : 0;
+        if (n > 0)
+            printf(", restarted %lld time%s", n, n == 1 ? "" : "s");
+        const cJSON *em = cJSON_GetObjectItemCaseSensitive(p, "error_message");
+        if (n > 0 && cJSON_IsString(em) && em->valuestring[0])
+            printf(": %s", em->valuestring);
+        printf(")");
     }
     printf("%s\n", np ? "" : " none (cron only)");
 #define NUM(k) (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, k))

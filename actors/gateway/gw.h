@@ -130,6 +130,11 @@ typedef struct gw_msg_adapter {
     rt_ref ref;
     gw_caps caps;
     char *home_channel; /* the platform's home channel from its settings, or NULL */
+    /* Set by an adapter's supervisor (adapters/kit/ak_supervise.h) on GW_MSG_ADAPTER_DOWN
+     * when the adapter's actor ended abnormally; zero/empty in adapters' own messages. */
+    int restarts;     /* restarts of this platform's adapter so far (this one included) */
+    bool gave_up;     /* restart storm: the supervisor stopped restarting it */
+    char detail[160]; /* for status: "restarting in 2 s after error", or "" */
 } gw_msg_adapter;
 
 enum gw_text_kind {

@@ -5,6 +5,7 @@
 #include "discord.h"
 
 #include "ak_opts.h"
+#include "ak_supervise.h"
 #include "gw_adapter.h"
 #include "hm_config.h"
 #include "rt_alloc.h"
@@ -91,25 +92,58 @@ void discord_opts_fini(discord_opts *o)
 }
 
 typedef struct dc_handle {
-    rt_ref ref;
+    rt_ref sup; /* the supervisor (adapters/kit/ak_supervise.h) restarting the actor */
 } dc_handle;
+
+/* What a (re)start needs: the settings, owned by the supervisor. */
+typedef struct dc_sup_arg {
+    discord_opts o;
+    rt_ref gateway;
+} dc_sup_arg;
+
+static int dc_sup_start(rt_ctx *cx, void *arg, rt_ref *child, char *err, size_t errlen)
+{
+    dc_sup_arg *a = arg;
+    return discord_start(cx, &a->o, a->gateway, child, err, errlen);
+}
+
+/* The last replies get up to grace_ms (at most 10 s) to go out; runs in the (detached)
+ * supervisor, which may wait. */
+static void dc_sup_stop(rt_ctx *cx, void *arg, rt_ref child, int64_t grace_ms)
+{
+    ak_stop_drained(cx, child, grace_ms, discord_drain);
+}
+
+static void dc_sup_free(void *arg)
+{
+    dc_sup_arg *a = arg;
+    discord_opts_fini(&a->o);
+    rt_free(a);
+}
 
 static int dc_def_start(rt_ctx *cx, const gw_adapter_env *env, void **handle, char *err,
                         size_t errlen)
 {
-    discord_opts o;
-    int rc = discord_opts_from_config(env->cfg, env->home, &o, err, errlen);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc)
-        return rc;
-    rt_ref ref = 0;
-    rc = discord_start(cx, &o, env->gateway, &ref, err, errlen);
-    discord_opts_fini(&o);
+    dc_sup_arg *a = rt_xcalloc(1, sizeof(*a));
+    int rc = discord_opts_from_config(env->cfg, env->home, &a->o, err, errlen);
+    if (rc) {
+        rt_free(a);
+        return rc == -ENOENT ? 0 : rc; /* -ENOENT: not configured */
+    }
+    a->gateway = env->gateway;
+    ak_sup_spec spec = {.platform = DISCORD_PLATFORM,
+                        .start = dc_sup_start,
+                        .stop = dc_sup_stop,
+                        .arg = a,
+                        .arg_free = dc_sup_free,
+                        .gateway = env->gateway,
+                        .detached = true}; /* discord_start: a non-worker thread */
+    rt_ref sup = 0;
+    rc = ak_sup_start(cx, &spec, &sup, err, errlen); /* a is the supervisor's now */
     if (rc)
         return rc;
     dc_handle *h = rt_xcalloc(1, sizeof(*h));
-    h->ref = ref;
+    h->sup = sup;
     *handle = h;
     return 1;
 }
@@ -119,9 +153,10 @@ static void dc_def_stop(rt_ctx *cx, void *handle, int64_t grace_ms)
     dc_handle *h = handle;
     if (!h)
         return;
-    /* the last replies get up to grace_ms (at most 10 s) to go out; the main thread may
-     * wait (this runs after the signal loop, never on a worker) */
-    ak_stop_drained(cx, h->ref, grace_ms, discord_drain);
+    /* the supervisor drains the actor (at most 10 s); the main thread waits for it (this
+     * runs after the signal loop, never on a worker) */
+    int64_t drain = grace_ms <= 0 ? 1000 : grace_ms > 10000 ? 10000 : grace_ms;
+    (void)ak_sup_stop(cx, h->sup, grace_ms, drain + 2000);
     rt_free(h);
 }
 

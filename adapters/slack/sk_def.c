@@ -5,6 +5,7 @@
 #include "slack.h"
 
 #include "ak_opts.h"
+#include "ak_supervise.h"
 #include "gw_adapter.h"
 #include "hm_config.h"
 #include "rt_alloc.h"
@@ -99,25 +100,58 @@ void slack_opts_fini(slack_opts *o)
 /* ================================================================ the platform */
 
 typedef struct sk_handle {
-    rt_ref ref;
+    rt_ref sup; /* the supervisor (adapters/kit/ak_supervise.h) restarting the actor */
 } sk_handle;
+
+/* What a (re)start needs: the settings, owned by the supervisor. */
+typedef struct sk_sup_arg {
+    slack_opts o;
+    rt_ref gateway;
+} sk_sup_arg;
+
+static int sk_sup_start(rt_ctx *cx, void *arg, rt_ref *child, char *err, size_t errlen)
+{
+    sk_sup_arg *a = arg;
+    return slack_start(cx, &a->o, a->gateway, child, err, errlen);
+}
+
+/* The last replies get up to grace_ms (at most 10 s) to go out; runs in the (detached)
+ * supervisor, which may wait. */
+static void sk_sup_stop(rt_ctx *cx, void *arg, rt_ref child, int64_t grace_ms)
+{
+    ak_stop_drained(cx, child, grace_ms, slack_drain);
+}
+
+static void sk_sup_free(void *arg)
+{
+    sk_sup_arg *a = arg;
+    slack_opts_fini(&a->o);
+    rt_free(a);
+}
 
 static int sk_def_start(rt_ctx *cx, const gw_adapter_env *env, void **handle, char *err,
                         size_t errlen)
 {
-    slack_opts o;
-    int rc = slack_opts_from_config(env->cfg, env->home, &o, err, errlen);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc)
-        return rc;
-    rt_ref ref = 0;
-    rc = slack_start(cx, &o, env->gateway, &ref, err, errlen);
-    slack_opts_fini(&o);
+    sk_sup_arg *a = rt_xcalloc(1, sizeof(*a));
+    int rc = slack_opts_from_config(env->cfg, env->home, &a->o, err, errlen);
+    if (rc) {
+        rt_free(a);
+        return rc == -ENOENT ? 0 : rc; /* -ENOENT: not configured */
+    }
+    a->gateway = env->gateway;
+    ak_sup_spec spec = {.platform = SLACK_PLATFORM,
+                        .start = sk_sup_start,
+                        .stop = sk_sup_stop,
+                        .arg = a,
+                        .arg_free = sk_sup_free,
+                        .gateway = env->gateway,
+                        .detached = true}; /* slack_start: a non-worker thread */
+    rt_ref sup = 0;
+    rc = ak_sup_start(cx, &spec, &sup, err, errlen); /* a is the supervisor's now */
     if (rc)
         return rc;
     sk_handle *h = rt_xcalloc(1, sizeof(*h));
-    h->ref = ref;
+    h->sup = sup;
     *handle = h;
     return 1;
 }
@@ -127,9 +161,10 @@ static void sk_def_stop(rt_ctx *cx, void *handle, int64_t grace_ms)
     sk_handle *h = handle;
     if (!h)
         return;
-    /* the last replies get up to grace_ms (at most 10 s) to go out; the main thread may
-     * wait (this runs after the signal loop, never on a worker) */
-    ak_stop_drained(cx, h->ref, grace_ms, slack_drain);
+    /* the supervisor drains the actor (at most 10 s); the main thread waits for it (this
+     * runs after the signal loop, never on a worker) */
+    int64_t drain = grace_ms <= 0 ? 1000 : grace_ms > 10000 ? 10000 : grace_ms;
+    (void)ak_sup_stop(cx, h->sup, grace_ms, drain + 2000);
     rt_free(h);
 }
 

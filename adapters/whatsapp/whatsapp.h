@@ -79,6 +79,8 @@ typedef struct wa_server wa_server;
 int wa_start(rt_ctx *cx, rt_lws *lws, const wa_opts *o, rt_ref gateway, wa_server **out, char *err,
              size_t errlen);
 int wa_port(const wa_server *s);
+/* The adapter actor of s (0 for NULL): what its supervisor watches. */
+rt_ref wa_ref(const wa_server *s);
 /* Stop the server (grace_ms for requests in flight) and the actor; frees s. NULL: no-op. */
 void wa_stop(rt_ctx *cx, wa_server *s, int64_t grace_ms);
 
