@@ -26,6 +26,7 @@
 
 #include "ak_dedupe.h"
 #include "ak_event.h"
+#include "ak_lanes.h"
 #include "ak_opts.h"
 #include "ak_text.h"
 
@@ -60,7 +61,12 @@
 #define DC_TYPING_MAX   64
 #define DC_RL_TRIES     8
 #define DC_OUT_TRIES    5
-#define DC_FILES_MAX    4
+#define DC_OUT_PARALLEL 8 /* channels whose messages are on their way at once */
+/* A message whose answer did not come may have been made: it is sent again with the same
+ * nonce (enforce_nonce: Discord returns the message it made "in the past few minutes") only
+ * this long after its first attempt, else given up as "maybe sent". */
+#define DC_NONCE_WINDOW_NS (60LL * 1000000000LL)
+#define DC_FILES_MAX       4
 
 enum dc_phase {
     DC_PH_INIT = 0,
@@ -127,7 +133,6 @@ typedef struct dc_job {
 enum dc_out_what { DC_OUT_TEXT = 1, DC_OUT_FILE };
 
 typedef struct dc_out {
-    struct dc_out *next;
     int what;
     char *channel;
     char *reply_to; /* message to reference, or NULL */
@@ -137,6 +142,10 @@ typedef struct dc_out {
     uint64_t delivery; /* the gateway's outbox entry this message ends (GW_MSG_SENT), or 0 */
     int ack_err;       /* 0, or why it was given up */
     bool ack_permanent;
+    uint64_t group;       /* the delivery it belongs to (every part of it), or 0 */
+    char nonce[24];       /* the same on every attempt of this message */
+    int64_t first_try_ns; /* its first attempt, 0: not yet */
+    bool maybe_sent;      /* an attempt got no answer: Discord may have made it */
 } dc_out;
 
 typedef struct dc_thread {
@@ -184,10 +193,11 @@ typedef struct dc_adapter {
 
     dc_job *jobs, *jobs_tail;
     size_t njobs;
-    dc_out *out, *out_tail;
-    size_t nout;
-    bool out_busy;
-    bool draining; /* stop asked: no new events, finish the outbound queue, then end */
+    ak_lanes lanes; /* dc_out items in per-channel lanes (set up on first use) */
+    bool lanes_ready;
+    uint64_t boot;      /* random per start: part of every nonce */
+    uint64_t nonce_seq; /* nonces of messages that are no outbox delivery */
+    bool draining;      /* stop asked: no new events, finish the outbound queue, then end */
     char *typing[DC_TYPING_MAX];
     size_t ntyping;
 
@@ -840,51 +850,97 @@ static void out_free(dc_out *o)
     rt_free(o);
 }
 
+static ak_lanes *lanes(dc_adapter *a)
+{
+    if (!a->lanes_ready) {
+        ak_lanes_init(&a->lanes, DC_OUT_PARALLEL, DC_OUT_MAX);
+        a->lanes_ready = true;
+        a->boot = ak_rand(&a->rnd);
+    }
+    return &a->lanes;
+}
+
+static void out_free_cb(void *item, void *arg)
+{
+    (void)arg;
+    out_free(item);
+}
+
+/* The nonce of the index-th message of delivery (0: the next of a sequence): the same for
+ * every attempt and every copy the outbox hands over again in this process; the boot part
+ * keeps an earlier run's from matching. At most 25 characters (Discord's limit). */
+static void set_nonce(dc_adapter *a, dc_out *o, uint64_t delivery, size_t index)
+{
+    lanes(a);
+    uint64_t k = delivery ? rt_hash_u64(delivery * 0x9E3779B97F4A7C15ULL + index)
+                          : rt_hash_u64(++a->nonce_seq) ^ 0x5bd1e995ULL;
+    snprintf(o->nonce, sizeof(o->nonce), "h%016llx", (unsigned long long)(k ^ a->boot));
+}
+
 static void out_push(dc_adapter *a, dc_out *o)
 {
-    if (a->nout >= DC_OUT_MAX) {
+    if (ak_lanes_push(lanes(a), o->channel, o->group, o) != 0) {
         RT_LOG_LIMITED(RT_LOG_WARN, DC_LOG, 10000, "Discord: outbound queue full, dropped");
         out_free(o);
-        return;
     }
-    if (a->out_tail)
-        a->out_tail->next = o;
-    else
-        a->out = o;
-    a->out_tail = o;
-    a->nout++;
 }
 
 static void out_pump(dc_adapter *a, rt_ctx *cx);
 static void drained_check(dc_adapter *a, rt_ctx *cx);
 
-/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
+/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). Outcomes a
+ * resend must not change (sent, refused, maybe sent) are remembered (ak_lanes_claim). */
 static void ack(dc_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
 {
+    if (delivery && (!err || permanent))
+        ak_lanes_remember(lanes(a), delivery, err, permanent);
     gw_ack(cx, delivery ? ak_gateway_of(cx, a->gateway) : 0, delivery, err, permanent, 0,
-           err ? (permanent ? "Discord refused the message" : "Discord did not take the message")
-               : NULL);
+           err == -ETIMEDOUT && permanent
+               ? "Discord did not answer; the message may have been posted, not sent again"
+               : (err ? (permanent ? "Discord refused the message"
+                                   : "Discord did not take the message")
+                      : NULL));
 }
 
-static void out_pop(dc_adapter *a, rt_ctx *cx)
+/* o is finished (sent or given up): ack, free, start what may go. */
+static void out_pop(dc_adapter *a, rt_ctx *cx, dc_out *o)
 {
-    dc_out *o = a->out;
-    if (!o)
-        return;
+    if (o->ack_err && !o->ack_permanent && ak_lanes_partial(&a->lanes, o)) {
+        RT_ERROR(DC_LOG, "Discord: part of a reply to %s was posted; the rest is given up",
+                 o->channel);
+        o->ack_permanent = true; /* the outbox would send the whole reply again */
+    }
     ack(a, cx, o->delivery, o->ack_err, o->ack_permanent);
-    a->out = o->next;
-    if (!a->out)
-        a->out_tail = NULL;
-    a->nout--;
-    a->out_busy = false;
+    ak_lanes_done(&a->lanes, o);
+    if (!o->ack_err)
+        ak_lanes_part_sent(&a->lanes, o->group);
     out_free(o);
     out_pump(a, cx);
     drained_check(a, cx);
 }
 
+/* o goes again at once (changed). */
+static void out_again(dc_adapter *a, rt_ctx *cx, dc_out *o)
+{
+    ak_lanes_again(&a->lanes, o);
+    out_pump(a, cx);
+}
+
 static char *channel_path(const char *channel, const char *rest)
 {
     return rt_xasprintf("/channels/%s%s", channel, rest);
+}
+
+/* nonce + enforce_nonce: Discord answers a create whose nonce it saw from this bot in the
+ * past few minutes with the message it made, instead of making another. */
+static void add_nonce(rt_ctx *cx, cJSON *b, dc_out *o)
+{
+    if (!o->nonce[0])
+        return;
+    cJSON_AddStringToObject(b, "nonce", o->nonce);
+    cJSON_AddTrueToObject(b, "enforce_nonce");
+    if (!o->first_try_ns)
+        o->first_try_ns = now_ns(cx);
 }
 
 static void post_text(dc_adapter *a, rt_ctx *cx, dc_out *o)
@@ -894,6 +950,7 @@ static void post_text(dc_adapter *a, rt_ctx *cx, dc_out *o)
     rt_free(path);
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "content", o->text);
+    add_nonce(cx, b, o);
     cJSON *am = cJSON_AddObjectToObject(b, "allowed_mentions");
     cJSON_AddArrayToObject(am, "parse");
     cJSON_AddFalseToObject(am, "replied_user");
@@ -930,6 +987,7 @@ static void post_file(dc_adapter *a, rt_ctx *cx, dc_out *o, char *data, size_t l
     cJSON_AddNumberToObject(a0, "id", 0);
     cJSON_AddStringToObject(a0, "filename", name);
     cJSON_AddItemToArray(atts, a0);
+    add_nonce(cx, pj, o);
     if (o->reply_to) {
         cJSON *ref = cJSON_AddObjectToObject(pj, "message_reference");
         cJSON_AddStringToObject(ref, "message_id", o->reply_to);
@@ -958,12 +1016,8 @@ static void post_file(dc_adapter *a, rt_ctx *cx, dc_out *o, char *data, size_t l
     submit(a, cx, r);
 }
 
-static void out_pump(dc_adapter *a, rt_ctx *cx)
+static void out_start(dc_adapter *a, rt_ctx *cx, dc_out *o)
 {
-    if (a->out_busy || !a->out || a->phase == DC_PH_STOPPED || a->phase == DC_PH_FATAL)
-        return;
-    a->out_busy = true;
-    dc_out *o = a->out;
     if (o->what == DC_OUT_TEXT) {
         post_text(a, cx, o);
     } else {
@@ -974,10 +1028,28 @@ static void out_pump(dc_adapter *a, rt_ctx *cx)
     }
 }
 
+/* Start what may go: the first message of each channel that has none on its way, up to
+ * DC_OUT_PARALLEL channels at once (ak_lanes); the route buckets and the global limit still
+ * hold requests back in submit (discord_rl). Arms the retry timer. */
+static void out_pump(dc_adapter *a, rt_ctx *cx)
+{
+    if (!a->lanes_ready || a->phase == DC_PH_STOPPED || a->phase == DC_PH_FATAL)
+        return;
+    void *go[DC_OUT_PARALLEL];
+    size_t n = ak_lanes_ready(&a->lanes, now_ns(cx), go, DC_OUT_PARALLEL);
+    for (size_t i = 0; i < n; i++)
+        out_start(a, cx, go[i]);
+    int64_t now = now_ns(cx), next = ak_lanes_next_due(&a->lanes, now);
+    if (next)
+        ak_timer_arm(cx, a->self, &a->tm, DC_T_OUT, (next - now + 999999) / 1000000);
+    else
+        ak_timer_cancel(cx, &a->tm, DC_T_OUT);
+}
+
 static void drained_check(dc_adapter *a, rt_ctx *cx)
 {
-    if (!a->draining || a->out || a->out_busy || a->phase == DC_PH_STOPPED ||
-        a->phase == DC_PH_FATAL)
+    if (!a->draining || (a->lanes_ready && ak_lanes_count(&a->lanes)) ||
+        a->phase == DC_PH_STOPPED || a->phase == DC_PH_FATAL)
         return;
     a->phase = DC_PH_STOPPED;
     shut(a, cx);
@@ -998,23 +1070,45 @@ static void on_drain(dc_adapter *a, rt_ctx *cx)
 
 static void on_out_timer(dc_adapter *a, rt_ctx *cx)
 {
-    if (!a->out_busy || !a->out)
-        return;
-    a->out_busy = false;
     out_pump(a, cx);
 }
 
-static void out_retry(dc_adapter *a, rt_ctx *cx, const char *why)
+/* An answer that does not say whether the message was made: no answer in time, the
+ * connection dropped after sending, a proxy's 502/504. */
+static bool ambiguous(const rt_io_msg_http_done *d)
 {
-    dc_out *o = a->out;
+    if (d->err)
+        return d->err == -ETIMEDOUT || d->err == -ECONNRESET || d->err == -EPIPE;
+    return d->status == 502 || d->status == 504;
+}
+
+static void out_retry(dc_adapter *a, rt_ctx *cx, dc_out *o, const rt_io_msg_http_done *d,
+                      const char *why)
+{
+    if (ambiguous(d))
+        o->maybe_sent = true;
+    int64_t now = now_ns(cx), ms = 1000LL << o->tries;
+    bool late = o->maybe_sent && (!o->nonce[0] || !o->first_try_ns ||
+                                  now + ms * 1000000 > o->first_try_ns + DC_NONCE_WINDOW_NS);
+    if (o->maybe_sent && (late || o->tries + 1 >= DC_OUT_TRIES)) {
+        RT_ERROR(DC_LOG,
+                 "Discord: a message to %s got no answer (%s); it may have been posted, so it "
+                 "is not sent again",
+                 o->channel, why);
+        o->ack_err = -ETIMEDOUT;
+        o->ack_permanent = true; /* the outbox must not send it again either */
+        out_pop(a, cx, o);
+        return;
+    }
     if (++o->tries >= DC_OUT_TRIES) {
         RT_WARN(DC_LOG, "Discord: giving up on a message to %s: %s", o->channel, why);
         o->ack_err = -EIO; /* the gateway's outbox tries again later */
-        out_pop(a, cx);
+        out_pop(a, cx, o);
         return;
     }
     RT_WARN(DC_LOG, "Discord: sending to %s failed (%s); retrying", o->channel, why);
-    ak_timer_arm(cx, a->self, &a->tm, DC_T_OUT, 1000LL << (o->tries - 1));
+    ak_lanes_retry(&a->lanes, o, now + ms * 1000000); /* its channel waits */
+    out_pump(a, cx);
 }
 
 static dc_out *out_new(int what, const gw_target *to)
@@ -1041,7 +1135,15 @@ static void on_out_text(dc_adapter *a, rt_ctx *cx, gw_out_text *t)
         ack(a, cx, t->delivery, -EINVAL, true);
         return;
     }
-    size_t queued = a->nout;
+    int prev_err = 0;
+    bool prev_permanent = false;
+    switch (ak_lanes_claim(lanes(a), t->delivery, &prev_err, &prev_permanent)) {
+    case AK_LANES_QUEUED: return; /* already on its way: its ack answers this copy too */
+    case AK_LANES_DONE: ack(a, cx, t->delivery, prev_err, prev_permanent); return;
+    default: break;
+    }
+    dc_out *last = NULL;
+    size_t index = 0;
     rt_buf rest;
     rt_buf_init(&rest, SIZE_MAX / 2);
     char *paths[8];
@@ -1075,6 +1177,9 @@ static void on_out_text(dc_adapter *a, rt_ctx *cx, gw_out_text *t)
                     rt_free(o->reply_to);
                     o->reply_to = NULL;
                 }
+                o->group = t->delivery;
+                set_nonce(a, o, t->delivery, index++);
+                last = o;
                 out_push(a, o);
             }
             gw_chunks_free(parts);
@@ -1085,6 +1190,9 @@ static void on_out_text(dc_adapter *a, rt_ctx *cx, gw_out_text *t)
                 rt_free(o->reply_to);
                 o->reply_to = NULL;
             }
+            o->group = t->delivery;
+            set_nonce(a, o, t->delivery, index++);
+            last = o;
             out_push(a, o);
         }
     }
@@ -1092,11 +1200,16 @@ static void on_out_text(dc_adapter *a, rt_ctx *cx, gw_out_text *t)
     for (size_t i = 0; i < np; i++) {
         dc_out *o = out_new(DC_OUT_FILE, &t->to);
         o->path = paths[i];
+        o->group = t->delivery;
+        set_nonce(a, o, t->delivery, index++);
+        last = o;
         out_push(a, o);
     }
+    if (last && !ak_lanes_has(&a->lanes, last))
+        last = NULL; /* the queue was full: dropped */
     if (t->delivery) {
-        if (a->nout > queued)
-            a->out_tail->delivery = t->delivery; /* acked when its last part is done */
+        if (last)
+            last->delivery = t->delivery; /* acked when its last part is done */
         else
             ack(a, cx, t->delivery, *t->text ? -ENOBUFS : 0, false);
     }
@@ -1106,12 +1219,12 @@ static void on_out_text(dc_adapter *a, rt_ctx *cx, gw_out_text *t)
 static void outbound_result(dc_adapter *a, rt_ctx *cx, dc_req *r, rt_io_msg_http_done *d)
 {
     dc_out *o = r->ctx;
-    if (o != a->out)
+    if (!a->lanes_ready || !ak_lanes_busy(&a->lanes, o))
         return;
     if (!d->err && d->status >= 200 && d->status < 300) {
         if (thread_parent(a, o->channel))
             ak_ring_add(a->chans, DC_CHANS_MAX, &a->chans_next, ak_hash(o->channel));
-        out_pop(a, cx);
+        out_pop(a, cx, o);
         return;
     }
     char why[200];
@@ -1120,34 +1233,32 @@ static void outbound_result(dc_adapter *a, rt_ctx *cx, dc_req *r, rt_io_msg_http
     else
         snprintf(why, sizeof(why), "HTTP %d: %.120s", d->status, d->body ? d->body : "");
     if (d->err || d->status >= 500) {
-        out_retry(a, cx, why);
+        out_retry(a, cx, o, d, why);
     } else if (d->status == 400 && o->reply_to) {
         rt_free(o->reply_to); /* the message answered is gone: post without the reference */
         o->reply_to = NULL;
-        a->out_busy = false;
-        out_pump(a, cx);
+        out_again(a, cx, o);
     } else {
         RT_WARN(DC_LOG, "Discord: posting to %s failed: %s", o->channel, why);
         if (d->status == 403)
             RT_WARN(DC_LOG, "Discord: the bot lacks Send Messages / Attach Files in %s",
                     o->channel);
-        o->ack_err = -EIO;
+        o->ack_err = o->maybe_sent ? -ETIMEDOUT : -EIO;
         o->ack_permanent = true;
-        out_pop(a, cx);
+        out_pop(a, cx, o);
     }
 }
 
 static void outbound_read(dc_adapter *a, rt_ctx *cx, dc_req *r, ak_io_done *d)
 {
     dc_out *o = r->ctx;
-    if (o != a->out)
+    if (!a->lanes_ready || !ak_lanes_busy(&a->lanes, o))
         return;
     if (d->err) {
         RT_WARN(DC_LOG, "Discord: cannot send %s: %s", o->path, rt_strerror(d->err));
         o->what = DC_OUT_TEXT;
         o->text = rt_xasprintf("⚠️ File not found or unreadable: %s", base_name(o->path));
-        a->out_busy = false;
-        out_pump(a, cx);
+        out_again(a, cx, o);
         return;
     }
     post_file(a, cx, o, d->data, d->len);
@@ -1789,11 +1900,8 @@ static void adapter_free(void *state)
         a->jobs = j->next;
         job_free(j);
     }
-    while (a->out) {
-        dc_out *o = a->out;
-        a->out = o->next;
-        out_free(o);
-    }
+    if (a->lanes_ready)
+        ak_lanes_fini(&a->lanes, out_free_cb, NULL);
     for (size_t i = 0; i < a->ntyping; i++)
         rt_free(a->typing[i]);
     for (size_t i = 0; i < a->nthreads; i++) {

@@ -6,9 +6,10 @@
  * request in flight per room, so the chunks of a reply, the 👀 redaction and the ✅ that
  * follows keep their order; rooms send side by side, at most MX_MAX_INFLIGHT at once (the
  * others wait in a ready list). A send is a PUT with a transaction id fixed when it is first
- * tried, so a retry after a timeout cannot post twice. 429 waits retry_after_ms, 5xx and
- * network errors back off (send_retry_ms doubling, ≤ 30 s) up to send_attempts; other 4xx
- * are logged and dropped.
+ * tried (for a delivery of the gateway's outbox: fixed by the delivery, so a copy the outbox
+ * hands over again reuses it), so a retry after a timeout cannot post twice. 429 waits
+ * retry_after_ms, 5xx and network errors back off (send_retry_ms doubling, ≤ 30 s) up to
+ * send_attempts; other 4xx are logged and dropped.
  *
  * Reactions (MATRIX_REACTIONS): 👀 when the gateway starts a turn for a message (its typing
  * notice names the message); at the turn's end the 👀 is redacted and ✅ or ❌ added, after
@@ -174,6 +175,13 @@ static void queue_send_for(mx *m, rt_ctx *cx, mx_room *r, const char *type, char
     op->ref = ref ? rt_xstrdup(ref) : NULL;
     op->purpose = purpose;
     op->delivery = delivery;
+    /* A delivery's message keeps one transaction id for every copy the gateway's outbox hands
+     * over (after its ack timer ran out while the message waited here, or after a failure
+     * whose last attempt may have been made): the homeserver answers a repeated txn with the
+     * event it already made, so the reply is never posted twice (issue 13). The prefix is
+     * random per start, so a later run's delivery ids do not meet an earlier run's. */
+    if (delivery)
+        op->txn = rt_xasprintf("%s.d%llu", m->txn_prefix, (unsigned long long)delivery);
     push(m, cx, r, op);
 }
 

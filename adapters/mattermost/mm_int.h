@@ -16,8 +16,8 @@
  *      (one worker at a time): no locks, no atomics.
  *   2. A request (mm_req) in a->reqs owns nothing that another owner frees: its ctx (a job
  *      or an outbound item) lives until every request pointing at it has completed, because
- *      jobs count their pending requests and the outbound queue only releases its head after
- *      the head's request completed.
+ *      jobs count their pending requests and the outbound lanes (ak_lanes) only release an
+ *      item after the item's request completed.
  *   3. Messages from a WebSocket, a timer or a request that no longer matters (an older
  *      connection, a re-armed timer, an older catch-up) are recognised by their generation
  *      and ignored.
@@ -28,6 +28,7 @@
 #define MM_INT_H
 
 #include "ak_io.h"
+#include "ak_lanes.h"
 #include "ak_timer.h"
 #include "gw.h"
 #include "mattermost.h"
@@ -50,8 +51,13 @@
 #define MM_USERS_MAX      1024 /* cached user names */
 #define MM_RL_TRIES       8    /* 429s one request puts up with */
 #define MM_OUT_TRIES      8    /* transient failures one post puts up with */
-#define MM_TYPING_TTL_NS  (10LL * 60 * 1000000000LL)
-#define MM_AUTH_FAIL_HINT "check MATTERMOST_TOKEN and MATTERMOST_URL"
+#define MM_OUT_PARALLEL   8    /* channels whose posts are on their way at once */
+/* A post whose answer did not come (timeout, reset, 502/504) may have been made: it is sent
+ * again with the same pending_post_id only while the server still remembers that id (its
+ * PendingPostIDsCache keeps one for 30 s), else given up as "maybe sent". */
+#define MM_PENDING_WINDOW_NS (25LL * 1000000000LL)
+#define MM_TYPING_TTL_NS     (10LL * 60 * 1000000000LL)
+#define MM_AUTH_FAIL_HINT    "check MATTERMOST_TOKEN and MATTERMOST_URL"
 
 /* Internal messages (RT_MSG_MODULE_ADAPTER 0x200..0x2ff belong to Mattermost). */
 enum {
@@ -151,7 +157,6 @@ typedef struct mm_prog {
 } mm_prog;
 
 typedef struct mm_out {
-    struct mm_out *next;
     int what;      /* mm_out_what */
     int kind;      /* gw_text_kind */
     char *channel; /* channel id */
@@ -168,6 +173,10 @@ typedef struct mm_out {
     uint64_t delivery; /* the gateway's outbox entry this post ends (GW_MSG_SENT), or 0 */
     int ack_err;       /* 0, or why the post was given up */
     bool ack_permanent;
+    uint64_t group;       /* the delivery the item belongs to (every chunk of it), or 0 */
+    char *pending_id;     /* POST: pending_post_id, the same on every retry of this post */
+    int64_t first_try_ns; /* when its pending_post_id was first sent, 0: not yet */
+    bool maybe_sent;      /* an attempt got no answer: the server may have made it */
 } mm_out;
 
 /* A post found by the catch-up, with the index of its channel in cu_ch. */
@@ -242,9 +251,10 @@ typedef struct mm_adapter {
     size_t nusers, users_next;
 
     /* ---- outbound ---- */
-    mm_out *out, *out_tail;
-    size_t nout;
-    bool out_busy; /* the head is in flight or waiting */
+    ak_lanes lanes; /* mm_out items in per-channel lanes (set up on first use) */
+    bool lanes_ready;
+    uint64_t boot;     /* random per start: part of every pending_post_id */
+    uint64_t pend_seq; /* pending_post_ids of posts that are no outbox delivery */
     mm_typing typing[MM_TYPING_MAX];
     size_t ntyping;
     mm_prog *progs[MM_PROG_MAX]; /* live and ended-but-referenced progress posts */

@@ -1,8 +1,10 @@
 /*
  * mm_outbound — the gateway's GW_OUT_* messages into posts (gateway.md §9.5).
  *
- * Posts go out one at a time in the order they were asked for (a reply's chunks stay in
- * order, and a 429 holds everything behind it). Where a post goes:
+ * Posts go out one at a time per channel, in the order they were asked for (a reply's chunks
+ * stay in order), and up to MM_OUT_PARALLEL channels at once: a channel whose sends are slow
+ * or failing holds only its own posts, never another chat's (a 429 still holds everything,
+ * mm_rest.c). Where a post goes:
  *   - root_id: the thread of the message answered (always its root, also when that message
  *     was itself a reply inside a thread), or in thread mode a new thread under it;
  *   - a root the server refuses (deleted thread) turns a reply into a flat post prefixed
@@ -12,7 +14,16 @@
  *   - MEDIA:<path> tags become uploaded files (POST /api/v4/files, then a post with the
  *     file id), after the text; a missing file becomes "(file not found: <path>)".
  * Connection-class failures and 5xx answers are retried with backoff (2 s doubling, plus up
- * to 1 s, 8 tries); a timeout is not retried, since the post may have been made.
+ * to 1 s, 8 tries). Never twice (issue 13): every post carries a pending_post_id that is the
+ * same on every retry of it (from the outbox delivery and the chunk's index, or a sequence for
+ * posts that are no delivery), and the server answers a create whose pending_post_id it saw
+ * in the last 30 s (PendingPostIDsCacheTTL) with the post it made, or 500
+ * api.post.deduplicate_create_post.pending while the first create is still running. So a post
+ * whose answer never came (timeout, reset, 502/504: it may have been made) is retried within
+ * MM_PENDING_WINDOW_NS of its first attempt; after that it is given up as "maybe sent" and
+ * acked as a permanent failure, so the gateway's outbox does not send it again. The outbox
+ * handing over a delivery that is still queued or in flight here (its ack timer ran out) is
+ * not queued twice; one finished recently is acked again with its result (ak_lanes).
  */
 #include "mm_int.h"
 
@@ -68,6 +79,7 @@ static void prog_release(mm_adapter *a, mm_prog *p)
 
 static void out_free_in(mm_adapter *a, mm_out *o)
 {
+    rt_free(o->pending_id);
     if (o->prog) {
         o->prog->refs--;
         if (a)
@@ -87,15 +99,26 @@ static void out_free(mm_out *o)
     out_free_in(NULL, o);
 }
 
+static void out_free_cb(void *item, void *arg)
+{
+    (void)arg;
+    out_free(item);
+}
+
+static ak_lanes *lanes(mm_adapter *a)
+{
+    if (!a->lanes_ready) {
+        ak_lanes_init(&a->lanes, MM_OUT_PARALLEL, MM_OUT_MAX);
+        a->lanes_ready = true;
+        a->boot = ak_rand(&a->rnd);
+    }
+    return &a->lanes;
+}
+
 void mm__out_free_all(mm_adapter *a)
 {
-    while (a->out) {
-        mm_out *o = a->out;
-        a->out = o->next;
-        out_free(o);
-    }
-    a->out_tail = NULL;
-    a->nout = 0;
+    if (a->lanes_ready)
+        ak_lanes_fini(&a->lanes, out_free_cb, NULL);
     for (size_t i = 0; i < a->nprogs; i++)
         prog_free(a->progs[i]);
     a->nprogs = 0;
@@ -111,28 +134,40 @@ static mm_out *out_new(int what, int kind, const char *channel, const char *root
     return o;
 }
 
+/* The pending_post_id of the index-th post of delivery (0: a post that is no delivery, which
+ * gets the next of a sequence). Stable for every retry of the same delivery in this process;
+ * the random boot part keeps ids of an earlier run (whose deliveries counted from 1 too) from
+ * matching. */
+static char *pending_id(mm_adapter *a, uint64_t delivery, size_t index)
+{
+    lanes(a);
+    if (!delivery)
+        return rt_xasprintf("hermes-%016llx-n%llu", (unsigned long long)a->boot,
+                            (unsigned long long)++a->pend_seq);
+    return rt_xasprintf("hermes-%016llx-d%llu-%zu", (unsigned long long)a->boot,
+                        (unsigned long long)delivery, index);
+}
+
 static bool out_push(mm_adapter *a, mm_out *o)
 {
-    if (a->nout >= MM_OUT_MAX) {
+    if (ak_lanes_push(lanes(a), o->channel, o->group, o) != 0) {
         RT_LOG_LIMITED(RT_LOG_WARN, MM_LOG, 10000,
                        "Mattermost: too many posts queued; one dropped");
         out_free(o);
         return false;
     }
-    if (a->out_tail)
-        a->out_tail->next = o;
-    else
-        a->out = o;
-    a->out_tail = o;
-    a->nout++;
     return true;
 }
 
-/* Put the texts of chunks (NULL-terminated) in place of the head, keeping its address. */
-static void replace_head(mm_adapter *a, char **chunks)
+/* Put the texts of chunks (NULL-terminated) in place of item h (keeping its address) and after
+ * it in its channel's lane. Each part gets its own pending_post_id, derived from h's (the
+ * server forgets the id of a create it refused). */
+static void replace_item(mm_adapter *a, mm_out *h, char **chunks)
 {
-    mm_out *h = a->out;
-    mm_out *after = h->next, *last = h;
+    mm_out *last = h;
+    char *base = h->pending_id;
+    h->pending_id = base ? rt_xasprintf("%s.0", base) : NULL;
+    h->first_try_ns = 0;
     rt_free(h->text);
     h->text = rt_xstrdup(chunks[0]);
     for (size_t i = 1; chunks[i]; i++) {
@@ -140,36 +175,40 @@ static void replace_head(mm_adapter *a, char **chunks)
         o->text = rt_xstrdup(chunks[i]);
         o->splits = h->splits;
         o->flat_retry = h->flat_retry;
-        last->next = o;
+        o->group = h->group;
+        o->pending_id = base ? rt_xasprintf("%s.%zu", base, i) : NULL;
+        if (ak_lanes_insert_after(&a->lanes, last, o->group, o) != 0) {
+            RT_LOG_LIMITED(RT_LOG_WARN, MM_LOG, 10000,
+                           "Mattermost: too many posts queued; part of a post dropped");
+            out_free(o);
+            break;
+        }
         last = o;
-        a->nout++;
     }
-    last->next = after;
-    if (!after)
-        a->out_tail = last;
+    rt_free(base);
     if (last != h) { /* the message ends with its last part */
         last->delivery = h->delivery;
         h->delivery = 0;
     }
 }
 
+/* Queue text (chunked to the post limit) for delivery; *index counts the delivery's posts. */
 static void enqueue_text(mm_adapter *a, int kind, const char *channel, const char *root,
-                         const char *text)
+                         const char *text, uint64_t delivery, size_t *index)
 {
-    if (cp_len(text) <= a->max_post) {
-        mm_out *o = out_new(MM_OUT_TEXT, kind, channel, root);
-        o->text = rt_xstrdup(text);
-        out_push(a, o);
-        return;
-    }
+    char *one[2] = {(char *)text, NULL};
     /* GW_MSG_DELIVER and friends are not chunked by the gateway */
-    char **chunks = gw_chunk(text, a->max_post);
-    for (size_t i = 0; chunks[i]; i++) {
+    char **chunks = cp_len(text) <= a->max_post ? NULL : gw_chunk(text, a->max_post);
+    char **parts = chunks ? chunks : one;
+    for (size_t i = 0; parts[i]; i++) {
         mm_out *o = out_new(MM_OUT_TEXT, kind, channel, root);
-        o->text = rt_xstrdup(chunks[i]);
+        o->text = rt_xstrdup(parts[i]);
+        o->group = delivery;
+        o->pending_id = pending_id(a, delivery, (*index)++);
         out_push(a, o);
     }
-    gw_chunks_free(chunks);
+    if (chunks)
+        gw_chunks_free(chunks);
 }
 
 static bool same_str(const char *x, const char *y)
@@ -228,6 +267,7 @@ static bool progress(mm_adapter *a, const char *channel, const char *root, const
     if (p->queued)
         return true; /* the update waiting in the queue will carry these lines */
     mm_out *o = out_new(MM_OUT_PROG, GW_TEXT_PROGRESS, channel, root);
+    o->pending_id = pending_id(a, 0, 0);
     o->prog = p;
     p->refs++;
     if (out_push(a, o))
@@ -235,12 +275,33 @@ static bool progress(mm_adapter *a, const char *channel, const char *root, const
     return true;
 }
 
-/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
+/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). Outcomes a
+ * resend must not change (sent, refused, maybe sent) are remembered, so a copy the outbox
+ * hands over again is acked without posting (ak_lanes_claim). */
 static void ack(mm_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
 {
+    if (delivery && (!err || permanent))
+        ak_lanes_remember(lanes(a), delivery, err, permanent);
     gw_ack(cx, delivery ? mm__gateway(a, cx) : 0, delivery, err, permanent, 0,
-           err ? (permanent ? "Mattermost refused the post" : "Mattermost did not take the post")
-               : NULL);
+           err == -ETIMEDOUT && permanent
+               ? "Mattermost did not answer; the post may have been made, not sent again"
+               : (err ? (permanent ? "Mattermost refused the post"
+                                   : "Mattermost did not take the post")
+                      : NULL));
+}
+
+typedef struct find_last_arg {
+    uint64_t group;
+    mm_out **last;
+} find_last_arg;
+
+/* ak_lanes_each: the last item queued for a delivery (its lane keeps queue order). */
+static void find_last(void *item, void *arg)
+{
+    find_last_arg *f = arg;
+    mm_out *o = item;
+    if (f->group && o->group == f->group)
+        *f->last = o;
 }
 
 void mm__on_out_text(mm_adapter *a, rt_ctx *cx, gw_out_text *t)
@@ -249,13 +310,25 @@ void mm__on_out_text(mm_adapter *a, rt_ctx *cx, gw_out_text *t)
         ack(a, cx, t->delivery, -EINVAL, true);
         return;
     }
-    size_t queued = a->nout;
+    int prev_err = 0;
+    bool prev_permanent = false;
+    switch (ak_lanes_claim(lanes(a), t->delivery, &prev_err, &prev_permanent)) {
+    case AK_LANES_QUEUED:
+        RT_DEBUG(MM_LOG, "Mattermost: delivery %llu is already on its way; not queued again",
+                 (unsigned long long)t->delivery);
+        return; /* its ack answers the copy too */
+    case AK_LANES_DONE: ack(a, cx, t->delivery, prev_err, prev_permanent); return;
+    default: break;
+    }
+    size_t queued = ak_lanes_count(&a->lanes);
+    size_t index = 0;
+    mm_out *last = NULL;
     const char *root = mm_reply_root(a->o.reply_thread, t->to.thread_id, t->to.reply_to);
     if (t->kind == GW_TEXT_PROGRESS) {
         char *body = mm_format(t->text);
         bool done = !*body || progress(a, t->to.chat_id, root, body);
         if (!done)
-            enqueue_text(a, t->kind, t->to.chat_id, root, body);
+            enqueue_text(a, t->kind, t->to.chat_id, root, body, 0, &index);
         rt_free(body);
         mm__out_pump(a, cx);
         return;
@@ -269,17 +342,20 @@ void mm__on_out_text(mm_adapter *a, rt_ctx *cx, gw_out_text *t)
     char *body = mm_format(text);
     rt_free(text);
     if (*body)
-        enqueue_text(a, t->kind, t->to.chat_id, root, body);
+        enqueue_text(a, t->kind, t->to.chat_id, root, body, t->delivery, &index);
     rt_free(body);
     for (size_t i = 0; paths && paths[i]; i++) {
         mm_out *o = out_new(MM_OUT_FILE, t->kind, t->to.chat_id, root);
         o->path = rt_xstrdup(paths[i]);
+        o->group = t->delivery;
+        o->pending_id = pending_id(a, t->delivery, index++);
         out_push(a, o);
     }
     mm_strv_free(paths);
+    ak_lanes_each(&a->lanes, find_last, &(find_last_arg){t->delivery, &last});
     if (t->delivery) {
-        if (a->nout > queued)
-            a->out_tail->delivery = t->delivery; /* acked when its last post is done */
+        if (ak_lanes_count(&a->lanes) > queued && last)
+            last->delivery = t->delivery; /* acked when its last post is done */
         else if (*t->text)
             ack(a, cx, t->delivery, -ENOBUFS, false); /* the queue is full: again later */
         else
@@ -298,6 +374,11 @@ static void send_post(mm_adapter *a, rt_ctx *cx, mm_out *o)
     cJSON_AddStringToObject(b, "message", o->what != MM_OUT_FILE && o->text ? o->text : "");
     if (o->root)
         cJSON_AddStringToObject(b, "root_id", o->root);
+    if (o->pending_id) {
+        cJSON_AddStringToObject(b, "pending_post_id", o->pending_id);
+        if (!o->first_try_ns)
+            o->first_try_ns = mm__now_ns(cx);
+    }
     if (o->file_id) {
         cJSON *ids = cJSON_AddArrayToObject(b, "file_ids");
         cJSON_AddItemToArray(ids, cJSON_CreateString(o->file_id));
@@ -354,12 +435,8 @@ static void read_file(mm_adapter *a, rt_ctx *cx, mm_out *o)
     ak_io_read(cx, a->io, o->path, a->o.max_file_bytes, a->self, tag);
 }
 
-void mm__out_pump(mm_adapter *a, rt_ctx *cx)
+static void out_start(mm_adapter *a, rt_ctx *cx, mm_out *o)
 {
-    if (a->out_busy || !a->out || a->phase == MM_PH_STOPPED || !a->io)
-        return;
-    mm_out *o = a->out;
-    a->out_busy = true;
     if (o->what == MM_OUT_PROG)
         send_progress(a, cx, o);
     else if (o->what == MM_OUT_TEXT || o->file_id)
@@ -370,56 +447,131 @@ void mm__out_pump(mm_adapter *a, rt_ctx *cx)
         read_file(a, cx, o);
 }
 
-/* The head is finished (sent, or given up on): next one. */
-static void out_next(mm_adapter *a, rt_ctx *cx)
+/* The retry timer: due when ak_lanes says something waits on time, else disarmed. */
+static void arm_out_timer(mm_adapter *a, rt_ctx *cx)
 {
-    mm_out *o = a->out;
-    if (o) {
-        ack(a, cx, o->delivery, o->ack_err, o->ack_permanent);
-        a->out = o->next;
-        if (!a->out)
-            a->out_tail = NULL;
-        a->nout--;
-        out_free_in(a, o);
+    int64_t now = mm__now_ns(cx);
+    int64_t next = ak_lanes_next_due(lanes(a), now);
+    if (!next) {
+        ak_timer_cancel(cx, &a->tm, MM_T_OUT);
+        return;
     }
-    a->out_busy = false;
+    int64_t ms = (next - now + 999999) / 1000000;
+    ak_timer_arm(cx, a->self, &a->tm, MM_T_OUT, ms > 0 ? ms : 1);
+}
+
+/*
+ * Start what may go (ak_lanes): the first post of each channel that has none on its way, up
+ * to MM_OUT_PARALLEL channels at once. Submitting never answers synchronously, so the lanes do
+ * not change under the loop.
+ */
+void mm__out_pump(mm_adapter *a, rt_ctx *cx)
+{
+    if (!a->lanes_ready || a->phase == MM_PH_STOPPED || !a->io)
+        return;
+    void *go[MM_OUT_PARALLEL];
+    size_t n = ak_lanes_ready(&a->lanes, mm__now_ns(cx), go, MM_OUT_PARALLEL);
+    for (size_t i = 0; i < n; i++)
+        out_start(a, cx, go[i]);
+    arm_out_timer(a, cx);
+}
+
+/* Item o is finished (sent, or given up on): acknowledge it, free it, start what may go. */
+static void out_next(mm_adapter *a, rt_ctx *cx, mm_out *o)
+{
+    if (o->ack_err && !o->ack_permanent && ak_lanes_partial(&a->lanes, o)) {
+        RT_ERROR(MM_LOG,
+                 "Mattermost: part of a reply to %s was posted; the rest is given up, not sent "
+                 "again",
+                 o->channel);
+        o->ack_permanent = true; /* the outbox would send the whole reply again */
+    }
+    ack(a, cx, o->delivery, o->ack_err, o->ack_permanent);
+    ak_lanes_done(&a->lanes, o);
+    if (!o->ack_err)
+        ak_lanes_part_sent(&a->lanes, o->group);
+    out_free_in(a, o);
     mm__out_pump(a, cx);
 }
 
-/* The head goes again (after a change, or at once). */
-static void out_again(mm_adapter *a, rt_ctx *cx)
+/* Item o goes again (after a change, or at once). */
+static void out_again(mm_adapter *a, rt_ctx *cx, mm_out *o)
 {
-    a->out_busy = false;
+    ak_lanes_again(&a->lanes, o);
     mm__out_pump(a, cx);
 }
 
 void mm__on_out_timer(mm_adapter *a, rt_ctx *cx)
 {
-    out_again(a, cx);
+    mm__out_pump(a, cx);
+}
+
+/* An answer that does not say whether the post was made: no answer in time, the connection
+ * dropped after sending, a proxy's 502/504. */
+static bool ambiguous(rt_io_msg_http_done *d)
+{
+    if (d->err)
+        return d->err == -ETIMEDOUT || d->err == -ECONNRESET || d->err == -EPIPE;
+    return d->status == 502 || d->status == 504;
 }
 
 static bool retryable(rt_io_msg_http_done *d)
 {
     if (d->err)
-        return d->err == -ECONNREFUSED || d->err == -ECONNRESET || d->err == -EHOSTUNREACH;
+        return d->err == -ECONNREFUSED || d->err == -ECONNRESET || d->err == -EHOSTUNREACH ||
+               d->err == -ETIMEDOUT || d->err == -EPIPE;
     return d->status == 500 || d->status == 502 || d->status == 503 || d->status == 504;
+}
+
+/* o may have been made and cannot be asked about again safely: give it up without the
+ * outbox sending it again (permanent), and say so. */
+static void give_up_maybe_sent(mm_adapter *a, rt_ctx *cx, mm_out *o, rt_io_msg_http_done *d)
+{
+    RT_ERROR(MM_LOG,
+             "Mattermost: a post to %s got no answer (%s); it may have been made, so it is not "
+             "sent again",
+             o->channel, d->err ? rt_strerror(d->err) : "server error");
+    o->ack_err = -ETIMEDOUT;
+    o->ack_permanent = true;
+    out_next(a, cx, o);
 }
 
 static void retry_later(mm_adapter *a, rt_ctx *cx, mm_out *o, rt_io_msg_http_done *d)
 {
+    bool unsure = ambiguous(d) || (o->maybe_sent && d->status == 500);
+    if (unsure)
+        o->maybe_sent = true;
+    if (o->maybe_sent && !o->pending_id) { /* nothing makes a second create safe */
+        give_up_maybe_sent(a, cx, o, d);
+        return;
+    }
     if (o->tries >= MM_OUT_TRIES) {
+        if (o->maybe_sent) {
+            give_up_maybe_sent(a, cx, o, d);
+            return;
+        }
         RT_ERROR(MM_LOG, "Mattermost: a post to %s failed %d times (%s); giving up", o->channel,
                  o->tries, d->err ? rt_strerror(d->err) : "server error");
         o->ack_err = d->err ? d->err : -EIO; /* the gateway's outbox tries again later */
-        out_next(a, cx);
+        out_next(a, cx, o);
         return;
     }
     o->tries++;
     int64_t ms = 2000LL << (o->tries - 1 < 5 ? o->tries - 1 : 5);
     ms = (ms > 60000 ? 60000 : ms) + (int64_t)(ak_rand(&a->rnd) % 1000);
+    int64_t now = mm__now_ns(cx);
+    if (o->maybe_sent) {
+        /* ask again soon, while the server still knows the pending_post_id */
+        ms = 1000 + (int64_t)(ak_rand(&a->rnd) % 1000);
+        if (o->first_try_ns && now + ms * 1000000 > o->first_try_ns + MM_PENDING_WINDOW_NS) {
+            give_up_maybe_sent(a, cx, o, d);
+            return;
+        }
+    }
     RT_WARN(MM_LOG, "Mattermost: posting to %s failed (%s); retry %d in %.1fs", o->channel,
             d->err ? rt_strerror(d->err) : "server error", o->tries, (double)ms / 1000.0);
-    ak_timer_arm(cx, a->self, &a->tm, MM_T_OUT, ms);
+    ak_lanes_retry(&a->lanes, o, now + ms * 1000000); /* its channel waits */
+    arm_out_timer(a, cx);
 }
 
 /* Did the server refuse the post's root_id (a deleted or unknown thread)? */
@@ -441,7 +593,7 @@ static bool too_long(int status, const char *id, const char *msg)
                              (msg && strcasestr(msg, "longer than")));
 }
 
-static void split_head(mm_adapter *a, rt_ctx *cx, mm_out *o)
+static void split_item(mm_adapter *a, rt_ctx *cx, mm_out *o)
 {
     size_t n = cp_len(o->text);
     size_t limit = n / 2 > 0 ? n / 2 : 1;
@@ -450,7 +602,7 @@ static void split_head(mm_adapter *a, rt_ctx *cx, mm_out *o)
                  "Mattermost: the server refuses a post of %zu characters as too long; "
                  "dropped",
                  n);
-        out_next(a, cx);
+        out_next(a, cx, o);
         return;
     }
     RT_WARN(MM_LOG,
@@ -459,14 +611,14 @@ static void split_head(mm_adapter *a, rt_ctx *cx, mm_out *o)
             n, limit);
     o->splits++;
     char **chunks = gw_chunk(o->text, limit);
-    replace_head(a, chunks);
+    replace_item(a, o, chunks);
     gw_chunks_free(chunks);
     if (limit < a->max_post) { /* the real limit is lower than MaxPostSize said */
         a->max_post = limit;
         if (a->announced)
             mm__announce(a, cx);
     }
-    out_again(a, cx);
+    out_again(a, cx, o);
 }
 
 static void on_post_failed(mm_adapter *a, rt_ctx *cx, mm_out *o, rt_io_msg_http_done *d)
@@ -474,7 +626,7 @@ static void on_post_failed(mm_adapter *a, rt_ctx *cx, mm_out *o, rt_io_msg_http_
     char *msg = NULL;
     char *id = d->err ? NULL : mm_app_error_id(d->body, &msg);
     if (o->what == MM_OUT_TEXT && too_long(d->status, id, msg)) {
-        split_head(a, cx, o);
+        split_item(a, cx, o);
     } else if (o->root && !o->flat_retry && o->kind != GW_TEXT_PROGRESS &&
                root_refused(d->status, id, msg)) {
         RT_WARN(MM_LOG, "Mattermost: thread %s refused (%s); posting flat in %s", o->root,
@@ -487,7 +639,7 @@ static void on_post_failed(mm_adapter *a, rt_ctx *cx, mm_out *o, rt_io_msg_http_
             rt_free(o->text);
             o->text = t;
         }
-        out_again(a, cx);
+        out_again(a, cx, o);
     } else if (retryable(d)) {
         retry_later(a, cx, o, d);
     } else {
@@ -509,7 +661,7 @@ static void on_post_failed(mm_adapter *a, rt_ctx *cx, mm_out *o, rt_io_msg_http_
                      msg ? msg : (id ? id : "no details"));
         o->ack_err = d->err ? d->err : -EIO;
         o->ack_permanent = !d->err && d->status >= 400 && d->status < 500;
-        out_next(a, cx);
+        out_next(a, cx, o);
     }
     rt_free(id);
     rt_free(msg);
@@ -518,7 +670,7 @@ static void on_post_failed(mm_adapter *a, rt_ctx *cx, mm_out *o, rt_io_msg_http_
 void mm__outbound_result(mm_adapter *a, rt_ctx *cx, mm_req *r, rt_io_msg_http_done *d)
 {
     mm_out *o = r->ctx;
-    if (o != a->out)
+    if (!a->lanes_ready || !ak_lanes_busy(&a->lanes, o))
         return; /* cannot happen (invariant 2); be safe */
     bool ok = !d->err && d->status >= 200 && d->status < 300;
     if (o->what == MM_OUT_PROG) {
@@ -535,14 +687,14 @@ void mm__outbound_result(mm_adapter *a, rt_ctx *cx, mm_req *r, rt_io_msg_http_do
             o->prog->post_id = NULL;
         }
         if (ok || !retryable(d))
-            out_next(a, cx);
+            out_next(a, cx, o);
         else
             retry_later(a, cx, o, d);
         return;
     }
     if (r->kind == MM_R_POST) {
         if (ok)
-            out_next(a, cx);
+            out_next(a, cx, o);
         else
             on_post_failed(a, cx, o, d);
         return;
@@ -551,7 +703,9 @@ void mm__outbound_result(mm_adapter *a, rt_ctx *cx, mm_req *r, rt_io_msg_http_do
     char *fid = ok ? mm_upload_file_id(d->body) : NULL;
     if (fid) {
         o->file_id = fid;
-        out_again(a, cx);
+        o->maybe_sent = false; /* a second upload only left an unused file */
+        o->tries = 0;
+        out_again(a, cx, o);
     } else if (retryable(d)) {
         rt_free(o->data); /* read again on the retry */
         o->data = NULL;
@@ -560,14 +714,14 @@ void mm__outbound_result(mm_adapter *a, rt_ctx *cx, mm_req *r, rt_io_msg_http_do
         RT_ERROR(MM_LOG, "Mattermost: uploading %s failed: %s", o->path,
                  d->err ? rt_strerror(d->err)
                         : (d->status == 413 ? "file too large" : "HTTP error"));
-        out_next(a, cx);
+        out_next(a, cx, o);
     }
 }
 
 void mm__outbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, ak_io_done *d)
 {
     mm_out *o = r->ctx;
-    if (o != a->out)
+    if (!a->lanes_ready || !ak_lanes_busy(&a->lanes, o))
         return;
     if (d->err == 0) {
         o->data = d->data;
@@ -575,7 +729,7 @@ void mm__outbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, ak_io_done *d)
         d->data = NULL;
         if (!o->data)
             o->data = rt_xstrdup("");
-        out_again(a, cx);
+        out_again(a, cx, o);
         return;
     }
     /* the original's texts for files that cannot be sent */
@@ -585,7 +739,7 @@ void mm__outbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, ak_io_done *d)
     RT_WARN(MM_LOG, "Mattermost: cannot send %s: %s", o->path, rt_strerror(d->err));
     o->what = MM_OUT_TEXT;
     o->text = t;
-    out_again(a, cx);
+    out_again(a, cx, o);
 }
 
 /* ================================================================ typing */

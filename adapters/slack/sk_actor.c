@@ -29,6 +29,7 @@
 
 #include "ak_dedupe.h"
 #include "ak_event.h"
+#include "ak_lanes.h"
 #include "ak_opts.h"
 #include "ak_text.h"
 
@@ -115,8 +116,11 @@ enum sk_out_what { SK_OUT_TEXT = 1, SK_OUT_FILE };
 /* A file goes out in four steps: read it, get an upload URL, upload, complete. */
 enum sk_file_step { SK_F_READ = 0, SK_F_URL, SK_F_PUT, SK_F_COMPLETE };
 
+/* Channels whose messages are on their way at once (per-chat lanes, issue 13); the per-method
+ * limits (rl_set/park) still hold each request. */
+#define SK_OUT_PARALLEL 8
+
 typedef struct sk_out {
-    struct sk_out *next;
     int what;
     char *channel;
     char *thread_ts; /* or NULL */
@@ -131,6 +135,7 @@ typedef struct sk_out {
     uint64_t delivery; /* the gateway's outbox entry this message ends (GW_MSG_SENT), or 0 */
     int ack_err;       /* 0, or why it was given up */
     bool ack_permanent;
+    uint64_t group; /* the delivery it belongs to (every part of it), or 0 */
 } sk_out;
 
 typedef struct sk_rl {
@@ -176,9 +181,8 @@ typedef struct sk_adapter {
     sk_job *jobs, *jobs_tail;
     size_t njobs;
 
-    sk_out *out, *out_tail;
-    size_t nout;
-    bool out_busy;
+    ak_lanes lanes; /* sk_out items in per-channel lanes (set up on first use) */
+    bool lanes_ready;
     bool draining;     /* stop asked: no new events, finish the outbound queue, then end */
     uint64_t accepted; /* events taken so far (inbound tells taken from dropped by it) */
 
@@ -709,70 +713,105 @@ static void out_free(sk_out *o)
     rt_free(o);
 }
 
-static void out_push(sk_adapter *a, sk_out *o)
+static ak_lanes *lanes(sk_adapter *a)
 {
-    if (a->nout >= SK_OUT_MAX) {
+    if (!a->lanes_ready) {
+        ak_lanes_init(&a->lanes, SK_OUT_PARALLEL, SK_OUT_MAX);
+        a->lanes_ready = true;
+    }
+    return &a->lanes;
+}
+
+static void out_free_cb(void *item, void *arg)
+{
+    (void)arg;
+    out_free(item);
+}
+
+static bool out_push(sk_adapter *a, sk_out *o)
+{
+    if (ak_lanes_push(lanes(a), o->channel, o->group, o) != 0) {
         RT_LOG_LIMITED(RT_LOG_WARN, SK_LOG, 10000, "Slack: outbound queue full, message dropped");
         out_free(o);
-        return;
+        return false;
     }
-    if (a->out_tail)
-        a->out_tail->next = o;
-    else
-        a->out = o;
-    a->out_tail = o;
-    a->nout++;
+    return true;
 }
 
 static void out_pump(sk_adapter *a, rt_ctx *cx);
 static void drained_check(sk_adapter *a, rt_ctx *cx);
 
-/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
+/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). Outcomes a
+ * resend must not change (sent, refused, maybe sent) are remembered (ak_lanes_claim). */
 static void ack(sk_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
 {
+    if (delivery && (!err || permanent))
+        ak_lanes_remember(lanes(a), delivery, err, permanent);
     gw_ack(cx, delivery ? ak_gateway_of(cx, a->gateway) : 0, delivery, err, permanent, 0,
-           err ? (permanent ? "Slack refused the message" : "Slack did not take the message")
-               : NULL);
+           err == -ETIMEDOUT && permanent
+               ? "Slack did not answer; the message may have been posted, not sent again"
+               : (err ? (permanent ? "Slack refused the message" : "Slack did not take the message")
+                      : NULL));
 }
 
-/* The head failed for good: remember why for the outbox, then drop it. */
-static void out_fail(sk_adapter *a, bool permanent)
+/* o failed for good: remember why for the outbox (then out_pop drops it). */
+static void out_fail(sk_out *o, bool permanent)
 {
-    if (a->out) {
-        a->out->ack_err = -EIO;
-        a->out->ack_permanent = permanent;
+    o->ack_err = -EIO;
+    o->ack_permanent = permanent;
+}
+
+/* o is finished (sent or given up): ack, free, start what may go. */
+static void out_pop(sk_adapter *a, rt_ctx *cx, sk_out *o)
+{
+    if (o->ack_err && !o->ack_permanent && ak_lanes_partial(&a->lanes, o)) {
+        RT_ERROR(SK_LOG, "Slack: part of a reply to %s was posted; the rest is given up",
+                 o->channel);
+        o->ack_permanent = true; /* the outbox would send the whole reply again */
     }
-}
-
-static void out_pop(sk_adapter *a, rt_ctx *cx)
-{
-    sk_out *o = a->out;
-    if (!o)
-        return;
     ack(a, cx, o->delivery, o->ack_err, o->ack_permanent);
-    a->out = o->next;
-    if (!a->out)
-        a->out_tail = NULL;
-    a->nout--;
-    a->out_busy = false;
+    ak_lanes_done(&a->lanes, o);
+    if (!o->ack_err)
+        ak_lanes_part_sent(&a->lanes, o->group);
     out_free(o);
     out_pump(a, cx);
     drained_check(a, cx);
 }
 
-static void out_retry(sk_adapter *a, rt_ctx *cx, const char *why)
+static void out_retry(sk_adapter *a, rt_ctx *cx, sk_out *o, const char *why)
 {
-    sk_out *o = a->out;
-    if (!o)
-        return;
     if (++o->tries >= SK_OUT_TRIES) {
         RT_WARN(SK_LOG, "Slack: giving up on a message to %s: %s", o->channel, why);
-        out_fail(a, false);
-        out_pop(a, cx);
+        out_fail(o, false);
+        out_pop(a, cx, o);
         return;
     }
     RT_WARN(SK_LOG, "Slack: sending to %s failed (%s); retrying", o->channel, why);
-    ak_timer_arm(cx, a->self, &a->tm, SK_T_OUT, 1000LL << (o->tries - 1));
+    ak_lanes_retry(&a->lanes, o, now_ns(cx) + (1000LL << (o->tries - 1)) * 1000000);
+    out_pump(a, cx);
+}
+
+/* A request that makes a message (chat.postMessage, files.completeUploadExternal) got no
+ * answer that says whether it did (timeout, connection dropped, a proxy's 502/504). Slack
+ * has no idempotency key, so sending it again could post it twice: it is given up as "maybe
+ * sent" and acked as permanent, so the gateway's outbox does not send it again either. */
+static bool maybe_made(const rt_io_msg_http_done *d)
+{
+    if (d->err)
+        return d->err == -ETIMEDOUT || d->err == -ECONNRESET || d->err == -EPIPE;
+    return d->status == 502 || d->status == 504;
+}
+
+static void out_maybe_sent(sk_adapter *a, rt_ctx *cx, sk_out *o, const char *method,
+                           const char *why)
+{
+    RT_ERROR(SK_LOG,
+             "Slack: %s to %s got no answer (%s); the message may have been posted, so it is "
+             "not sent again",
+             method, o->channel, why);
+    o->ack_err = -ETIMEDOUT;
+    o->ack_permanent = true;
+    out_pop(a, cx, o);
 }
 
 static void post_text(sk_adapter *a, rt_ctx *cx, sk_out *o)
@@ -841,22 +880,32 @@ static void file_step(sk_adapter *a, rt_ctx *cx, sk_out *o)
     }
 }
 
+/* Start what may go: the first message of each channel that has none on its way, up to
+ * SK_OUT_PARALLEL channels at once (ak_lanes). Arms the retry timer. */
 static void out_pump(sk_adapter *a, rt_ctx *cx)
 {
-    if (a->out_busy || !a->out || a->phase == SK_PH_STOPPED || a->phase == SK_PH_FATAL)
+    if (!a->lanes_ready || a->phase == SK_PH_STOPPED || a->phase == SK_PH_FATAL)
         return;
-    a->out_busy = true;
-    sk_out *o = a->out;
-    if (o->what == SK_OUT_TEXT)
-        post_text(a, cx, o);
+    void *go[SK_OUT_PARALLEL];
+    size_t n = ak_lanes_ready(&a->lanes, now_ns(cx), go, SK_OUT_PARALLEL);
+    for (size_t i = 0; i < n; i++) {
+        sk_out *o = go[i];
+        if (o->what == SK_OUT_TEXT)
+            post_text(a, cx, o);
+        else
+            file_step(a, cx, o);
+    }
+    int64_t now = now_ns(cx), next = ak_lanes_next_due(&a->lanes, now);
+    if (next)
+        ak_timer_arm(cx, a->self, &a->tm, SK_T_OUT, (next - now + 999999) / 1000000);
     else
-        file_step(a, cx, o);
+        ak_timer_cancel(cx, &a->tm, SK_T_OUT);
 }
 
 static void drained_check(sk_adapter *a, rt_ctx *cx)
 {
-    if (!a->draining || a->out || a->out_busy || a->phase == SK_PH_STOPPED ||
-        a->phase == SK_PH_FATAL)
+    if (!a->draining || (a->lanes_ready && ak_lanes_count(&a->lanes)) ||
+        a->phase == SK_PH_STOPPED || a->phase == SK_PH_FATAL)
         return;
     a->phase = SK_PH_STOPPED;
     shut(a, cx);
@@ -876,9 +925,6 @@ static void on_drain(sk_adapter *a, rt_ctx *cx)
 
 static void on_out_timer(sk_adapter *a, rt_ctx *cx)
 {
-    if (!a->out_busy || !a->out)
-        return;
-    a->out_busy = false;
     out_pump(a, cx);
 }
 
@@ -909,7 +955,14 @@ static void on_out_text(sk_adapter *a, rt_ctx *cx, gw_out_text *t)
         ack(a, cx, t->delivery, -EINVAL, true);
         return;
     }
-    size_t queued = a->nout;
+    int prev_err = 0;
+    bool prev_permanent = false;
+    switch (ak_lanes_claim(lanes(a), t->delivery, &prev_err, &prev_permanent)) {
+    case AK_LANES_QUEUED: return; /* already on its way: its ack answers this copy too */
+    case AK_LANES_DONE: ack(a, cx, t->delivery, prev_err, prev_permanent); return;
+    default: break;
+    }
+    sk_out *last = NULL;
     rt_buf rest;
     rt_buf_init(&rest, SIZE_MAX / 2);
     char *paths[8];
@@ -940,25 +993,31 @@ static void on_out_text(sk_adapter *a, rt_ctx *cx, gw_out_text *t)
             for (size_t i = 0; parts[i]; i++) {
                 sk_out *o = out_new(SK_OUT_TEXT, t->to.chat_id, t->to.thread_id);
                 o->text = rt_xstrdup(parts[i]);
-                out_push(a, o);
+                o->group = t->delivery;
+                if (out_push(a, o))
+                    last = o;
             }
             gw_chunks_free(parts);
             rt_free(mk);
         } else {
             sk_out *o = out_new(SK_OUT_TEXT, t->to.chat_id, t->to.thread_id);
             o->text = mk;
-            out_push(a, o);
+            o->group = t->delivery;
+            if (out_push(a, o))
+                last = o;
         }
     }
     rt_buf_fini(&rest);
     for (size_t i = 0; i < np; i++) {
         sk_out *o = out_new(SK_OUT_FILE, t->to.chat_id, t->to.thread_id);
         o->path = paths[i];
-        out_push(a, o);
+        o->group = t->delivery;
+        if (out_push(a, o))
+            last = o;
     }
     if (t->delivery) {
-        if (a->nout > queued)
-            a->out_tail->delivery = t->delivery; /* acked when its last part is done */
+        if (last)
+            last->delivery = t->delivery; /* acked when its last part is done */
         else
             ack(a, cx, t->delivery, *t->text ? -ENOBUFS : 0, false);
     }
@@ -984,8 +1043,8 @@ static void on_turn_end(sk_adapter *a, rt_ctx *cx, gw_out_turn_end *t)
 static void outbound_result(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_http_done *d)
 {
     sk_out *o = r->ctx;
-    if (o != a->out)
-        return; /* not the head any more: cannot happen, but never touch a freed item */
+    if (!a->lanes_ready || !ak_lanes_busy(&a->lanes, o))
+        return; /* not started any more: cannot happen, but never touch a freed item */
     char e[256];
     bool transient = d->err || d->status >= 500;
     if (r->kind == SK_R_UPLOAD_PUT) {
@@ -995,25 +1054,27 @@ static void outbound_result(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_http
         } else {
             RT_WARN(SK_LOG, "Slack: uploading %s failed (%s)", o->path,
                     d->err ? rt_strerror(d->err) : "HTTP error");
-            out_fail(a, !transient);
-            out_pop(a, cx);
+            out_fail(o, !transient);
+            out_pop(a, cx, o);
         }
         return;
     }
     cJSON *j = api_result(d, e, sizeof(e));
     if (!j) {
-        if (transient) {
+        if ((r->kind == SK_R_POST || r->kind == SK_R_UPLOAD_DONE) && maybe_made(d)) {
+            out_maybe_sent(a, cx, o, r->method, e);
+        } else if (transient) {
             if (r->kind == SK_R_UPLOAD_DONE) {
                 rt_free(o->upload_url);
                 rt_free(o->file_id);
                 o->upload_url = o->file_id = NULL;
                 o->step = SK_F_URL; /* start the upload over */
             }
-            out_retry(a, cx, e);
+            out_retry(a, cx, o, e);
         } else {
             RT_WARN(SK_LOG, "Slack: %s to %s failed: %s", r->method, o->channel, e);
-            out_fail(a, true);
-            out_pop(a, cx);
+            out_fail(o, true);
+            out_pop(a, cx, o);
         }
         return;
     }
@@ -1024,13 +1085,13 @@ static void outbound_result(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_http
             thread_join(a, cx, o->channel, o->thread_ts, pts);
         else if (pts) /* a top-level DM answer: replies to it count, nothing to catch up */
             ak_ring_add(a->threads, SK_THREADS_MAX, &a->threads_next, ak_hash2(o->channel, pts));
-        out_pop(a, cx);
+        out_pop(a, cx, o);
     } else if (r->kind == SK_R_UPLOAD_URL) {
         const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "upload_url");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "file_id");
         if (!cJSON_IsString(u) || !cJSON_IsString(id)) {
             RT_WARN(SK_LOG, "Slack: files.getUploadURLExternal answered without a URL");
-            out_pop(a, cx);
+            out_pop(a, cx, o);
         } else {
             rt_free(o->upload_url);
             rt_free(o->file_id);
@@ -1040,7 +1101,7 @@ static void outbound_result(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_http
             file_step(a, cx, o);
         }
     } else {
-        out_pop(a, cx); /* completeUploadExternal */
+        out_pop(a, cx, o); /* completeUploadExternal */
     }
     cJSON_Delete(j);
 }
@@ -1048,19 +1109,21 @@ static void outbound_result(sk_adapter *a, rt_ctx *cx, sk_req *r, rt_io_msg_http
 static void outbound_read(sk_adapter *a, rt_ctx *cx, sk_req *r, ak_io_done *d)
 {
     sk_out *o = r->ctx;
-    if (o != a->out)
+    if (!a->lanes_ready || !ak_lanes_busy(&a->lanes, o))
         return;
     if (d->err) {
         RT_WARN(SK_LOG, "Slack: cannot send %s: %s", o->path, rt_strerror(d->err));
         sk_out *n = out_new(SK_OUT_TEXT, o->channel, o->thread_ts);
         n->text = rt_xasprintf("⚠️ File not found or unreadable: %s", base_name(o->path));
-        /* the notice goes right after the head */
-        n->next = o->next;
-        o->next = n;
-        if (a->out_tail == o)
-            a->out_tail = n;
-        a->nout++;
-        out_pop(a, cx);
+        n->group = o->group;
+        /* the notice goes right after o, and ends the delivery instead */
+        if (ak_lanes_insert_after(&a->lanes, o, n->group, n) == 0) {
+            n->delivery = o->delivery;
+            o->delivery = 0;
+        } else {
+            out_free(n);
+        }
+        out_pop(a, cx, o);
         return;
     }
     o->data = d->data;
@@ -1749,11 +1812,8 @@ static void adapter_free(void *state)
         a->jobs = j->next;
         job_free(j);
     }
-    while (a->out) {
-        sk_out *o = a->out;
-        a->out = o->next;
-        out_free(o);
-    }
+    if (a->lanes_ready)
+        ak_lanes_fini(&a->lanes, out_free_cb, NULL);
     rt_free(a->bot_auth);
     rt_free(a->app_auth);
     rt_free(a->cache_dir);

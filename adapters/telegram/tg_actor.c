@@ -19,6 +19,7 @@
  */
 #include "telegram.h"
 
+#include "ak_lanes.h"
 #include "ak_timer.h"
 #include "gw.h"
 #include "hm_env.h"
@@ -48,6 +49,11 @@
 #define TG_SEND_TRIES 3  /* network failures / 5xx one message puts up with */
 #define TG_RL_TRIES   10 /* 429s one message puts up with */
 #define TG_UPLOAD_MAX (50u << 20)
+/* Chats whose messages are on their way at once (per-chat lanes, issue 13). */
+#define TG_OUT_PARALLEL 8
+/* The Bot API's overall limit (about 30 messages a second): sends are paced to at most this
+ * many starts in any second, on top of the 429s' retry_after (which holds every chat). */
+#define TG_RATE_PER_S 30
 
 enum { TG_MSG_START = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0B00) };
 
@@ -61,7 +67,6 @@ enum { R_ME = 1, R_POLL, R_GETFILE, R_DOWNLOAD, R_SEND, R_TYPING, R_COUNT };
 enum { T_RETRY = 1, T_OUT, T_TYPING, T_COUNT };
 
 typedef struct tg_out {
-    struct tg_out *next;
     char *chat_id;
     char *thread_id;
     char *reply_to;
@@ -74,6 +79,9 @@ typedef struct tg_out {
     uint64_t delivery; /* the gateway's outbox entry this message ends (GW_MSG_SENT), or 0 */
     int ack_err;       /* 0, or why it was given up */
     bool ack_permanent;
+    uint64_t group;   /* the delivery it belongs to (every part of it), or 0 */
+    uint64_t req_seq; /* the R_SEND sequence of its request in flight, 0: none */
+    uint64_t http_id; /* that request's rt_http id */
 } tg_out;
 
 typedef struct tg_typing {
@@ -109,9 +117,10 @@ typedef struct tg_adapter {
     tg_update cur;
     gw_msg_event *cur_ev;
     /* outbound */
-    tg_out *out, *out_tail;
-    size_t nout;
-    bool out_busy;
+    ak_lanes lanes; /* tg_out items in per-chat lanes (set up on first use) */
+    bool lanes_ready;
+    int64_t sent_ns[TG_RATE_PER_S]; /* when the last sends started (a ring) */
+    size_t sent_next;
     tg_typing typing[TG_TYPING_MAX];
     size_t ntyping;
 } tg_adapter;
@@ -166,7 +175,7 @@ static uint64_t submit(tg_adapter *a, rt_ctx *cx, int kind, const char *url, con
         .tag = ((uint64_t)kind << 56) | s,
     };
     uint64_t id = rt_http_submit(cx, &hr);
-    if (kind != R_TYPING)
+    if (kind != R_TYPING && kind != R_SEND) /* sends: one per chat, kept by their item */
         a->http[kind] = id;
     rt_free(ct);
     return id;
@@ -290,8 +299,23 @@ static void out_free(tg_out *o)
     rt_free(o);
 }
 
+typedef struct cancel_arg {
+    rt_ctx *cx;
+} cancel_arg;
+
+static void cancel_send(void *item, void *arg)
+{
+    tg_out *o = item;
+    if (o->req_seq && o->http_id)
+        rt_http_cancel(((cancel_arg *)arg)->cx, o->http_id);
+    o->req_seq = 0;
+    o->http_id = 0;
+}
+
 static void cancel_all(tg_adapter *a, rt_ctx *cx)
 {
+    if (a->lanes_ready)
+        ak_lanes_each(&a->lanes, cancel_send, &(cancel_arg){cx});
     for (int k = 1; k < R_COUNT; k++) {
         if (a->http[k])
             rt_http_cancel(cx, a->http[k]);
@@ -304,8 +328,9 @@ static void cancel_all(tg_adapter *a, rt_ctx *cx)
 
 static void shut(tg_adapter *a, rt_ctx *cx)
 {
-    if (a->nout)
-        RT_WARN(TG_LOG, "Telegram: stopping with %zu message(s) not delivered", a->nout);
+    size_t n = a->lanes_ready ? ak_lanes_count(&a->lanes) : 0;
+    if (n)
+        RT_WARN(TG_LOG, "Telegram: stopping with %zu message(s) not delivered", n);
     cancel_all(a, cx);
     announce_down(a, cx);
 }
@@ -652,51 +677,67 @@ static void on_download(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
 
 static void out_pump(tg_adapter *a, rt_ctx *cx);
 
+static ak_lanes *lanes(tg_adapter *a)
+{
+    if (!a->lanes_ready) {
+        ak_lanes_init(&a->lanes, TG_OUT_PARALLEL, TG_OUT_MAX);
+        a->lanes_ready = true;
+    }
+    return &a->lanes;
+}
+
 static void pending_sync(tg_adapter *a)
 {
     if (a->o.pending)
-        atomic_store_explicit(a->o.pending, a->nout, memory_order_release);
+        atomic_store_explicit(a->o.pending, a->lanes_ready ? ak_lanes_count(&a->lanes) : 0,
+                              memory_order_release);
 }
 
-static void out_push(tg_adapter *a, tg_out *o)
+static bool out_push(tg_adapter *a, tg_out *o)
 {
-    if (a->nout >= TG_OUT_MAX) {
+    if (ak_lanes_push(lanes(a), o->chat_id, o->group, o) != 0) {
         RT_WARN(TG_LOG, "Telegram: too many messages waiting; one to %s dropped", o->chat_id);
         out_free(o);
-        return;
+        return false;
     }
-    if (a->out_tail)
-        a->out_tail->next = o;
-    else
-        a->out = o;
-    a->out_tail = o;
-    a->nout++;
     pending_sync(a);
+    return true;
 }
 
-/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). */
+/* Tell the gateway's outbox how a message it handed over went (gw_caps.acks). Outcomes a
+ * resend must not change (sent, refused, maybe sent) are remembered (ak_lanes_claim). */
 static void ack(tg_adapter *a, rt_ctx *cx, uint64_t delivery, int err, bool permanent)
 {
+    if (delivery && (!err || permanent))
+        ak_lanes_remember(lanes(a), delivery, err, permanent);
     gw_ack(cx, delivery && cx ? gateway_of(a, cx) : 0, delivery, err, permanent, 0,
-           err ? (permanent ? "Telegram refused the message" : "Telegram did not take the message")
-               : NULL);
+           err == -ETIMEDOUT && permanent
+               ? "Telegram did not answer; the message may have been sent, not sent again"
+               : (err ? (permanent ? "Telegram refused the message"
+                                   : "Telegram did not take the message")
+                      : NULL));
 }
 
-/* The head is done (sent, or given up); cx NULL: the adapter is going away (no acks: the
- * gateway's outbox sends it again when the platform is back). */
-static void out_pop(tg_adapter *a, rt_ctx *cx)
+/* o is done (sent, or given up): ack, free. */
+static void out_pop(tg_adapter *a, rt_ctx *cx, tg_out *o)
 {
-    tg_out *o = a->out;
-    if (!o)
-        return;
+    if (o->ack_err && !o->ack_permanent && ak_lanes_partial(&a->lanes, o)) {
+        RT_ERROR(TG_LOG, "Telegram: part of a reply to chat %s was sent; the rest is given up",
+                 o->chat_id);
+        o->ack_permanent = true; /* the outbox would send the whole reply again */
+    }
     ack(a, cx, o->delivery, o->ack_err, o->ack_permanent);
-    a->out = o->next;
-    if (!a->out)
-        a->out_tail = NULL;
-    a->nout--;
+    ak_lanes_done(&a->lanes, o);
+    if (!o->ack_err)
+        ak_lanes_part_sent(&a->lanes, o->group);
     out_free(o);
-    a->out_busy = false;
     pending_sync(a);
+}
+
+static void out_free_cb(void *item, void *arg)
+{
+    (void)arg;
+    out_free(item);
 }
 
 /* "MEDIA:<path>" → the path (quotes and back-ticks removed, ~ expanded), or NULL. */
@@ -740,7 +781,14 @@ static void on_out_text(tg_adapter *a, rt_ctx *cx, gw_out_text *t)
         ack(a, cx, t->delivery, -EINVAL, true);
         return;
     }
-    size_t queued = a->nout;
+    int prev_err = 0;
+    bool prev_permanent = false;
+    switch (ak_lanes_claim(lanes(a), t->delivery, &prev_err, &prev_permanent)) {
+    case AK_LANES_QUEUED: return; /* already on its way: its ack answers this copy too */
+    case AK_LANES_DONE: ack(a, cx, t->delivery, prev_err, prev_permanent); return;
+    default: break;
+    }
+    tg_out *last = NULL;
     /* take MEDIA: lines out of the text */
     rt_buf txt;
     rt_buf_init(&txt, TG_BUF_MAX);
@@ -774,7 +822,9 @@ static void on_out_text(tg_adapter *a, rt_ctx *cx, gw_out_text *t)
             o->text = r[i];
             o->plain = pl[i];
             r[i] = pl[i] = NULL;
-            out_push(a, o);
+            o->group = t->delivery;
+            if (out_push(a, o))
+                last = o;
         }
         tg_strv_free(r);
         tg_strv_free(pl);
@@ -782,12 +832,14 @@ static void on_out_text(tg_adapter *a, rt_ctx *cx, gw_out_text *t)
     for (size_t i = 0; i < np; i++) {
         tg_out *o = out_new(&t->to);
         o->path = paths[i];
-        out_push(a, o);
+        o->group = t->delivery;
+        if (out_push(a, o))
+            last = o;
     }
     rt_buf_fini(&txt);
     if (t->delivery) {
-        if (a->nout > queued)
-            a->out_tail->delivery = t->delivery; /* acked when its last message is done */
+        if (last)
+            last->delivery = t->delivery; /* acked when its last message is done */
         else
             ack(a, cx, t->delivery, has_text || np ? -ENOBUFS : 0, false);
     }
@@ -861,65 +913,110 @@ static bool send_file(tg_adapter *a, rt_ctx *cx, tg_out *o)
     char *url = rt_xasprintf("%s%s", a->api, method);
     size_t blen = b.len;
     char *body = rt_buf_steal(&b, NULL);
-    submit(a, cx, R_SEND, url, ct, body, blen, 120000, TG_MAX_BODY);
+    o->http_id = submit(a, cx, R_SEND, url, ct, body, blen, 120000, TG_MAX_BODY);
+    o->req_seq = a->seq[R_SEND];
     rt_free(body);
     rt_free(url);
     rt_free(ct);
     return true;
 }
 
-static void out_pump(tg_adapter *a, rt_ctx *cx)
+/* Pacing for the overall limit: 0 when a send may start now (and it is counted), else when
+ * the oldest of the last TG_RATE_PER_S starts leaves the one-second window. */
+static int64_t rate_wait(tg_adapter *a, int64_t now)
 {
-    while (a->out && !a->out_busy) {
-        if (a->phase == PH_STOPPED || a->phase == PH_FATAL)
-            return;
-        int64_t wait = a->rl_until_ns - now_ns(cx);
-        if (wait > 0) {
-            if (!ak_timer_armed(&a->tm, T_OUT))
-                ak_timer_arm(cx, a->self, &a->tm, T_OUT, (wait + 999999) / 1000000);
-            return;
-        }
-        tg_out *o = a->out;
-        if (o->path) {
-            if (!send_file(a, cx, o)) {
-                out_pop(a, cx);
-                continue;
-            }
-            a->out_busy = true;
-            return;
-        }
-        cJSON *b = cJSON_CreateObject();
-        add_id(b, "chat_id", o->chat_id);
-        add_id(b, "message_thread_id", o->thread_id);
-        bool v2 = o->text && !o->plain_mode;
-        cJSON_AddStringToObject(b, "text", v2 ? o->text : o->plain);
-        if (v2)
-            cJSON_AddStringToObject(b, "parse_mode", "MarkdownV2");
-        if (o->reply_to) {
-            add_id(b, "reply_to_message_id", o->reply_to);
-            cJSON_AddBoolToObject(b, "allow_sending_without_reply", true);
-        }
-        if (!a->o.link_previews)
-            cJSON_AddBoolToObject(b, "disable_web_page_preview", true);
-        call_json(a, cx, R_SEND, "sendMessage", b, a->o.http_timeout_ms);
-        a->out_busy = true;
-        return;
-    }
+    int64_t oldest = a->sent_ns[a->sent_next];
+    if (oldest && now - oldest < 1000000000LL)
+        return oldest + 1000000000LL;
+    a->sent_ns[a->sent_next] = now;
+    a->sent_next = (a->sent_next + 1) % TG_RATE_PER_S;
+    return 0;
 }
 
-static void on_send(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
+static void out_send(tg_adapter *a, rt_ctx *cx, tg_out *o)
 {
-    a->http[R_SEND] = 0;
-    tg_out *o = a->out;
-    if (!o)
+    cJSON *b = cJSON_CreateObject();
+    add_id(b, "chat_id", o->chat_id);
+    add_id(b, "message_thread_id", o->thread_id);
+    bool v2 = o->text && !o->plain_mode;
+    cJSON_AddStringToObject(b, "text", v2 ? o->text : o->plain);
+    if (v2)
+        cJSON_AddStringToObject(b, "parse_mode", "MarkdownV2");
+    if (o->reply_to) {
+        add_id(b, "reply_to_message_id", o->reply_to);
+        cJSON_AddBoolToObject(b, "allow_sending_without_reply", true);
+    }
+    if (!a->o.link_previews)
+        cJSON_AddBoolToObject(b, "disable_web_page_preview", true);
+    char *url = rt_xasprintf("%ssendMessage", a->api);
+    char *txt = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    o->http_id = submit(a, cx, R_SEND, url, "application/json", txt, strlen(txt),
+                        a->o.http_timeout_ms, TG_MAX_BODY);
+    o->req_seq = a->seq[R_SEND];
+    cJSON_free(txt);
+    rt_free(url);
+}
+
+/* Start what may go: the first message of each chat that has none on its way, up to
+ * TG_OUT_PARALLEL chats at once (ak_lanes), paced to TG_RATE_PER_S starts a second; a 429
+ * holds every chat (ak_lanes_pause). Arms T_OUT for retries, the pause and the pacing. */
+static void out_pump(tg_adapter *a, rt_ctx *cx)
+{
+    if (!a->lanes_ready || a->phase == PH_STOPPED || a->phase == PH_FATAL)
         return;
-    a->out_busy = false;
+    for (int round = 0; round < TG_OUT_PARALLEL; round++) { /* bounded: files that fail */
+        void *go[TG_OUT_PARALLEL];
+        size_t n = ak_lanes_ready(&a->lanes, now_ns(cx), go, TG_OUT_PARALLEL);
+        bool popped = false;
+        for (size_t i = 0; i < n; i++) {
+            tg_out *o = go[i];
+            int64_t until = rate_wait(a, now_ns(cx));
+            if (until) { /* over the overall rate: everything waits a moment */
+                for (size_t k = i; k < n; k++)
+                    ak_lanes_again(&a->lanes, go[k]);
+                ak_lanes_pause(&a->lanes, until);
+                break;
+            }
+            if (o->path) {
+                if (!send_file(a, cx, o)) {
+                    out_pop(a, cx, o);
+                    popped = true;
+                }
+                continue;
+            }
+            out_send(a, cx, o);
+        }
+        if (!popped)
+            break;
+    }
+    int64_t now = now_ns(cx), next = ak_lanes_next_due(&a->lanes, now);
+    if (next)
+        ak_timer_arm(cx, a->self, &a->tm, T_OUT, (next - now + 999999) / 1000000);
+    else
+        ak_timer_cancel(cx, &a->tm, T_OUT);
+}
+
+/* An answer that does not say whether the message was sent: no answer in time, the
+ * connection dropped after sending, a proxy's 502/504. The Bot API has no idempotency key,
+ * so such a message is not sent again (by us or, acked as permanent, by the outbox). */
+static bool maybe_sent(const rt_io_msg_http_done *d)
+{
+    if (d->err)
+        return d->err == -ETIMEDOUT || d->err == -ECONNRESET || d->err == -EPIPE;
+    return d->status == 502 || d->status == 504;
+}
+
+static void on_send(tg_adapter *a, rt_ctx *cx, tg_out *o, rt_io_msg_http_done *d)
+{
+    o->req_seq = 0;
+    o->http_id = 0;
     const char *desc = NULL;
     int64_t ra = 0;
     cJSON *j = answer(d, &desc, &ra);
     if (!d->err && d->status == 200 && answer_ok(j)) {
         cJSON_Delete(j);
-        out_pop(a, cx);
+        out_pop(a, cx, o);
         out_pump(a, cx);
         return;
     }
@@ -927,12 +1024,22 @@ static void on_send(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
         int64_t s = ra > 0 ? ra : 5;
         RT_WARN(TG_LOG, "Telegram: rate limited (429); waiting %" PRId64 " s as asked", s);
         a->rl_until_ns = now_ns(cx) + s * 1000000000LL;
+        ak_lanes_pause(&a->lanes, a->rl_until_ns); /* every chat waits */
+        ak_lanes_again(&a->lanes, o);
     } else if (!d->err && d->status == 400 && desc && strcasestr(desc, "can't parse entities") &&
                !o->plain_mode && o->text) {
         RT_WARN(TG_LOG, "Telegram: MarkdownV2 refused (%s); sending plain text", desc);
         o->plain_mode = true;
-    } else if (((d->err && d->err != -ETIMEDOUT) || d->status >= 500) &&
-               ++o->tries <= TG_SEND_TRIES) {
+        ak_lanes_again(&a->lanes, o);
+    } else if (maybe_sent(d)) {
+        RT_ERROR(TG_LOG,
+                 "Telegram: a message to chat %s got no answer (%s); it may have been sent, so "
+                 "it is not sent again",
+                 o->chat_id, d->err ? rt_strerror(d->err) : "bad gateway");
+        o->ack_err = -ETIMEDOUT;
+        o->ack_permanent = true;
+        out_pop(a, cx, o);
+    } else if ((d->err || d->status >= 500) && ++o->tries <= TG_SEND_TRIES) {
         int64_t ms = 2000LL << (o->tries - 1);
         ms += (int64_t)(ak_rand(&a->rnd) % 1000);
         RT_WARN(TG_LOG, "Telegram: sending failed (%s); retrying in %.1fs",
@@ -940,16 +1047,29 @@ static void on_send(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
                 : desc ? desc
                        : "server error",
                 (double)ms / 1e3);
-        a->rl_until_ns = now_ns(cx) + ms * 1000000LL;
+        ak_lanes_retry(&a->lanes, o, now_ns(cx) + ms * 1000000LL); /* its chat waits */
     } else {
         RT_WARN(TG_LOG, "Telegram: a message to chat %s could not be sent (%s%s%s)", o->chat_id,
                 d->err ? rt_strerror(d->err) : "HTTP error", desc ? ": " : "", desc ? desc : "");
         o->ack_err = d->err ? d->err : -EIO;
         o->ack_permanent = !d->err && d->status >= 400 && d->status < 500 && d->status != 429;
-        out_pop(a, cx);
+        out_pop(a, cx, o);
     }
     cJSON_Delete(j);
     out_pump(a, cx);
+}
+
+typedef struct find_send_arg {
+    uint64_t seq;
+    tg_out *found;
+} find_send_arg;
+
+static void find_send(void *item, void *arg)
+{
+    find_send_arg *f = arg;
+    tg_out *o = item;
+    if (o->req_seq && o->req_seq == f->seq)
+        f->found = o;
 }
 
 /* ---- typing ---- */
@@ -1012,6 +1132,14 @@ static void on_done(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
 {
     int kind = (int)(d->tag >> 56);
     uint64_t s = d->tag & ((1ULL << 56) - 1);
+    if (kind == R_SEND) { /* one per chat: the item whose request it answers */
+        find_send_arg f = {s, NULL};
+        if (a->lanes_ready)
+            ak_lanes_each(&a->lanes, find_send, &f);
+        if (f.found)
+            on_send(a, cx, f.found, d);
+        return; /* else cancelled: stale */
+    }
     if (kind <= 0 || kind >= R_COUNT || kind == R_TYPING || s != a->seq[kind])
         return; /* typing answers do not matter; stale ones are ignored (invariant 4) */
     a->http[kind] = 0;
@@ -1032,7 +1160,6 @@ static void on_done(tg_adapter *a, rt_ctx *cx, rt_io_msg_http_done *d)
         if (a->phase == PH_BATCH && a->cur_ev)
             on_download(a, cx, d);
         break;
-    case R_SEND: on_send(a, cx, d); break;
     default: break;
     }
 }
@@ -1086,8 +1213,8 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
 static void adapter_free(void *state)
 {
     tg_adapter *a = state;
-    while (a->out)
-        out_pop(a, NULL);
+    if (a->lanes_ready) /* no acks: the gateway's outbox sends them again when it is back */
+        ak_lanes_fini(&a->lanes, out_free_cb, NULL);
     for (size_t i = 0; i < a->ntyping; i++) {
         rt_free(a->typing[i].chat_id);
         rt_free(a->typing[i].thread_id);

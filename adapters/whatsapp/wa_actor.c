@@ -19,6 +19,8 @@
  */
 #include "whatsapp.h"
 
+#include "ak_dedupe.h"
+#include "ak_lanes.h"
 #include "gw.h"
 #include "hm_config.h"
 #include "hm_env.h"
@@ -37,9 +39,10 @@
 #include <string.h>
 #include <strings.h>
 
-#define WA_LOG     "whatsapp"
-#define WA_OUT_MAX 4096
-#define WA_TRIES   3
+#define WA_LOG          "whatsapp"
+#define WA_OUT_MAX      4096
+#define WA_TRIES        3
+#define WA_OUT_PARALLEL 8 /* recipients whose messages are on their way at once */
 
 enum {
     WA_MSG_UPLOADED = RT_MSG_TYPE(RT_MSG_MODULE_ADAPTER, 0x0E03), /* wa_fetched: upload job */
@@ -77,10 +80,14 @@ typedef struct wa_out {
     uint64_t delivery; /* the gateway's outbox entry (invariant 5), or 0 */
     int index;         /* 0-based position among its delivery's parts */
     bool last;         /* the delivery's last part */
+    uint64_t tag;      /* its send or upload in flight (HTTP tag / upload seq), 0: none */
+    uint64_t http_id;  /* its send in flight */
+    bool dropped;      /* an earlier part of its delivery failed: ends unsent when started */
 } wa_out;
 
 /* Parts of a delivery that went before one failed: the outbox's next attempt skips them. */
 #define WA_SKIP_MAX 64
+#define WA_DONE_MAX 512
 typedef struct wa_skip {
     uint64_t delivery;
     int sent;
@@ -94,10 +101,8 @@ typedef struct wa_actor {
     rt_ref self;
     bool announced;
     bool stopped;
-    wa_out *out, *out_tail;
-    size_t nout;
-    uint64_t out_tag; /* tag of the send in flight, 0: none */
-    uint64_t out_http;
+    ak_lanes lanes; /* wa_out items in per-recipient lanes (set up on first use) */
+    bool lanes_ready;
     uint64_t next_tag;
     uint64_t timer_seq;
     uint64_t timer_id;
@@ -106,6 +111,10 @@ typedef struct wa_actor {
     uint64_t fetch_seq;
     wa_skip skip[WA_SKIP_MAX]; /* a ring: the oldest entry is reused */
     size_t skip_next;
+    /* deliveries acked as sent lately: a copy the outbox hands over again (its ack came while
+     * it was between attempts) is acked again, not posted again */
+    uint64_t done[WA_DONE_MAX];
+    size_t done_next;
 } wa_actor;
 
 struct wa_server {
@@ -415,16 +424,31 @@ static void out_free(wa_out *o)
     rt_free(o);
 }
 
-static void out_pop(wa_actor *a)
+static ak_lanes *lanes(wa_actor *a)
 {
-    wa_out *o = a->out;
-    if (!o)
-        return;
-    a->out = o->next;
-    if (!a->out)
-        a->out_tail = NULL;
-    a->nout--;
+    if (!a->lanes_ready) {
+        ak_lanes_init(&a->lanes, WA_OUT_PARALLEL, WA_OUT_MAX);
+        a->lanes_ready = true;
+    }
+    return &a->lanes;
+}
+
+static void out_free_cb(void *item, void *arg)
+{
+    (void)arg;
+    out_free(item);
+}
+
+/* o (started) is over: out of its lane and freed. */
+static void out_pop(wa_actor *a, wa_out *o)
+{
+    ak_lanes_done(&a->lanes, o);
     out_free(o);
+}
+
+static int64_t now_ns(rt_ctx *cx)
+{
+    return rt_now_ns(rt_ctx_runtime(cx));
 }
 
 /* ---- files: MEDIA:<path> lines are uploaded (POST <graph>/<phone-id>/media) by a detached
@@ -571,47 +595,84 @@ static wa_skip *skip_find(wa_actor *a, uint64_t delivery)
     return NULL;
 }
 
-/* The head ended: v NULL or v->err 0 when it went (or was given up on its own, a file that
- * cannot be read), else how it failed. Then the next one. */
-static void head_done(wa_actor *a, rt_ctx *cx, const wa_verdict *v)
+typedef struct drop_arg {
+    uint64_t delivery;
+    const wa_out *except;
+} drop_arg;
+
+static void drop_rest(void *item, void *arg)
 {
-    wa_out *o = a->out;
+    wa_out *o = item;
+    drop_arg *d = arg;
+    if (o != d->except && o->delivery == d->delivery)
+        o->dropped = true;
+}
+
+/* o (started) ended: v NULL or v->err 0 when it went (or was given up on its own, a file that
+ * cannot be read), else how it failed; maybe_sent: it got no answer that says whether it
+ * went (the Cloud API has no idempotency key), so the outbox's next attempt skips it too —
+ * never posted twice. Then what may go next. */
+static void head_done(wa_actor *a, rt_ctx *cx, wa_out *o, const wa_verdict *v, bool maybe_sent)
+{
     uint64_t del = o->delivery;
     if (del && v && v->err) {
         wa_skip *k = skip_find(a, del);
-        if (!k && o->index > 0) {
+        if (!k && (o->index > 0 || maybe_sent)) {
             k = &a->skip[a->skip_next];
             a->skip_next = (a->skip_next + 1) % WA_SKIP_MAX;
             k->delivery = del;
         }
-        if (k)
-            k->sent = o->index; /* the parts before this one went */
+        if (k) /* the parts before this one went (and this one may have) */
+            k->sent = o->index + (maybe_sent ? 1 : 0);
         ack(a, cx, del, v);
-        out_pop(a);
-        while (a->out && a->out->delivery == del) /* the rest of it, unsent */
-            out_pop(a);
+        ak_lanes_each(&a->lanes, drop_rest, &(drop_arg){del, o}); /* the rest of it, unsent */
+        out_pop(a, o);
     } else {
         if (del && o->last) {
             wa_skip *k = skip_find(a, del);
             if (k)
                 k->delivery = 0;
+            ak_ring_add(a->done, WA_DONE_MAX, &a->done_next, del);
             ack(a, cx, del, NULL);
         }
-        out_pop(a);
+        out_pop(a, o);
     }
     pump(a, cx);
 }
 
+typedef struct find_arg {
+    uint64_t tag;
+    wa_out *found;
+} find_arg;
+
+static void find_tag(void *item, void *arg)
+{
+    wa_out *o = item;
+    find_arg *f = arg;
+    if (o->tag && o->tag == f->tag)
+        f->found = o;
+}
+
+/* The started item whose send or upload carries tag, or NULL (stale). */
+static wa_out *out_by_tag(wa_actor *a, uint64_t tag)
+{
+    find_arg f = {tag, NULL};
+    if (tag && a->lanes_ready)
+        ak_lanes_each(&a->lanes, find_tag, &f);
+    return f.found;
+}
+
 static void on_uploaded(wa_actor *a, rt_ctx *cx, wa_fetched *r)
 {
-    wa_out *o = a->out;
-    if (!o || !o->uploading || r->seq != a->out_tag)
+    wa_out *o = out_by_tag(a, r->seq);
+    if (!o || !o->uploading)
         return;
     o->uploading = false;
-    a->out_tag = 0;
+    o->tag = 0;
     if (r->path) {
         o->media = r->path;
         r->path = NULL;
+        ak_lanes_again(&a->lanes, o); /* now the message itself */
         pump(a, cx);
         return;
     }
@@ -620,11 +681,11 @@ static void on_uploaded(wa_actor *a, rt_ctx *cx, wa_fetched *r)
         snprintf(v.why, sizeof(v.why), "%s", r->why ? r->why : "the upload failed");
         RT_WARN(WA_LOG, "WhatsApp: a file for %s was not sent (%s); the gateway will try again",
                 o->to, v.why);
-        head_done(a, cx, &v);
+        head_done(a, cx, o, &v, false);
         return;
     }
     RT_WARN(WA_LOG, "WhatsApp: a file for %s could not be sent: %s", o->to, r->why ? r->why : "?");
-    head_done(a, cx, NULL);
+    head_done(a, cx, o, NULL, false);
 }
 
 /* Start the head file's upload; false when it could not start (the head is dropped). */
@@ -632,32 +693,35 @@ static bool upload_head(wa_actor *a, rt_ctx *cx, wa_out *o)
 {
     wa_upload *u = rt_xcalloc(1, sizeof(*u));
     u->owner = a->self;
-    u->seq = a->out_tag = ++a->next_tag;
+    u->seq = o->tag = ++a->next_tag;
     u->auth = rt_xstrdup(a->auth);
     u->url = rt_xasprintf("%s/%s/media", a->o.graph_base, a->o.phone_number_id);
     u->path = rt_xstrdup(o->path);
     rt_spawn_opts so = {.flags = RT_SPAWN_DETACHED};
     rt_ref r = rt_spawn(cx, &upload_type, u, &so);
     if (!r || !rt_send(cx, r, rt_msg_new(WA_MSG_FETCH, sizeof(rt_msg)))) {
-        a->out_tag = 0;
+        o->tag = 0;
         return false;
     }
     o->uploading = true;
     return true;
 }
 
-static void pump(wa_actor *a, rt_ctx *cx)
+/* Start o: its upload, or the message. False when it ended at once (popped). */
+static bool out_start(wa_actor *a, rt_ctx *cx, wa_out *o)
 {
-    if (a->out_tag || a->timer_id || !a->out || a->stopped)
-        return;
-    wa_out *o = a->out;
+    if (o->dropped) { /* an earlier part of its delivery failed (acked then) */
+        out_pop(a, o);
+        return false;
+    }
     if (o->path && !o->media) {
         if (!upload_head(a, cx, o)) {
             wa_verdict v = {.err = -ENOMEM};
             snprintf(v.why, sizeof(v.why), "the upload could not start");
-            head_done(a, cx, o->delivery ? &v : NULL);
+            head_done(a, cx, o, o->delivery ? &v : NULL, false);
+            return false;
         }
-        return;
+        return true;
     }
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "messaging_product", "whatsapp");
@@ -684,7 +748,7 @@ static void pump(wa_actor *a, rt_ctx *cx)
     char *body = cJSON_PrintUnformatted(b);
     cJSON_Delete(b);
     const char *hdrs[] = {a->auth, "Content-Type: application/json", NULL};
-    a->out_tag = ++a->next_tag;
+    o->tag = ++a->next_tag;
     rt_http_request hr = {.method = "POST",
                           .url = a->send_url,
                           .headers = hdrs,
@@ -693,26 +757,61 @@ static void pump(wa_actor *a, rt_ctx *cx)
                           .timeout_ms = 30000,
                           .max_body = 1u << 20,
                           .reply_to = a->self,
-                          .tag = a->out_tag};
-    a->out_http = rt_http_submit(cx, &hr);
+                          .tag = o->tag};
+    o->http_id = rt_http_submit(cx, &hr);
     cJSON_free(body);
+    return true;
+}
+
+/* Start what may go: the first message of each recipient that has none on its way, up to
+ * WA_OUT_PARALLEL at once (ak_lanes); a recipient's messages keep their order. Arms the
+ * retry timer. */
+static void pump(wa_actor *a, rt_ctx *cx)
+{
+    if (!a->lanes_ready || a->stopped)
+        return;
+    for (int round = 0; round < 64; round++) { /* bounded: items that end at once */
+        void *go[WA_OUT_PARALLEL];
+        size_t n = ak_lanes_ready(&a->lanes, now_ns(cx), go, WA_OUT_PARALLEL);
+        bool ended = false;
+        for (size_t i = 0; i < n; i++)
+            ended |= !out_start(a, cx, go[i]);
+        if (!ended)
+            break;
+    }
+    int64_t now = now_ns(cx), next = ak_lanes_next_due(&a->lanes, now);
+    if (a->timer_id) {
+        (void)rt_timer_cancel(cx, a->timer_id);
+        a->timer_id = 0;
+    }
+    if (next)
+        a->timer_id = rt_send_after(cx, a->self, rt_timeout_new(++a->timer_seq),
+                                    (next - now + 999999) / 1000000);
 }
 
 static void on_done(wa_actor *a, rt_ctx *cx, rt_io_msg_http_done *d)
 {
-    if (d->tag != a->out_tag || !a->out)
-        return;
-    a->out_tag = 0;
-    a->out_http = 0;
-    wa_out *o = a->out;
+    wa_out *o = out_by_tag(a, d->tag);
+    if (!o)
+        return; /* stale */
+    o->tag = 0;
+    o->http_id = 0;
     wa_verdict v;
     wa_send_verdict(d->err, d->status, d->body, d->body_len, d->retry_after_s, &v);
+    /* no answer that says whether it went: it is not sent again (by us or the outbox) */
+    bool unsure = d->err ? (d->err == -ETIMEDOUT || d->err == -ECONNRESET || d->err == -EPIPE)
+                         : (d->status == 502 || d->status == 504);
     if (d->status == 401 || (v.code == 190 && !d->err))
         RT_ERROR(WA_LOG, "WhatsApp: the Graph API refused WHATSAPP_ACCESS_TOKEN (401); it may "
                          "have expired — create a permanent System User token");
     if (o->delivery) { /* the gateway's outbox retries (invariant 5) */
         if (v.err == 0)
             RT_DEBUG(WA_LOG, "WhatsApp: part %d of a reply to %s sent", o->index + 1, o->to);
+        else if (unsure)
+            RT_ERROR(WA_LOG,
+                     "WhatsApp: a message to %s got no answer (%s); it may have been sent, so "
+                     "it is not sent again",
+                     o->to, v.why);
         else if (v.permanent)
             RT_ERROR(WA_LOG, "WhatsApp: Meta refused a message to %s (%s)%s", o->to, v.why,
                      v.code == 131047 ? " — more than 24 hours since the user last wrote: "
@@ -723,23 +822,24 @@ static void on_done(wa_actor *a, rt_ctx *cx, rt_io_msg_http_done *d)
                     "WhatsApp: a message to %s was not sent (%s); the gateway will try "
                     "again",
                     o->to, v.why);
-        head_done(a, cx, &v);
+        head_done(a, cx, o, &v, unsure);
         return;
     }
     if (!d->err && d->status >= 200 && d->status < 300) {
-        head_done(a, cx, NULL);
+        head_done(a, cx, o, NULL, false);
         return;
     }
-    bool retry = !v.permanent && v.err != -EACCES && d->err != -ETIMEDOUT;
+    bool retry = !v.permanent && v.err != -EACCES && !unsure;
     if (retry && ++o->tries <= WA_TRIES) {
         int64_t ms = v.retry_after_ms > 0 ? v.retry_after_ms : a->o.backoff_ms << (o->tries - 1);
         RT_WARN(WA_LOG, "WhatsApp: sending failed (%s); retrying in %.1fs", v.why,
                 (double)ms / 1e3);
-        a->timer_id = rt_send_after(cx, a->self, rt_timeout_new(++a->timer_seq), ms);
+        ak_lanes_retry(&a->lanes, o, now_ns(cx) + ms * 1000000); /* its recipient waits */
+        pump(a, cx);
         return;
     }
     RT_WARN(WA_LOG, "WhatsApp: a message to %s could not be sent (%s)", o->to, v.why);
-    head_done(a, cx, NULL);
+    head_done(a, cx, o, NULL, false);
 }
 
 /* A "MEDIA:<path>" line (quotes and back-ticks removed) → the path (new), or NULL. */
@@ -764,12 +864,8 @@ static char *media_line(const char *line, size_t n)
 
 static void out_push(wa_actor *a, wa_out *o)
 {
-    if (a->out_tail)
-        a->out_tail->next = o;
-    else
-        a->out = o;
-    a->out_tail = o;
-    a->nout++;
+    if (ak_lanes_push(lanes(a), o->to, o->delivery, o) != 0) /* room was checked */
+        out_free(o);
 }
 
 static wa_out *out_new(const char *to)
@@ -786,6 +882,16 @@ static void on_out_text(wa_actor *a, rt_ctx *cx, gw_out_text *t)
         snprintf(v.why, sizeof(v.why), "no recipient or no text");
         ack(a, cx, t->delivery, &v);
         return;
+    }
+    if (t->delivery) {
+        /* the outbox hands a delivery over again when its ack timer ran out: one still queued
+         * here is not queued twice (its ack answers both), one sent lately is acked again */
+        if (ak_lanes_claim(lanes(a), t->delivery, NULL, NULL) == AK_LANES_QUEUED)
+            return;
+        if (ak_ring_has(a->done, WA_DONE_MAX, t->delivery)) {
+            ack(a, cx, t->delivery, NULL);
+            return;
+        }
     }
     /* MEDIA:<path> lines become files, sent after the text */
     char *paths[8];
@@ -849,7 +955,7 @@ static void on_out_text(wa_actor *a, rt_ctx *cx, gw_out_text *t)
         out_free(o);
         n--;
     }
-    if (a->nout + n > WA_OUT_MAX) {
+    if (ak_lanes_count(lanes(a)) + n > WA_OUT_MAX) {
         RT_WARN(WA_LOG, "WhatsApp: too many messages waiting; %s dropped",
                 t->delivery ? "a reply (the gateway will try again)" : "one");
         while (head) {
@@ -881,6 +987,15 @@ static void on_out_text(wa_actor *a, rt_ctx *cx, gw_out_text *t)
 }
 
 /* ---------------------------------------------------------------- dispatch */
+
+static void cancel_send(void *item, void *arg)
+{
+    wa_out *o = item;
+    if (o->http_id)
+        rt_http_cancel(arg, o->http_id);
+    o->http_id = 0;
+    o->tag = 0;
+}
 
 static void behave(rt_ctx *cx, void *state, rt_msg *m)
 {
@@ -922,8 +1037,8 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
     case RT_HTTPD_MSG_GONE: break;
     case RT_MSG_STOP:
         a->stopped = true;
-        if (a->out_http)
-            rt_http_cancel(cx, a->out_http);
+        if (a->lanes_ready)
+            ak_lanes_each(&a->lanes, cancel_send, cx);
         if (a->timer_id)
             (void)rt_timer_cancel(cx, a->timer_id);
         if (a->announced) {
@@ -939,8 +1054,8 @@ static void behave(rt_ctx *cx, void *state, rt_msg *m)
 static void actor_free(void *state)
 {
     wa_actor *a = state;
-    while (a->out)
-        out_pop(a);
+    if (a->lanes_ready)
+        ak_lanes_fini(&a->lanes, out_free_cb, NULL);
     for (size_t i = 0; i < a->ninq; i++) {
         rt_msg_free(&a->inq[i].ev->hdr);
         rt_free(a->inq[i].type);
@@ -1019,6 +1134,11 @@ int wa_start(rt_ctx *cx, rt_lws *lws, const wa_opts *o, rt_ref gateway, wa_serve
 int wa_port(const wa_server *s)
 {
     return s ? s->port : 0;
+}
+
+rt_ref wa_ref(const wa_server *s)
+{
+    return s ? s->ref : 0;
 }
 
 void wa_stop(rt_ctx *cx, wa_server *s, int64_t grace_ms)

@@ -57,7 +57,12 @@ Control (JSON):
     POST /_test/config   {"heartbeat_interval", "mute_acks", "limit", "reset_after",
                           "message_content_enabled", "manual_reset" (windows end only with
                           /_test/reset_buckets), "forbidden": [channel ids],
-                          "history_delay"}
+                          "history_delay", "slow_posts": {channel id: ms} (the message is
+                          made at once, its answer comes ms later)}
+    POST /channels/{id}/messages honours nonce + enforce_nonce: the same bot's message with the
+                          same nonce made in the last NONCE_WINDOW_S (120 s, "the past few
+                          minutes") is answered again instead of a new one (/_test/state
+                          "nonce_hits" counts them); a nonce over 25 characters is a 400
     POST /_test/reset_buckets
     POST /_test/fault    {"route":"messages"|"threads"|"history","count":1,"retry_after":1.5,
                           "global":false}
@@ -110,6 +115,8 @@ class State:
         self.posts = []
         self.typing = []
         self.requests = []
+        self.nonces = {}  # (author, nonce) -> (message, monotonic time made)
+        self.nonce_hits = 0
         self.faults = []
         self.buckets = {}
         self.attachments = {}
@@ -216,6 +223,23 @@ async def post_message(request):
     payload, files = await read_message_body(request)
     if not isinstance(payload, dict):
         return web.json_response({"message": "Invalid Form Body", "code": 50035}, status=400)
+    # nonce (integer or string of up to 25 characters) + enforce_nonce: a message created by
+    # the same author with the same nonce "in the past few minutes" is returned instead of
+    # making another (Create Message, discord.com/developers/docs/resources/message);
+    # NONCE_WINDOW_S models "a few minutes"
+    nonce = payload.get("nonce")
+    if nonce is not None and (not isinstance(nonce, (str, int)) or len(str(nonce)) > 25):
+        return web.json_response({"message": "Invalid Form Body", "code": 50035,
+                                  "errors": {"nonce": {"_errors": [
+                                      {"code": "BASE_TYPE_MAX_LENGTH",
+                                       "message": "Must be 25 or fewer in length."}]}}},
+                                 status=400)
+    if nonce is not None and payload.get("enforce_nonce") is True:
+        seen = S.nonces.get((BOT_ID, str(nonce)))
+        if seen and now - seen[1] < NONCE_WINDOW_S:
+            S.nonce_hits += 1
+            return web.json_response(seen[0], headers=rl_headers(ch, S.cfg["limit"] - b["used"],
+                                                                 b["reset_at"] - now))
     content = payload.get("content", "")
     if len(content) > 2000:
         return web.json_response({"message": "Invalid Form Body", "code": 50035,
@@ -231,6 +255,7 @@ async def post_message(request):
     S.posts.append({"id": mid, "channel_id": ch, "content": content,
                     "reply_to": ref.get("message_id") if isinstance(ref, dict) else None,
                     "allowed_mentions": payload.get("allowed_mentions"), "files": files,
+                    "nonce": nonce, "enforce_nonce": payload.get("enforce_nonce") is True,
                     "t": now})
     remaining = S.cfg["limit"] - b["used"]
     msg = {"id": mid, "channel_id": ch, "type": 19 if ref else 0, "content": content,
@@ -238,8 +263,20 @@ async def post_message(request):
            "attachments": [{"id": str(next(S.ids)), "filename": f["filename"]}
                            for f in files],
            "mentions": [], "timestamp": "2026-01-01T00:00:00.000000+00:00"}
+    if nonce is not None:
+        msg["nonce"] = nonce
+        if payload.get("enforce_nonce") is True:
+            S.nonces[(BOT_ID, str(nonce))] = (msg, now)
     S.history.setdefault(ch, {})[int(mid)] = msg
+    delay = S.cfg.get("slow_posts", {}).get(ch, 0)
+    if delay:
+        # a slow API: the message is made (above) but the answer comes after delay ms, so a
+        # client that gives up waiting and sends again would make a duplicate
+        await asyncio.sleep(delay / 1000)
     return web.json_response(msg, headers=rl_headers(ch, remaining, b["reset_at"] - now))
+
+
+NONCE_WINDOW_S = 120.0
 
 
 HISTORY_BUCKET = "abcd9012history"
@@ -599,6 +636,7 @@ async def ctl_state(request):
     return web.json_response({
         "connections": S.connections, "open": len(S.sockets), "identifies": S.identifies,
         "resumes": S.resumes, "heartbeats": S.heartbeats, "posts": S.posts,
+        "nonce_hits": S.nonce_hits,
         "typing": S.typing, "requests": S.requests, "threads": S.threads,
         "rejected": getattr(S, "posts_rejected", 0), "history_reads": S.history_reads,
         "current_open": bool(S.sockets and not S.sockets[-1].closed)})

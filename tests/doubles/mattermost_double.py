@@ -74,6 +74,22 @@ Control port (no auth):
     POST /_test/config           {advertised?, enforced?}: MaxPostSize shown / enforced
     POST /_test/token            {token}: the only valid token from now on
     POST /_test/reject_ws        {status}: answer WebSocket upgrades with this status (0: off)
+    POST /_test/slow_posts       {channel, ms}: every POST /api/v4/posts to that channel (key or
+                                 id) takes ms before the post is made and answered (a slow
+                                 server; the post is made even if the client gave up waiting);
+                                 ms 0 turns it off. Other channels are not slowed (default: none)
+    GET  /_test/slow_posts       {"slow": {channel id: ms}, "started": n, "finished": n}
+    GET  /_test/pending          {"deduplicated": n, "pending_answers": n, "seen": n}: how
+                                 often a create with a pending_post_id was answered with the
+                                 post already made / with 500 ...deduplicate_create_post.pending
+
+POST /api/v4/posts de-duplicates like the real server (server/channels/app/post.go
+deduplicateCreatePost, pendingPostIDsCacheTTL = 30 s, seenPendingPostIdsCache): a create whose
+`pending_post_id` (a global key, any string) was seen in the last 30 s is answered 201 with the
+post already made, or 500 api.post.deduplicate_create_post.pending while that first create is
+still running; a create that fails forgets its id (the deferred Remove); a post the caller may
+no longer read is created anew. The entry's 30 s start when the create starts and again when
+the post is saved.
     GET  /_health                200
 """
 import argparse
@@ -146,6 +162,12 @@ class World:
         self.remaining0 = []
         self.failures = []
         self.reject_ws = 0
+        self.slow_posts = {}  # channel id -> ms every POST /api/v4/posts there takes
+        self.slow_started = 0
+        self.slow_finished = 0
+        self.pending_ids = {}  # pending_post_id -> [post id or "" (saving), expiry (monotonic)]
+        self.deduplicated = 0
+        self.pending_answers = 0
         self.changed = asyncio.Condition()
 
     def _channel(self, key, ctype, name, display, members, team):
@@ -494,6 +516,53 @@ async def create_post(request):
     if not is_member(cid, uid):
         return app_error(403, "api.context.permissions.app_error",
                          "You do not have the appropriate permissions.")
+    pending = body.get("pending_post_id") or ""
+    if not isinstance(pending, str):
+        pending = ""
+    if pending:
+        found = dedupe_create(pending, uid)
+        if found is not None:
+            return found
+    resp = await create_post_checked(body, cid, uid, pending)
+    if pending and resp.status != 201:
+        W.pending_ids.pop(pending, None)  # deferred Remove: a proper retry may follow
+    return resp
+
+
+def pending_saved(pending, post_id):
+    """The create of pending finished: its id now answers with post_id for another 30 s."""
+    if pending:
+        W.pending_ids[pending] = [post_id, time.monotonic() + PENDING_POST_IDS_TTL]
+
+
+PENDING_POST_IDS_TTL = 30.0  # pendingPostIDsCacheTTL (server/channels/app/post.go)
+
+
+def dedupe_create(pending, uid):
+    """deduplicateCreatePost: None to go on creating (the id is now recorded as saving), or the
+    answer to give."""
+    now = time.monotonic()
+    for k in [k for k, v in W.pending_ids.items() if v[1] <= now]:
+        del W.pending_ids[k]
+    ent = W.pending_ids.get(pending)
+    if ent is None:
+        W.pending_ids[pending] = ["", now + PENDING_POST_IDS_TTL]
+        return None
+    if ent[0] == "":
+        W.pending_answers += 1
+        return app_error(500, "api.post.deduplicate_create_post.pending",
+                         "Post creation is pending. Please try again.", "deduplicateCreatePost")
+    post = W.posts.get(ent[0])
+    if post is None:
+        return app_error(500, "api.post.deduplicate_create_post.failed_to_get",
+                         "Failed to get post.", "deduplicateCreatePost")
+    if not is_member(post["channel_id"], uid):
+        return None  # GetPostIfAuthorized said 403: a new post is made
+    W.deduplicated += 1
+    return web.json_response(post, status=201)
+
+
+async def create_post_checked(body, cid, uid, pending):
     root_id = body.get("root_id") or ""
     if root_id:
         root = W.posts.get(root_id)
@@ -510,9 +579,29 @@ async def create_post(request):
         if f not in W.files:
             return app_error(400, "api.post.create_post.file_ids.app_error",
                              "Invalid file_ids.")
+    delay = W.slow_posts.get(cid, 0)
+    if delay:
+        # A slow server: the post is made after the delay even when the client has given up
+        # (shielded from the handler's cancellation), so a client that retries a slow send
+        # makes a duplicate the test can see.
+        W.slow_started += 1
+        post = await asyncio.shield(slow_make_post(delay, cid, uid, message, root_id, file_ids,
+                                                   body.get("props"), pending))
+        return web.json_response(post, status=201)
     post = make_post(cid, uid, message, root_id, file_ids, "", body.get("props"))
+    pending_saved(pending, post["id"])
     asyncio.ensure_future(broadcast_post(post))
     return web.json_response(post, status=201)
+
+
+async def slow_make_post(delay_ms, cid, uid, message, root_id, file_ids, props, pending=""):
+    await asyncio.sleep(delay_ms / 1000)
+    post = make_post(cid, uid, message, root_id, file_ids, "", props)
+    pending_saved(pending, post["id"])
+    W.slow_finished += 1
+    asyncio.ensure_future(broadcast_post(post))
+    await W.notify()
+    return post
 
 
 async def patch_post(request):
@@ -896,6 +985,30 @@ async def ctl_reject_ws(request):
     return web.json_response({"ok": True})
 
 
+async def ctl_slow_posts(request):
+    body = await request.json()
+    cid = W.resolve(body.get("channel") or "")
+    if cid not in W.channels:
+        return web.json_response({"error": "unknown channel"}, status=400)
+    ms = int(body.get("ms", 0))
+    if ms > 0:
+        W.slow_posts[cid] = ms
+    else:
+        W.slow_posts.pop(cid, None)
+    return await ctl_slow_posts_get(request)
+
+
+async def ctl_slow_posts_get(request):
+    return web.json_response({"slow": W.slow_posts, "started": W.slow_started,
+                              "finished": W.slow_finished})
+
+
+async def ctl_pending_get(request):
+    return web.json_response({"deduplicated": W.deduplicated,
+                              "pending_answers": W.pending_answers,
+                              "seen": len(W.pending_ids)})
+
+
 async def ctl_health(request):
     return web.Response(text="ok")
 
@@ -920,6 +1033,9 @@ def build_control():
     r.add_post("/_test/config", ctl_config)
     r.add_post("/_test/token", ctl_token)
     r.add_post("/_test/reject_ws", ctl_reject_ws)
+    r.add_post("/_test/slow_posts", ctl_slow_posts)
+    r.add_get("/_test/slow_posts", ctl_slow_posts_get)
+    r.add_get("/_test/pending", ctl_pending_get)
     return app
 
 

@@ -23,6 +23,9 @@ Control (for tests, not part of the Bot API):
                           "is_topic_message"?}  → queue an update; answers {"update_id": n}
     POST /_ctl/file      {"file_id", "file_path", "content" (text)} register a downloadable file
     POST /_ctl/fail      {"method", "count", "error_code", "description", "retry_after"?}
+    POST /_ctl/slow      {"chat_id", "ms"}: every sendMessage to that chat waits ms, then is
+                         made and answered (made even when the client gave up waiting, so a
+                         client that sends it again makes a duplicate); ms 0: off
                          the next count calls of method fail that way
     GET  /_ctl/sent      every successful send* call: [{method, params, message_id}]
     GET  /_ctl/calls     [{method, params, t}] every API call in order
@@ -51,6 +54,7 @@ class State:
         self.next_message = 1
         self.files = {}  # file_id -> (file_path, bytes)
         self.fails = []  # [{"method", "count", ...}]
+        self.slow = {}  # chat id (str) -> ms every sendMessage there takes
         self.sent = []
         self.calls = []
         self.cond = asyncio.Condition()
@@ -219,6 +223,10 @@ async def api(request):
     if method == "getUpdates":
         return await get_updates(st, params)
     if method == "sendMessage":
+        delay = st.slow.get(str(params.get("chat_id")), 0)
+        if delay:
+            # shielded: the message is made after the delay even if the client hung up
+            return await asyncio.shield(slow_send(st, params, delay))
         return send_message(st, params)
     if method == "sendChatAction":
         if not params.get("chat_id") or params.get("action") not in (
@@ -316,6 +324,21 @@ async def ctl_file(request):
     return web.json_response({})
 
 
+async def slow_send(st, params, delay_ms):
+    await asyncio.sleep(delay_ms / 1000)
+    return send_message(st, params)
+
+
+async def ctl_slow(request):
+    b = await request.json()
+    ms = int(b.get("ms", 0))
+    if ms > 0:
+        request.app["st"].slow[str(b.get("chat_id"))] = ms
+    else:
+        request.app["st"].slow.pop(str(b.get("chat_id")), None)
+    return web.json_response({"ok": True})
+
+
 async def ctl_fail(request):
     request.app["st"].fails.append(await request.json())
     return web.json_response({})
@@ -363,6 +386,7 @@ def main():
     app.router.add_post("/_ctl/message", ctl_message)
     app.router.add_post("/_ctl/file", ctl_file)
     app.router.add_post("/_ctl/fail", ctl_fail)
+    app.router.add_post("/_ctl/slow", ctl_slow)
     app.router.add_get("/_ctl/sent", ctl_sent)
     app.router.add_get("/_ctl/calls", ctl_calls)
     app.router.add_post("/_ctl/reset", ctl_reset)
