@@ -161,6 +161,9 @@ const hm_key hm_schema[] = {
     K("agent.persist_retry_max_s", INT, "3600", 0, 0, 0,
       "seconds a message the disk has no room for waits for space before it is refused "
       "(0 = refused at once; Hermes in C)"),
+    K("agent.api_timeout", INT, "900", 0, 0, 0,
+      "seconds one LLM request may take before it is retried or fails (the original's fixed "
+      "client timeout; Hermes in C)"),
     K("agent.api_max_retries", INT, "6", 0, CPT, 0,
       "attempts after a failed LLM request before giving up (newer Hermes)"),
     K("agent.service_tier", STR, "", 0, CPT, 0, "provider service tier (newer Hermes)"),
@@ -340,6 +343,11 @@ const hm_key hm_schema[] = {
       "proxy mode: forward turns to this remote Hermes API server"),
     K("gateway.delivery_deadline", INT, "21600", "GATEWAY_DELIVERY_DEADLINE", 0, 0,
       "seconds the outbox keeps retrying a reply a platform did not take (Hermes in C)"),
+    K("gateway.index_warm_hours", FLT, "24", "GATEWAY_INDEX_WARM_HOURS", 0, 0,
+      "hours a quiet conversation's sessions.json entry stays in memory before it moves to "
+      "state.db (Hermes in C)"),
+    K("gateway.memory_budget_mb", INT, "0", "GATEWAY_MEMORY_BUDGET_MB", 0, 0,
+      "RSS above which idle conversations leave memory early; 0: no budget (Hermes in C)"),
     K("approvals", MAP, 0, 0, 0, 0, "dangerous-command approval"),
     K("approvals.mode", STR, "manual", 0, 0, "manual|smart|off",
       "how dangerous commands are approved"),
@@ -381,9 +389,10 @@ const hm_key hm_schema[] = {
     K("code_execution.max_tool_calls", INT, "50", 0, 0, 0, "tool calls per script"),
     K("clarify", MAP, 0, 0, 0, 0, "clarify tool"),
     K("clarify.timeout", INT, "120", 0, 0, 0, "CLI: seconds to wait for an answer"),
-    K("checkpoints", MAP, 0, 0, CPT, 0, "file checkpoints (newer Hermes)"),
-    K("checkpoints.enabled", BOOL, "true", 0, CPT, 0, "take checkpoints (newer Hermes)"),
-    K("checkpoints.max_snapshots", INT, "50", 0, CPT, 0, "checkpoints kept (newer Hermes)"),
+    K("checkpoints", MAP, 0, 0, 0, 0, "filesystem checkpoints before file changes; /rollback"),
+    K("checkpoints.enabled", BOOL, "false", 0, 0, 0,
+      "snapshot the working directory before write_file/patch/destructive commands"),
+    K("checkpoints.max_snapshots", INT, "50", 0, 0, 0, "checkpoints /rollback lists"),
     K("file_read_max_chars", INT, "100000", 0, CPT, 0, "read_file limit (newer Hermes)"),
 
     /* display, voice */

@@ -76,6 +76,8 @@ typedef struct gw_chat {
     int progress_mode;
     bool yolo;
     bool draining;
+    bool disk_wait; /* the running turn said it waits for disk space (DISK_WAIT_NOTICE) */
+    bool parked;    /* draining: that turn does not hold the shutdown up (on_drain) */
 
     rt_ref session;
     uint64_t session_mon;
@@ -124,6 +126,9 @@ typedef struct gw_chat {
     size_t ninbox, inbox_cap;
     bool inbox_tracked; /* the event being handled was given to the session */
 } gw_chat;
+
+/* The words of ag_save.c's notice (WAIT_TEXT) that a turn waits for disk space. */
+static const char DISK_WAIT_NOTICE[] = "The disk holding Hermes' data is full";
 
 static const char INTERRUPT_FMT[] =
     "\xe2\x9a\xa1 Interrupting current task%s. I'll respond to your message shortly.";
@@ -227,7 +232,7 @@ static void report(rt_ctx *cx, gw_chat *c, bool reset)
     u->input_tokens = c->in_tokens;
     u->output_tokens = c->out_tokens;
     u->last_prompt_tokens = c->last_prompt;
-    u->busy = busy(c);
+    u->busy = busy(c) && !c->parked; /* a parked turn waits for the restart */
     u->reset = reset;
     rt_ref gw = rt_whereis(cx, GW_NAME);
     if (gw)
@@ -495,7 +500,11 @@ static void on_done(rt_ctx *cx, gw_chat *c, ag_msg_done *d)
     turn_end(cx, c, &to, outcome, d);
     gw_target_fini(&to);
     drop_targets(c, d->input_id);
-    inbox_settle(cx, c, busy(c) ? d->input_id : UINT64_MAX);
+    c->disk_wait = false;
+    /* Interrupted by the shutdown, the message may not be in state.db: its journal row stays
+     * for the restart (which drops it if state.db has the message after all). */
+    if (!(d->interrupted && c->draining))
+        inbox_settle(cx, c, busy(c) ? d->input_id : UINT64_MAX);
     if (!busy(c)) {
         const gw_target *cur = current_target(c);
         if (cur)
@@ -715,7 +724,6 @@ static const cmd_info commands[] = {
 
 /* Recognised commands of the original this gateway does not offer (yet). */
 static const char *const unavailable[] = {
-    "rollback",
     "reload-mcp",
     "reload_mcp",
 };
@@ -1041,8 +1049,16 @@ static bool on_command(rt_ctx *cx, gw_chat *c, gw_msg_event *ev, const char *nam
         return true;
     }
     if (strcmp(cmd, "stop") == 0) {
+        /* messages whose attachments are still being described never reach the agent */
+        bool setup = gw_mediaq_cancel(cx, c->mq, c->sh->store, c->adapter, c->session_id) > 0;
         if (!busy(c)) {
-            say(cx, c, to, "No active task to stop.", GW_TEXT_NOTICE);
+            if (setup)
+                set_typing(cx, c, to, false);
+            say(cx, c, to,
+                setup ? "\xe2\x9a\xa1 Force-stopped. The agent was still starting \xe2\x80\x94 "
+                        "session unlocked."
+                      : "No active task to stop.",
+                GW_TEXT_NOTICE);
             return true;
         }
         rt_interrupt(cx, c->session, AG_INT_STOP);
@@ -1059,7 +1075,9 @@ static bool on_command(rt_ctx *cx, gw_chat *c, gw_msg_event *ev, const char *nam
                  : "\xe2\x9c\xa8 New session started!",
              mb);
         rt_free(mb);
-    } else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "commands") == 0) {
+    } else if (strcmp(cmd, "help") == 0) {
+        gw_cmds_help_reply(cx, c, to); /* with the installed skills: a job (gw_cmd_info.c) */
+    } else if (strcmp(cmd, "commands") == 0) {
         char *h = help_text();
         say(cx, c, to, h, GW_TEXT_NOTICE);
         rt_free(h);
@@ -1292,11 +1310,34 @@ static void on_recover(rt_ctx *cx, gw_chat *c)
     RT_INFO("gateway", "answering a message left unanswered by the last run (%s)", c->session_id);
 }
 
+/* Draining while the turn waits for disk space: it need not hold the shutdown up (it is not
+ * interrupted either: the session keeps its messages, and an interrupt would start the
+ * follow-up turn). The messages are left to the restart: their inbox journal rows are never
+ * cleared here, and the store keeps the key + journal writes the disk refused and saves them
+ * at its SHUTDOWN, in its space reserve if need be (st_store.h rule 4), so the restart
+ * replays them from the journal; failing that, neither key nor row was saved and the
+ * platform's redelivery is answered. */
+static void park(rt_ctx *cx, gw_chat *c)
+{
+    if (c->parked || !busy(c))
+        return;
+    c->parked = true;
+    RT_INFO("gateway",
+            "session %s waits for disk space: not holding up the shutdown (its messages are "
+            "answered after the restart)",
+            c->session_id);
+    report(cx, c, false);
+}
+
 static void on_drain(rt_ctx *cx, gw_chat *c, gw_chat_drain *d)
 {
     c->draining = true;
     if (!busy(c))
         return;
+    if (c->disk_wait) {
+        park(cx, c);
+        return;
+    }
     const gw_target *to = current_target(c);
     if (d->notice && to)
         say(cx, c, to, d->notice, GW_TEXT_NOTICE);
@@ -1361,15 +1402,25 @@ static void chat_behave(rt_ctx *cx, void *state, rt_msg *m)
     case AG_MSG_DELTA: {
         ag_msg_delta *d = (ag_msg_delta *)m;
         const gw_target *to = current_target(c);
+        c->disk_wait = false; /* the model answers: the message was saved */
         if (c->caps.streams && to && d->kind == 0 && d->text)
             rt_send(cx, c->adapter, gw_out_text_new(GW_OUT_DELTA, to, d->text, GW_TEXT_REPLY));
         break;
     }
-    case AG_MSG_PROGRESS: on_progress(cx, c, (ag_msg_progress *)m); break;
+    case AG_MSG_PROGRESS:
+        c->disk_wait = false;
+        on_progress(cx, c, (ag_msg_progress *)m);
+        break;
     case AG_MSG_STATUS: {
         const gw_target *to = current_target(c);
-        if (!c->caps.api && to && ((ag_msg_status *)m)->text)
-            say(cx, c, to, ((ag_msg_status *)m)->text, GW_TEXT_NOTICE);
+        const char *text = ((ag_msg_status *)m)->text;
+        if (text && strstr(text, DISK_WAIT_NOTICE)) {
+            c->disk_wait = true;
+            if (c->draining)
+                park(cx, c);
+        }
+        if (!c->caps.api && to && text)
+            say(cx, c, to, text, GW_TEXT_NOTICE);
         break;
     }
     case AG_MSG_ASK: on_ask(cx, c, (ag_msg_ask *)m); break;
@@ -1377,6 +1428,20 @@ static void chat_behave(rt_ctx *cx, void *state, rt_msg *m)
     case GW_CHAT_RESET: on_reset(cx, c, (gw_chat_reset *)m); break;
     case GW_CHAT_RECOVER: on_recover(cx, c); break;
     case GW_CHAT_DRAIN: on_drain(cx, c, (gw_chat_drain *)m); break;
+    case GW_CHAT_EVICT: /* the router's memory budget: the idle timeout's path, if idle */
+        if (!busy(c) && !c->napiq && !gw_mediaq_pending(c->mq)) {
+            stop_session(cx, c);
+            rt_exit(cx, RT_EXIT_NORMAL);
+        } else {
+            rt_msg *k = gw_chat_update_new(c->key, c->session_id);
+            k->type = GW_CHAT_KEPT;
+            rt_ref gw = rt_whereis(cx, GW_NAME);
+            if (gw)
+                rt_send(cx, gw, k);
+            else
+                rt_msg_free(k);
+        }
+        break;
     case GW_MSG_CANCEL: on_cancel(cx, c, (gw_msg_cancel *)m); break;
     case RT_MSG_TIMEOUT: {
         uint64_t tag = ((rt_msg_timeout *)m)->tag;

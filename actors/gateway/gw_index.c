@@ -140,6 +140,33 @@ static void origin_from(gw_source *s, const cJSON *o)
     s->user_id_alt = jdup(o, "user_id_alt");
 }
 
+/* One entry from its sessions.json object (key: the member name); NULL without a session id. */
+static gw_entry *entry_from(const char *key, const cJSON *it)
+{
+    if (!cJSON_IsObject(it) || !key || !jstr(it, "session_id"))
+        return NULL;
+    gw_entry *e = rt_xcalloc(1, sizeof(*e));
+    e->key = rt_xstrdup(key);
+    e->session_id = jdup(it, "session_id");
+    e->created_at = gw_parse_iso_local(jstr(it, "created_at"));
+    e->updated_at = gw_parse_iso_local(jstr(it, "updated_at"));
+    e->display_name = jdup(it, "display_name");
+    e->platform = jdup(it, "platform");
+    e->chat_type = jdup(it, "chat_type");
+    e->input_tokens = jint(it, "input_tokens");
+    e->output_tokens = jint(it, "output_tokens");
+    e->total_tokens = jint(it, "total_tokens");
+    e->last_prompt_tokens = jint(it, "last_prompt_tokens");
+    e->memory_flushed = jbool(it, "memory_flushed");
+    e->suspended = jbool(it, "suspended");
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(it, "origin");
+    if (cJSON_IsObject(o)) {
+        origin_from(&e->origin, o);
+        e->has_origin = e->origin.platform && e->origin.chat_id;
+    }
+    return e;
+}
+
 int gw_index_parse(const char *text, gw_entry ***out, size_t *n, char *err, size_t errlen)
 {
     *out = NULL;
@@ -155,32 +182,30 @@ int gw_index_parse(const char *text, gw_entry ***out, size_t *n, char *err, size
     const cJSON *it;
     cJSON_ArrayForEach(it, root)
     {
-        if (!cJSON_IsObject(it) || !it->string || !jstr(it, "session_id"))
-            continue; /* skip what we cannot use, as the original skips unknown platforms */
-        gw_entry *e = rt_xcalloc(1, sizeof(*e));
-        e->key = rt_xstrdup(it->string);
-        e->session_id = jdup(it, "session_id");
-        e->created_at = gw_parse_iso_local(jstr(it, "created_at"));
-        e->updated_at = gw_parse_iso_local(jstr(it, "updated_at"));
-        e->display_name = jdup(it, "display_name");
-        e->platform = jdup(it, "platform");
-        e->chat_type = jdup(it, "chat_type");
-        e->input_tokens = jint(it, "input_tokens");
-        e->output_tokens = jint(it, "output_tokens");
-        e->total_tokens = jint(it, "total_tokens");
-        e->last_prompt_tokens = jint(it, "last_prompt_tokens");
-        e->memory_flushed = jbool(it, "memory_flushed");
-        e->suspended = jbool(it, "suspended");
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(it, "origin");
-        if (cJSON_IsObject(o)) {
-            origin_from(&e->origin, o);
-            e->has_origin = e->origin.platform && e->origin.chat_id;
-        }
-        v[(*n)++] = e;
+        gw_entry *e = entry_from(it->string, it);
+        if (e) /* skip what we cannot use, as the original skips unknown platforms */
+            v[(*n)++] = e;
     }
     cJSON_Delete(root);
     *out = v;
     return 0;
+}
+
+gw_entry *gw_entry_parse(const char *key, const char *json, char *err, size_t errlen)
+{
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    gw_entry *e = NULL;
+    if (!cJSON_IsObject(o))
+        snprintf(err, errlen, "not a JSON object");
+    else if (!(e = entry_from(key, o)))
+        snprintf(err, errlen, "no session_id");
+    else if (e->updated_at <= 0 || e->created_at <= 0) {
+        snprintf(err, errlen, "no valid created_at/updated_at");
+        gw_entry_free(e);
+        e = NULL;
+    }
+    cJSON_Delete(o);
+    return e;
 }
 
 static void add_str(cJSON *o, const char *k, const char *v)
@@ -207,38 +232,51 @@ static cJSON *origin_json(const gw_source *s)
     return o;
 }
 
+static cJSON *entry_json(const gw_entry *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "session_key", e->key);
+    cJSON_AddStringToObject(o, "session_id", e->session_id);
+    char *c = gw_iso_local(e->created_at), *u = gw_iso_local(e->updated_at);
+    cJSON_AddStringToObject(o, "created_at", c);
+    cJSON_AddStringToObject(o, "updated_at", u);
+    rt_free(c);
+    rt_free(u);
+    add_str(o, "display_name", e->display_name);
+    add_str(o, "platform", e->platform);
+    add_str(o, "chat_type", e->chat_type);
+    cJSON_AddNumberToObject(o, "input_tokens", (double)e->input_tokens);
+    cJSON_AddNumberToObject(o, "output_tokens", (double)e->output_tokens);
+    cJSON_AddNumberToObject(o, "cache_read_tokens", 0);
+    cJSON_AddNumberToObject(o, "cache_write_tokens", 0);
+    cJSON_AddNumberToObject(o, "total_tokens", (double)e->total_tokens);
+    cJSON_AddNumberToObject(o, "last_prompt_tokens", (double)e->last_prompt_tokens);
+    cJSON_AddNullToObject(o, "estimated_cost_usd");
+    cJSON_AddStringToObject(o, "cost_status", "unknown");
+    cJSON_AddBoolToObject(o, "memory_flushed", e->memory_flushed);
+    cJSON_AddBoolToObject(o, "suspended", e->suspended);
+    if (e->has_origin)
+        cJSON_AddItemToObject(o, "origin", origin_json(&e->origin));
+    return o;
+}
+
 char *gw_index_render(gw_entry *const *entries, size_t n)
 {
     cJSON *root = cJSON_CreateObject();
-    for (size_t i = 0; i < n; i++) {
-        const gw_entry *e = entries[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "session_key", e->key);
-        cJSON_AddStringToObject(o, "session_id", e->session_id);
-        char *c = gw_iso_local(e->created_at), *u = gw_iso_local(e->updated_at);
-        cJSON_AddStringToObject(o, "created_at", c);
-        cJSON_AddStringToObject(o, "updated_at", u);
-        rt_free(c);
-        rt_free(u);
-        add_str(o, "display_name", e->display_name);
-        add_str(o, "platform", e->platform);
-        add_str(o, "chat_type", e->chat_type);
-        cJSON_AddNumberToObject(o, "input_tokens", (double)e->input_tokens);
-        cJSON_AddNumberToObject(o, "output_tokens", (double)e->output_tokens);
-        cJSON_AddNumberToObject(o, "cache_read_tokens", 0);
-        cJSON_AddNumberToObject(o, "cache_write_tokens", 0);
-        cJSON_AddNumberToObject(o, "total_tokens", (double)e->total_tokens);
-        cJSON_AddNumberToObject(o, "last_prompt_tokens", (double)e->last_prompt_tokens);
-        cJSON_AddNullToObject(o, "estimated_cost_usd");
-        cJSON_AddStringToObject(o, "cost_status", "unknown");
-        cJSON_AddBoolToObject(o, "memory_flushed", e->memory_flushed);
-        cJSON_AddBoolToObject(o, "suspended", e->suspended);
-        if (e->has_origin)
-            cJSON_AddItemToObject(o, "origin", origin_json(&e->origin));
-        cJSON_AddItemToObject(root, e->key, o);
-    }
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToObject(root, entries[i]->key, entry_json(entries[i]));
     char *txt = cJSON_Print(root);
     cJSON_Delete(root);
+    char *out = rt_xstrdup(txt ? txt : "{}");
+    cJSON_free(txt);
+    return out;
+}
+
+char *gw_entry_text(const gw_entry *e)
+{
+    cJSON *o = entry_json(e);
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
     char *out = rt_xstrdup(txt ? txt : "{}");
     cJSON_free(txt);
     return out;

@@ -158,11 +158,16 @@ enum {
     GW_CHAT_RESET = RT_MSG_TYPE(RT_MSG_MODULE_GW, 48),   /* gw_chat_reset */
     GW_CHAT_RECOVER = RT_MSG_TYPE(RT_MSG_MODULE_GW, 49), /* rt_msg: answer what is pending */
     GW_CHAT_DRAIN = RT_MSG_TYPE(RT_MSG_MODULE_GW, 50),   /* gw_chat_drain */
+    /* rt_msg: the memory budget wants the chat gone: end as the idle timeout ends it when
+     * idle, else answer GW_CHAT_KEPT (a gw_chat_update of that type) and carry on */
+    GW_CHAT_EVICT = RT_MSG_TYPE(RT_MSG_MODULE_GW, 55),
     /* chat -> router */
     GW_CHAT_UPDATE = RT_MSG_TYPE(RT_MSG_MODULE_GW, 64),  /* gw_chat_update */
     GW_CHAT_SETHOME = RT_MSG_TYPE(RT_MSG_MODULE_GW, 65), /* gw_chat_sethome */
+    GW_CHAT_KEPT = RT_MSG_TYPE(RT_MSG_MODULE_GW, 67),    /* gw_chat_update: EVICT declined */
     /* internal timers */
     GW_CHAT_TICK = RT_MSG_TYPE(RT_MSG_MODULE_GW, 72),
+    /* rt_msg: the router's upkeep now (cold index entries, memory budget), as on its tick */
     GW_ROUTER_TICK = RT_MSG_TYPE(RT_MSG_MODULE_GW, 73),
 };
 
@@ -242,9 +247,23 @@ typedef struct gw_entry {
     rt_ref chat;
     uint64_t chat_mon;
     bool busy;
-    bool unanswered; /* a turn to answer once the platform is up */
+    bool unanswered;       /* a turn to answer once the platform is up */
+    bool in_cold;          /* state.db's hc_session_index has a row for the key (maybe stale) */
+    bool evicting;         /* GW_CHAT_EVICT sent: events wait in `wait` until DOWN or KEPT */
+    struct gw_waitq *wait; /* events held back while evicting (gw_router.c), or NULL */
     struct gw_entry *next_same_hash;
 } gw_entry;
+
+/*
+ * Cold entries (gw_router.c): an entry without a chat actor whose conversation has been
+ * quiet longer than gateway.index_warm_hours, or whose session the reset policy has expired,
+ * leaves memory and sessions.json for state.db's hc_session_index (st_index.h), as its
+ * sessions.json object; the router brings it back when its conversation speaks again.
+ * gw_entry_text: that object as compact JSON (new string). gw_entry_parse: an entry back
+ * from such text for key (NULL with a reason in err when it is not one).
+ */
+char *gw_entry_text(const gw_entry *e);
+gw_entry *gw_entry_parse(const char *key, const char *json, char *err, size_t errlen);
 
 /* YYYYMMDD_HHMMSS_<8 hex>, local time, 8 hex from the CSPRNG (new string). */
 char *gw_new_session_id(void);

@@ -16,6 +16,12 @@
  * reached state.db, are replayed once when their platform comes up; see gw_int.h) and the
  * drain on shutdown.
  *
+ * Bounded memory (issue 13): entries of quiet conversations leave memory and sessions.json for
+ * state.db's hc_session_index and come back with their conversation's next message (see
+ * "cold entries"); over gateway.memory_budget_mb, idle chat actors are asked to leave early
+ * (GW_CHAT_EVICT; a chat in a turn declines). Events for a key whose entry is loading or whose
+ * chat is being evicted wait in arrival order and are routed when that is settled.
+ *
  * /stop, /new and approvals travel to the chat on the urgent lane, ahead of anything queued.
  *
  * Threads: one actor; gw_start runs on the main thread before it (it may block on files).
@@ -24,6 +30,7 @@
 
 #include "ag_session.h"
 #include "gw_auth.h"
+#include "gw_cmds.h"
 #include "hm_env.h"
 #include "gw_pairing.h"
 #include "gw_seen.h"
@@ -34,13 +41,16 @@
 #include "rt_sched.h"
 #include "rt_timer.h"
 #include "rt_util.h"
+#include "st_index.h"
 #include "st_read.h"
 #include "st_store.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -53,6 +63,7 @@
 #define DRAIN_DEFAULT_S  60
 
 #define TRIM_AFTER_CHATS 1000 /* trim the heap once this many conversations left memory */
+#define WARM_DEFAULT_H   24.0 /* gateway.index_warm_hours when unset or not positive */
 enum {
     TAG_INDEX = 1,
     TAG_TICK = 2,
@@ -73,6 +84,15 @@ typedef struct adapter_ent {
     double since;
 } adapter_ent;
 
+/* A platform whose adapter's supervisor (adapters/kit/ak_supervise.h) reported a restart:
+ * kept while the platform is down too, for the status file and /status. */
+typedef struct sup_ent {
+    char *platform;
+    int restarts;     /* as last reported */
+    bool gave_up;     /* restart storm: the platform stays down until the gateway restarts */
+    char detail[160]; /* the supervisor's last words ("restarting in 2.0 s after error") */
+} sup_ent;
+
 typedef struct gw_router {
     gw_shared *sh;
     gw_auth *auth;
@@ -83,6 +103,8 @@ typedef struct gw_router {
     size_t n, cap;
     adapter_ent ad[MAX_ADAPTERS];
     size_t nad;
+    sup_ent sup[MAX_ADAPTERS]; /* platforms that were restarted by their supervisor */
+    size_t nsup;
     char *index_path;
     char *status_path;
     bool index_dirty, index_timer;
@@ -103,6 +125,16 @@ typedef struct gw_router {
     gw_seen *seen;          /* updates accepted lately (exactly-once handling) */
     gw_msg_event **replay;  /* journal rows to replay once their platform is up, in order */
     size_t nreplay;
+    /* cold entries and the memory budget (see "cold entries" below) */
+    rt_ref index;            /* hc_session_index (st_index.h); 0: every entry stays in memory */
+    double warm_s;           /* gateway.index_warm_hours, in seconds */
+    int64_t budget_bytes;    /* gateway.memory_budget_mb; 0: no budget */
+    rt_map loading;          /* rt_hash_str(key) → cold_load chain: reads in flight */
+    struct cold_load *loads; /* the same, as one list (for router_fini) */
+    uint64_t load_tag;
+    int64_t cold_rows; /* keys hc_session_index has a row for */
+    uint64_t cold_moved, cold_loaded, cold_waited, cold_bad, evicted, pressure_ticks;
+    int64_t rss_kb; /* at the last upkeep */
 } gw_router;
 
 /* =============================================================== index */
@@ -131,6 +163,102 @@ static void insert(gw_router *r, gw_entry *e)
         r->entries = rt_xrealloc(r->entries, r->cap * sizeof(*r->entries));
     }
     r->entries[r->n++] = e;
+}
+
+/* Take e out of the hash chains (not out of r->entries). */
+static void unlink_hash(gw_router *r, gw_entry *e)
+{
+    uint64_t h = key_hash(e->key);
+    gw_entry *head = rt_map_get(&r->by_hash, h);
+    if (head == e) {
+        if (e->next_same_hash)
+            rt_map_put(&r->by_hash, h, e->next_same_hash);
+        else
+            (void)rt_map_del(&r->by_hash, h);
+        return;
+    }
+    for (gw_entry *p = head; p; p = p->next_same_hash)
+        if (p->next_same_hash == e) {
+            p->next_same_hash = e->next_same_hash;
+            return;
+        }
+}
+
+/* Events held back, in arrival order: while a cold entry loads, or while its chat is asked
+ * to leave memory (GW_CHAT_EVICT). */
+typedef struct wait_item {
+    gw_msg_event *ev;
+    bool replay;
+} wait_item;
+
+typedef struct gw_waitq {
+    wait_item *v;
+    size_t n, cap;
+} gw_waitq;
+
+static void waitq_push(gw_waitq *q, gw_msg_event *ev, bool replay)
+{
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 4;
+        q->v = rt_xrealloc(q->v, q->cap * sizeof(*q->v));
+    }
+    q->v[q->n++] = (wait_item){ev, replay};
+}
+
+static void waitq_fini(gw_waitq *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        rt_msg_free(&q->v[i].ev->hdr);
+    rt_free(q->v);
+    memset(q, 0, sizeof(*q));
+}
+
+/* A read of hc_session_index in flight for key. */
+typedef struct cold_load {
+    char *key;
+    gw_waitq q;
+    struct cold_load *next;                /* same hash */
+    struct cold_load *all_prev, *all_next; /* r->loads */
+} cold_load;
+
+static cold_load *load_find(gw_router *r, const char *key)
+{
+    for (cold_load *l = rt_map_get(&r->loading, key_hash(key)); l; l = l->next)
+        if (strcmp(l->key, key) == 0)
+            return l;
+    return NULL;
+}
+
+/* The load of key, out of r->loading (the caller frees it with load_free), or NULL. */
+static cold_load *load_take(gw_router *r, const char *key)
+{
+    uint64_t h = key_hash(key);
+    cold_load *head = rt_map_get(&r->loading, h), *prev = NULL;
+    for (cold_load *l = head; l; prev = l, l = l->next) {
+        if (strcmp(l->key, key) != 0)
+            continue;
+        if (prev)
+            prev->next = l->next;
+        else if (l->next)
+            rt_map_put(&r->loading, h, l->next);
+        else
+            (void)rt_map_del(&r->loading, h);
+        if (l->all_prev)
+            l->all_prev->all_next = l->all_next;
+        else
+            r->loads = l->all_next;
+        if (l->all_next)
+            l->all_next->all_prev = l->all_prev;
+        return l;
+    }
+    return NULL;
+}
+
+static void load_free(cold_load *l)
+{
+    waitq_fini(&l->q);
+    rt_free(l->key);
+    rt_free(l);
 }
 
 static gw_entry *find_by_chat(gw_router *r, rt_ref chat)
@@ -221,6 +349,26 @@ static adapter_ent *adapter_of(gw_router *r, const char *platform)
     return NULL;
 }
 
+static sup_ent *sup_of(gw_router *r, const char *platform)
+{
+    for (size_t i = 0; i < r->nsup; i++)
+        if (platform && strcmp(r->sup[i].platform, platform) == 0)
+            return &r->sup[i];
+    return NULL;
+}
+
+/* One platform's entry in gateway_state.json's "platforms": restarts and, while it is down
+ * after a restart, the supervisor's state ("restarting", or "fatal" after a storm). */
+static void status_sup(cJSON *e, const sup_ent *s, bool up)
+{
+    cJSON_AddNumberToObject(e, "restarts", s ? s->restarts : 0);
+    if (!s || up)
+        return;
+    cJSON_AddStringToObject(e, "state", s->gave_up ? "fatal" : "restarting");
+    cJSON_AddStringToObject(e, "error_code", s->gave_up ? "restart_storm" : "restarting");
+    cJSON_AddStringToObject(e, "error_message", s->detail);
+}
+
 static char *context_for(gw_router *r, const gw_source *src)
 {
     const char *names[MAX_ADAPTERS], *homes[MAX_ADAPTERS];
@@ -250,7 +398,20 @@ static void status_write(rt_ctx *cx, gw_router *r)
     }
     cJSON_AddNumberToObject(o, "active_agents", (double)busy);
     cJSON_AddNumberToObject(o, "sessions_live", (double)live);
-    cJSON_AddNumberToObject(o, "sessions_known", (double)r->n);
+    size_t warm_with_row = 0;
+    for (size_t i = 0; i < r->n; i++)
+        warm_with_row += r->entries[i]->in_cold;
+    cJSON_AddNumberToObject(o, "sessions_known",
+                            (double)(r->n + (size_t)r->cold_rows - warm_with_row));
+    cJSON_AddNumberToObject(o, "sessions_in_memory", (double)r->n);
+    cJSON *mem = cJSON_AddObjectToObject(o, "memory");
+    cJSON_AddNumberToObject(mem, "rss_kb", (double)r->rss_kb);
+    cJSON_AddNumberToObject(mem, "budget_mb", (double)(r->budget_bytes >> 20));
+    cJSON_AddNumberToObject(mem, "chats_evicted", (double)r->evicted);
+    cJSON_AddNumberToObject(mem, "index_moved_cold", (double)r->cold_moved);
+    cJSON_AddNumberToObject(mem, "index_loaded_cold", (double)r->cold_loaded);
+    cJSON_AddNumberToObject(mem, "index_waited", (double)r->cold_waited);
+    cJSON_AddNumberToObject(mem, "index_corrupt", (double)r->cold_bad);
     cJSON_AddNumberToObject(o, "events", (double)r->events);
     cJSON_AddNumberToObject(o, "denied", (double)r->denied);
     cJSON_AddNumberToObject(o, "duplicates", (double)r->duplicates);
@@ -274,7 +435,11 @@ static void status_write(rt_ctx *cx, gw_router *r)
         cJSON_AddNumberToObject(e, "updated_at", r->ad[i].since);
         if (r->ad[i].home)
             cJSON_AddStringToObject(e, "home_channel", r->ad[i].home);
+        status_sup(e, sup_of(r, r->ad[i].platform), true);
     }
+    for (size_t i = 0; i < r->nsup; i++)
+        if (!adapter_of(r, r->sup[i].platform))
+            status_sup(cJSON_AddObjectToObject(p, r->sup[i].platform), &r->sup[i], false);
     cJSON_AddNumberToObject(o, "updated_at", now_epoch());
     char *txt = cJSON_Print(o);
     cJSON_Delete(o);
@@ -376,8 +541,29 @@ static void adapter_gone(rt_ctx *cx, gw_router *r, size_t i)
     status_write(cx, r);
 }
 
+/* A supervisor's word on a platform it restarts (or gave up on): remembered for status. */
+static void note_restart(gw_router *r, const gw_msg_adapter *m)
+{
+    sup_ent *s = sup_of(r, m->platform);
+    if (!s) {
+        if (r->nsup == MAX_ADAPTERS || !m->platform)
+            return;
+        s = &r->sup[r->nsup++];
+        memset(s, 0, sizeof(*s));
+        s->platform = rt_xstrdup(m->platform);
+    }
+    s->restarts = m->restarts;
+    s->gave_up = m->gave_up;
+    rt_strlcpy(s->detail, m->detail, sizeof(s->detail));
+}
+
 static void on_adapter_down(rt_ctx *cx, gw_router *r, gw_msg_adapter *m)
 {
+    if (m->restarts > 0 || m->gave_up) {
+        note_restart(r, m);
+        if (!adapter_of(r, m->platform) || adapter_of(r, m->platform)->ref != m->ref)
+            status_write(cx, r); /* else adapter_gone below writes it */
+    }
     for (size_t i = 0; i < r->nad; i++)
         if (r->ad[i].ref == m->ref) {
             rt_demonitor(cx, r->ad[i].ref, r->ad[i].mon);
@@ -426,15 +612,22 @@ static void reply_status(rt_ctx *cx, gw_router *r, gw_entry *e, gw_msg_event *ev
     fmt_local(e->created_at, created, sizeof(created));
     fmt_local(e->updated_at, active, sizeof(active));
     rt_buf_printf(&b,
-                  "\xf0\x9f\x93\x8a **Hermes Gateway Status**\n\n**Session ID:** `%s`\n"
                   "**Created:** %s\n**Last Activity:** %s\n**Tokens:** %lld\n**Agent Running:** "
                   "%s\n\n**Connected Platforms:** ",
-                  e->session_id, created, active, (long long)(e->input_tokens + e->output_tokens),
+                  created, active, (long long)(e->input_tokens + e->output_tokens),
                   e->busy ? "Yes \xe2\x9a\xa1" : "No");
-    for (size_t i = 0; i < r->nad; i++)
+    for (size_t i = 0; i < r->nad; i++) {
+        const sup_ent *s = sup_of(r, r->ad[i].platform);
         rt_buf_printf(&b, "%s%s", i ? ", " : "", r->ad[i].platform);
-    rt_send(cx, ev->adapter,
-            gw_out_text_new(GW_OUT_TEXT, &ev->reply, rt_buf_cstr(&b), GW_TEXT_NOTICE));
+        if (s && s->restarts)
+            rt_buf_printf(&b, " (restarted %d time%s)", s->restarts, s->restarts == 1 ? "" : "s");
+    }
+    /* the optional title line comes from state.db: gw_status_reply asks for it (gw_cmd_info.c) */
+    char *head = rt_xasprintf(
+        "\xf0\x9f\x93\x8a **Hermes Gateway Status**\n\n**Session ID:** `%s`\n", e->session_id);
+    gw_status_reply(cx, r->sh->store, ev->adapter, &ev->reply, e->session_id, head,
+                    rt_buf_cstr(&b));
+    rt_free(head);
     rt_buf_fini(&b);
 }
 
@@ -656,29 +849,20 @@ void gw_inbox_done(rt_ctx *cx, rt_ref store, const gw_msg_event *ev)
     rt_send(cx, store, &st_inbox_done_new(ev->src.platform, ev->message_id)->hdr);
 }
 
-/* An authorized event: to its conversation. replay: a journal row of the last run (its key
- * is known already, its row is there). */
-static void route_event(rt_ctx *cx, gw_router *r, gw_msg_event *ev, bool replay)
+/* An authorized event whose entry is in memory (or does not exist yet): to its conversation.
+ * replay: a journal row of the last run (its key is known already, its row is there);
+ * remembered: its key went to hc_inbound when it arrived (it waited for its entry). */
+static void deliver_event(rt_ctx *cx, gw_router *r, gw_msg_event *ev, const char *key, bool replay,
+                          bool remembered)
 {
     adapter_ent *a = adapter_of(r, ev->src.platform);
-    if (!ev->adapter && a)
-        ev->adapter = a->ref;
-    if (!ev->adapter) {
-        RT_WARN("gateway", "event from %s with no adapter to answer it: dropped",
-                ev->src.platform ? ev->src.platform : "?");
-        return;
-    }
     bool api = a && a->caps.api;
-    if (!replay && is_duplicate(r, ev, api))
-        return;
-    char *key = gw_session_key(&ev->src, r->sh->group_per_user, r->sh->thread_per_user);
     bool fresh = false;
     gw_entry *e = entry_for(cx, r, ev, key, a, &fresh);
     bool status = !api && is_status(ev->text);
-    if (!r->draining && !replay) /* refused while draining: a redelivery after the restart
-                                    is answered */
+    if (!remembered && !r->draining && !replay) /* refused while draining: a redelivery after
+                                                   the restart is answered */
         remember(cx, r, ev, key, api, !status); /* /status is answered here and now */
-    rt_free(key);
     if (status) {
         reply_status(cx, r, e, ev);
         return;
@@ -699,6 +883,76 @@ static void route_event(rt_ctx *cx, gw_router *r, gw_msg_event *ev, bool replay)
         rt_send_urgent(cx, e->chat, &fwd->hdr);
     else
         rt_send(cx, e->chat, &fwd->hdr);
+}
+
+/* Where an event for key must wait, or NULL when it can go on now: behind a load of its cold
+ * entry (started here when the key is not in memory and hc_session_index may have it), or
+ * behind the eviction of its chat. */
+static gw_waitq *waitq_for(rt_ctx *cx, gw_router *r, const char *key)
+{
+    gw_entry *e = find(r, key);
+    if (e) {
+        if (!e->evicting)
+            return NULL;
+        if (!e->wait)
+            e->wait = rt_xcalloc(1, sizeof(*e->wait));
+        return e->wait;
+    }
+    cold_load *l = load_find(r, key);
+    if (l)
+        return &l->q;
+    if (!r->index || r->cold_rows <= 0)
+        return NULL; /* nothing ever left memory: a key not here is a new conversation */
+    l = rt_xcalloc(1, sizeof(*l));
+    l->key = rt_xstrdup(key);
+    uint64_t h = key_hash(key);
+    l->next = rt_map_get(&r->loading, h);
+    rt_map_put(&r->loading, h, l);
+    l->all_next = r->loads;
+    if (r->loads)
+        r->loads->all_prev = l;
+    r->loads = l;
+    rt_send(cx, r->index, &st_index_get_new(key, rt_self(cx), ++r->load_tag)->hdr);
+    return &l->q;
+}
+
+/* The events q held back, to their conversation in order. */
+static void waitq_release(rt_ctx *cx, gw_router *r, gw_waitq *q, const char *key)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        deliver_event(cx, r, q->v[i].ev, key, q->v[i].replay, true);
+        rt_msg_free(&q->v[i].ev->hdr);
+    }
+    q->n = 0;
+}
+
+/* An authorized event: to its conversation. replay: a journal row of the last run (its key
+ * is known already, its row is there). */
+static void route_event(rt_ctx *cx, gw_router *r, gw_msg_event *ev, bool replay)
+{
+    adapter_ent *a = adapter_of(r, ev->src.platform);
+    if (!ev->adapter && a)
+        ev->adapter = a->ref;
+    if (!ev->adapter) {
+        RT_WARN("gateway", "event from %s with no adapter to answer it: dropped",
+                ev->src.platform ? ev->src.platform : "?");
+        return;
+    }
+    bool api = a && a->caps.api;
+    if (!replay && is_duplicate(r, ev, api))
+        return;
+    char *key = gw_session_key(&ev->src, r->sh->group_per_user, r->sh->thread_per_user);
+    gw_waitq *q = waitq_for(cx, r, key);
+    if (q) {
+        /* its key is remembered now, so a redelivery meanwhile is known as one */
+        if (!r->draining && !replay)
+            remember(cx, r, ev, key, api, !(!api && is_status(ev->text)));
+        waitq_push(q, gw_event_take(ev, GW_MSG_EVENT), replay);
+        r->cold_waited++;
+    } else {
+        deliver_event(cx, r, ev, key, replay, false);
+    }
+    rt_free(key);
 }
 
 static void route(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
@@ -839,6 +1093,202 @@ static void on_deliver(rt_ctx *cx, gw_router *r, gw_msg_deliver *d)
         rt_msg_free(&res->hdr);
 }
 
+/* ======================================================== cold entries */
+
+/*
+ * An entry leaves memory (and sessions.json) for hc_session_index when nothing runs for it
+ * (no chat actor, no turn, nothing unanswered, nothing waiting) and its conversation has been
+ * quiet longer than gateway.index_warm_hours, or the reset policy has expired its session
+ * (the next message starts a new one anyway); under memory pressure every such entry goes.
+ * The rows go in one write per upkeep; a message for a key not in memory reads the row
+ * (waitq_for) and the entry comes back as it was: the reset policy, /status, /resume and
+ * the token counts see the same fields. A row that does not parse is logged and the
+ * conversation starts a fresh session.
+ */
+static void on_cold_row(rt_ctx *cx, gw_router *r, st_msg_index_row *m)
+{
+    cold_load *l = m->key ? load_take(r, m->key) : NULL;
+    if (!l)
+        return;
+    bool had_row = m->entry != NULL;
+    if (m->err) {
+        RT_WARN("gateway",
+                "cannot read the sessions index entry of %s from state.db (%s): the "
+                "conversation starts a fresh session",
+                l->key, m->errmsg);
+    } else if (m->entry && !find(r, l->key)) {
+        char why[96] = "";
+        gw_entry *e = gw_entry_parse(l->key, m->entry, why, sizeof(why));
+        if (e) {
+            e->in_cold = true;
+            insert(r, e);
+            r->cold_loaded++;
+            index_changed_now(cx, r); /* back in sessions.json without waiting */
+        } else {
+            r->cold_bad++;
+            RT_WARN("gateway",
+                    "the sessions index entry of %s in state.db is corrupt (%s): the "
+                    "conversation starts a fresh session",
+                    l->key, why);
+        }
+    }
+    waitq_release(cx, r, &l->q, l->key);
+    gw_entry *e = find(r, l->key);
+    if (e && had_row)
+        e->in_cold = true; /* its row is overwritten when it leaves again */
+    load_free(l);
+}
+
+typedef struct policy_cache {
+    const char *platform;
+    gw_reset_policy p;
+} policy_cache;
+
+/* Move the entries that may go (all idle ones under pressure) to hc_session_index. */
+static size_t move_cold(rt_ctx *cx, gw_router *r, bool pressure, double now)
+{
+    if (!r->index)
+        return 0;
+    policy_cache pc[16];
+    size_t npc = 0, keep = 0, moved = 0;
+    st_msg_index_put *put = NULL;
+    for (size_t i = 0; i < r->n; i++) {
+        gw_entry *e = r->entries[i];
+        bool go = !e->chat && !e->busy && !e->unanswered && !e->evicting && !e->wait &&
+                  e->session_id && e->key;
+        if (go && !pressure && now - e->updated_at <= r->warm_s) {
+            const gw_reset_policy *p = NULL;
+            for (size_t k = 0; k < npc && !p; k++)
+                if (pc[k].platform && e->platform && strcmp(pc[k].platform, e->platform) == 0)
+                    p = &pc[k].p;
+            gw_reset_policy tmp;
+            if (!p) {
+                tmp = gw_reset_policy_for(r->sh->cfg, e->platform, e->chat_type);
+                if (npc < RT_ARRAY_LEN(pc) && e->platform)
+                    pc[npc++] = (policy_cache){e->platform, tmp};
+                p = &tmp;
+            }
+            char why[96];
+            go = gw_reset_due(e, p, now, why, sizeof(why)) != NULL;
+        }
+        if (!go) {
+            r->entries[keep++] = e;
+            continue;
+        }
+        if (!put)
+            put = st_index_put_new();
+        char *txt = gw_entry_text(e);
+        st_index_put_add(put, e->key, e->session_id, e->platform, txt, e->updated_at);
+        rt_free(txt);
+        if (!e->in_cold)
+            r->cold_rows++;
+        unlink_hash(r, e);
+        gw_entry_free(e);
+        moved++;
+    }
+    r->n = keep;
+    if (r->cap > 64 && r->n < r->cap / 4) { /* give the array back as the index shrinks */
+        r->cap /= 2;
+        r->entries = rt_xrealloc(r->entries, r->cap * sizeof(*r->entries));
+    }
+    if (put) {
+        rt_send(cx, r->index, &put->hdr); /* before any read of these keys (same sender) */
+        r->cold_moved += moved;
+        r->chats_ended += moved;
+        index_changed(cx, r);
+    }
+    return moved;
+}
+
+/* The process's resident set, in KB (0 when /proc cannot tell). */
+static int64_t rss_kb_now(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned long long size = 0, resident = 0;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    return (int64_t)(resident * (unsigned long long)(page > 0 ? page : 4096) / 1024);
+}
+
+static int by_last_activity(const void *a, const void *b)
+{
+    double x = (*(gw_entry *const *)a)->updated_at, y = (*(gw_entry *const *)b)->updated_at;
+    return x < y ? -1 : x > y;
+}
+
+/* Over gateway.memory_budget_mb: the idle half of the chat actors (least recently active
+ * first) end as the idle timeout ends them, and every idle entry leaves memory. Chats in a
+ * turn are left alone. One log line per upkeep under pressure. */
+static void check_budget(rt_ctx *cx, gw_router *r, double now)
+{
+    r->rss_kb = rss_kb_now();
+    if (r->budget_bytes <= 0 || r->rss_kb * 1024 <= r->budget_bytes)
+        return;
+    r->pressure_ticks++;
+    gw_entry **idle = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        gw_entry *e = r->entries[i];
+        if (e->chat && !e->busy && !e->evicting && !e->wait) {
+            if (!idle)
+                idle = rt_xcalloc(r->n, sizeof(*idle));
+            idle[n++] = e;
+        }
+    }
+    if (n)
+        qsort(idle, n, sizeof(*idle), by_last_activity);
+    size_t k = (n + 1) / 2;
+    for (size_t i = 0; i < k; i++) {
+        idle[i]->evicting = true;
+        rt_send(cx, idle[i]->chat, rt_msg_new(GW_CHAT_EVICT, sizeof(rt_msg)));
+    }
+    rt_free(idle);
+    r->evicted += k;
+    size_t moved = move_cold(cx, r, true, now);
+    if (!k && !moved)
+        return; /* nothing idle left to let go: said once, when it went */
+    RT_WARN("gateway",
+            "memory budget: RSS %lld MB is over gateway.memory_budget_mb (%lld MB): %zu of %zu "
+            "idle conversation(s) leave memory, %zu sessions index entries moved to state.db",
+            (long long)(r->rss_kb / 1024), (long long)(r->budget_bytes >> 20), k, n, moved);
+    rt_send(cx, r->sh->io, rt_msg_new(GW_IO_TRIM, sizeof(rt_msg)));
+}
+
+/* The router's upkeep (its tick, or GW_ROUTER_TICK). */
+static void upkeep(rt_ctx *cx, gw_router *r)
+{
+    double now = now_epoch();
+    if (!r->draining)
+        check_budget(cx, r, now);
+    if (!r->draining)
+        (void)move_cold(cx, r, false, now);
+}
+
+/* GW_CHAT_KEPT: the chat was busy when asked to leave; what waited goes to it now. */
+static void on_chat_kept(rt_ctx *cx, gw_router *r, gw_chat_update *u)
+{
+    gw_entry *e = u->key ? find(r, u->key) : NULL;
+    if (!e || !e->evicting)
+        return;
+    e->evicting = false;
+    if (e->wait) {
+        gw_waitq *q = e->wait;
+        e->wait = NULL;
+        waitq_release(cx, r, q, e->key);
+        waitq_fini(q);
+        rt_free(q);
+    }
+}
+
 /* ============================================================ shutdown */
 
 static void finish_drain(rt_ctx *cx, gw_router *r, bool timed_out)
@@ -903,6 +1353,7 @@ static void on_timeout(rt_ctx *cx, gw_router *r, uint64_t tag)
             index_changed_now(cx, r);
         break;
     case TAG_TICK:
+        upkeep(cx, r);
         if (r->chats_ended >= TRIM_AFTER_CHATS) { /* their memory goes back to the system */
             r->chats_ended = 0;
             rt_send(cx, r->sh->io, rt_msg_new(GW_IO_TRIM, sizeof(rt_msg)));
@@ -959,6 +1410,12 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
     }
     case GW_MSG_ADAPTER_DOWN: on_adapter_down(cx, r, (gw_msg_adapter *)m); break;
     case GW_CHAT_UPDATE: on_chat_update(cx, r, (gw_chat_update *)m); break;
+    case GW_CHAT_KEPT: on_chat_kept(cx, r, (gw_chat_update *)m); break;
+    case ST_MSG_INDEX_ROW: on_cold_row(cx, r, (st_msg_index_row *)m); break;
+    case GW_ROUTER_TICK:
+        upkeep(cx, r);
+        status_write(cx, r);
+        break;
     case GW_CHAT_SETHOME: on_sethome(cx, r, (gw_chat_sethome *)m); break;
     case GW_MSG_DELIVER: on_deliver(cx, r, (gw_msg_deliver *)m); break;
     case GW_MSG_CANCEL: on_cancel(cx, r, (gw_msg_cancel *)m); break;
@@ -979,6 +1436,14 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
             e->chat = 0;
             e->chat_mon = 0;
             e->busy = false;
+            e->evicting = false;
+            if (e->wait) { /* events that came while it was asked to leave: a new chat */
+                gw_waitq *q = e->wait;
+                e->wait = NULL;
+                waitq_release(cx, r, q, e->key);
+                waitq_fini(q);
+                rt_free(q);
+            }
             break;
         }
         for (size_t i = 0; i < r->nad; i++)
@@ -991,6 +1456,8 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
     case RT_MSG_STOP:
         if (r->index_dirty)
             index_write(cx, r, 0, 0);
+        if (r->index)
+            rt_stop(cx, r->index, RT_EXIT_NORMAL);
         break;
     default: break;
     }
@@ -999,16 +1466,29 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
 static void router_fini(void *state)
 {
     gw_router *r = *(gw_router **)state;
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->entries[i]->wait) {
+            waitq_fini(r->entries[i]->wait);
+            rt_free(r->entries[i]->wait);
+        }
         gw_entry_free(r->entries[i]);
+    }
     rt_free(r->entries);
     rt_map_fini(&r->by_hash);
+    while (r->loads) {
+        cold_load *l = r->loads;
+        r->loads = l->all_next;
+        load_free(l);
+    }
+    rt_map_fini(&r->loading);
     rt_map_fini(&r->by_chat);
     for (size_t i = 0; i < r->nad; i++) {
         rt_free(r->ad[i].platform);
         rt_free(r->ad[i].home);
         rt_free(r->ad[i].home_name);
     }
+    for (size_t i = 0; i < r->nsup; i++)
+        rt_free(r->sup[i].platform);
     gw_auth_free(r->auth);
     gw_seen_free(r->seen);
     for (size_t i = 0; i < r->nreplay; i++)
@@ -1250,11 +1730,25 @@ int gw_start(rt_ctx *cx, const gw_opts *o, rt_ref *out, char *err, size_t errlen
     r->sh = sh;
     rt_map_init(&r->by_hash);
     rt_map_init(&r->by_chat);
+    rt_map_init(&r->loading);
     r->index_path = rt_xasprintf("%s/sessions/sessions.json", o->home);
     r->status_path = rt_xasprintf("%s/gateway_state.json", o->home);
     r->started_at = now_epoch();
     r->state = "running";
     load_index(r);
+    double warm_h = hm_config_env_double(o->cfg, "gateway.index_warm_hours", NULL);
+    r->warm_s = (warm_h > 0 ? warm_h : WARM_DEFAULT_H) * 3600.0;
+    int64_t budget_mb = hm_config_env_int(o->cfg, "gateway.memory_budget_mb", NULL);
+    r->budget_bytes = budget_mb > 0 ? budget_mb << 20 : 0;
+    if (o->state_db && o->store) { /* cold entries live in state.db beside the transcripts */
+        char msg[256];
+        r->index = st_index_start(cx, o->state_db, NULL, msg, sizeof(msg));
+        if (!r->index)
+            RT_WARN("gateway",
+                    "the sessions index stays in memory: cannot open state.db for it: %s", msg);
+        else if (st_index_count(o->state_db, &r->cold_rows) != 0)
+            r->cold_rows = 1; /* unknown: look keys up */
+    }
     scan_unanswered(r, o->state_db);
     load_inbox(cx, r, o->state_db);
     r->seen = gw_seen_new(GW_SEEN_DEFAULT_CAP);
@@ -1271,13 +1765,18 @@ int gw_start(rt_ctx *cx, const gw_opts *o, rt_ref *out, char *err, size_t errlen
     int perr = 0;
     r->pairing = gw_pairing_start(cx, o->home, r->auth, &perr);
     if (!r->pairing) {
+        if (r->index)
+            rt_stop(cx, r->index, RT_EXIT_NORMAL);
         router_fini(&r);
         return fail(err, errlen, perr ? perr : -EIO,
                     "gateway: cannot open the pairing store under %s/platforms/pairing: %s",
                     o->home, rt_strerror(perr ? perr : -EIO));
     }
     rt_spawn_opts so = {.flags = RT_SPAWN_TRAP_EXIT, .name = GW_NAME};
+    rt_ref index = r->index;
     rt_ref ref = rt_spawn(cx, &router_type, &r, &so);
+    if (!ref && index)
+        rt_stop(cx, index, RT_EXIT_NORMAL);
     if (!ref)
         return fail(err, errlen, -EEXIST, "gateway: another gateway actor is running");
     rt_send(cx, ref, rt_timeout_new(TAG_TICK));

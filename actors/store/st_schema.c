@@ -150,6 +150,20 @@ static const char hc_inbox_sql[] = "CREATE TABLE hc_inbox (\n"
                                    ");\n"
                                    "CREATE INDEX idx_hc_inbox_received ON hc_inbox(received_at);\n";
 
+/* The gateway's sessions index entries that left memory (st_index.h): one row per session
+ * key, the entry as sessions.json writes it (JSON text), with its session id and platform
+ * beside it for the lookups that must find cold conversations too. */
+static const char hc_session_index_sql[] =
+    "CREATE TABLE hc_session_index (\n"
+    "    key TEXT PRIMARY KEY,\n"
+    "    session_id TEXT,\n"
+    "    platform TEXT,\n"
+    "    entry TEXT NOT NULL,\n"
+    "    updated_at REAL NOT NULL\n"
+    ");\n"
+    "CREATE INDEX idx_hc_session_index_platform ON hc_session_index(platform, updated_at);\n"
+    "CREATE INDEX idx_hc_session_index_session ON hc_session_index(session_id);\n";
+
 static const st_migration builtin_migrations[] = {
     {1, "baseline: the original Hermes schema v2 (sessions, messages, messages_fts)", NULL},
     {2, "hc_inbound: the platform updates the gateway accepted (exactly-once handling)",
@@ -159,6 +173,8 @@ static const st_migration builtin_migrations[] = {
     {4, "hc_session_titles: session titles for /title, /resume and /branch", hc_session_titles_sql},
     {5, "hc_inbox: accepted updates not yet in their conversation (replayed after a crash)",
      hc_inbox_sql},
+    {6, "hc_session_index: sessions index entries idle long enough to leave the gateway's memory",
+     hc_session_index_sql},
 };
 _Static_assert(RT_ARRAY_LEN(builtin_migrations) == ST_HC_SCHEMA_VERSION,
                "ST_HC_SCHEMA_VERSION names the last built-in migration");

@@ -16,14 +16,22 @@ API server by bench_gw_load:
 A simulated hour takes a few seconds; the default 72 hours about five minutes. Memory is
 flat when the least-squares slope over the hours after --warmup-hours, times the hours
 measured, stays under --budget-kb (both heap in use and RSS are judged; heap is the honest
-one, RSS also shows allocator retention).
+one, RSS also shows allocator retention). Growth is also given per conversation ever seen
+(regulars + every hour's newcomers): the slope of heap and RSS against that count, in bytes.
 
-Prints a table per hour, one RESULT line, writes bench/out/soak-<label>.csv, and exits 0 when
-flat, 1 when memory grew, 2 on a usage or start-up error. Loopback only; every loop bounded.
+Sessions index entries (issue 13) leave memory for state.db after gateway.index_warm_hours;
+the server gets GATEWAY_INDEX_WARM_HOURS so that happens after --warm-s real seconds (default:
+one simulated hour, idle-ms + 1.5 s). --compare runs the soak twice in one go, first with
+entries kept in memory for ever ("before": the behaviour until issue 13) and then with
+--warm-s ("after"), and prints both side by side; the verdict is the "after" run's.
+
+Prints a table per hour, one RESULT line per run, writes bench/out/<label>.csv (and
+<label>-before.csv with --compare), and exits 0 when flat, 1 when memory grew, 2 on a usage
+or start-up error. Loopback only; every loop bounded.
 
 Usage: bench/gateway/soak.py [--hours 72] [--regulars 300] [--newcomers 200] [--talk-s 1]
        [--idle-ms 1000] [--warmup-hours 12] [--budget-kb 4096] [--workers 2]
-       [--build-dir build] [--label soak]
+       [--warm-s S] [--memory-budget-mb MB] [--compare] [--build-dir build] [--label soak]
 """
 import argparse
 import os
@@ -45,13 +53,13 @@ def fail(msg, code=2):
 class Server:
     """bench_gw_server under our control: commands on stdin, one answer line each."""
 
-    def __init__(self, binary, home, workers, idle_ms, limit_s, log):
+    def __init__(self, binary, home, workers, idle_ms, limit_s, log, env=None):
         self.p = subprocess.Popen(
             [binary, "--home", home, "--workers", str(workers), "--latency-ms", "0",
              "--chat-idle-ms", str(idle_ms), "--seconds", str(limit_s),
              "--max-inflight", "40000"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-            env=dict(os.environ, HERMES_WORKERS=str(workers)))
+            env=dict(os.environ, HERMES_WORKERS=str(workers), **(env or {})))
         line = self._line(60)
         m = re.match(r"READY port=(\d+) pid=(\d+)", line or "")
         if not m:
@@ -110,51 +118,25 @@ def slope(xs, ys):
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--hours", type=int, default=72)
-    ap.add_argument("--regulars", type=int, default=300)
-    ap.add_argument("--newcomers", type=int, default=200)
-    ap.add_argument("--talk-s", type=int, default=1)
-    ap.add_argument("--idle-ms", type=int, default=1000)
-    ap.add_argument("--warmup-hours", type=int, default=12)
-    ap.add_argument("--budget-kb", type=int, default=4096)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--label", default="soak")
-    a = ap.parse_args()
-    if not 2 <= a.hours <= 1000:
-        fail("--hours must be 2..1000")
-    if not 0 <= a.warmup_hours < a.hours - 1:
-        fail("--warmup-hours must leave at least two measured hours")
-    if not (1 <= a.regulars <= 10000 and 0 <= a.newcomers <= 10000):
-        fail("--regulars must be 1..10000 and --newcomers 0..10000")
-    if not (1 <= a.talk_s <= 60 and 100 <= a.idle_ms <= 60000):
-        fail("--talk-s must be 1..60 and --idle-ms 100..60000")
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", a.label):
-        fail("--label: letters, digits, - and _ only")
-    bindir = os.path.join(a.build_dir, "bench", "gateway")
-    server_bin, load_bin = (os.path.join(bindir, b) for b in ("bench_gw_server", "bench_gw_load"))
-    for b in (server_bin, load_bin):
-        if not os.access(b, os.X_OK):
-            fail(f"{b} is missing: cmake --preset release && cmake --build build --target bench_gateway")
-
+def run_soak(a, server_bin, load_bin, label, env):
+    """One soak: a fresh server with env, a.hours simulated hours; the rows and the base."""
     out_dir = os.path.join(ROOT, "bench", "out")
-    os.makedirs(out_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="hermes-soak.")
-    log_path = os.path.join(out_dir, f"{a.label}-server.log")
+    log_path = os.path.join(out_dir, f"{label}-server.log")
     per_hour = a.talk_s + 1 + (a.idle_ms + 1500) / 1000
     limit = int(a.hours * per_hour * 3 + 300)
-    print(f"soak: {a.hours} simulated hours, {a.regulars} regulars talking {a.talk_s} s/hour, "
-          f"{a.newcomers} newcomers/hour, conversations leave memory after {a.idle_ms} ms "
-          f"(about {int(a.hours * per_hour)} s)", file=sys.stderr)
+    print(f"soak {label}: {a.hours} simulated hours, {a.regulars} regulars talking {a.talk_s} "
+          f"s/hour, {a.newcomers} newcomers/hour, conversations leave memory after "
+          f"{a.idle_ms} ms (about {int(a.hours * per_hour)} s); server env {env}",
+          file=sys.stderr)
     rows = []
     with open(log_path, "w") as log:
-        srv = Server(server_bin, os.path.join(tmp, "home"), a.workers, a.idle_ms, limit, log)
+        srv = Server(server_bin, os.path.join(tmp, "home"), a.workers, a.idle_ms, limit, log, env)
         try:
             base = srv.ask("heap", "HEAP")
-            print(f"{'hour':>4} {'turns':>7} {'errors':>6} {'heap_kb':>9} {'rss_kb':>8} "
-                  f"{'actors':>7} {'timers':>7}", file=sys.stderr)
+            print(f"{'hour':>4} {'seen':>6} {'turns':>7} {'errors':>6} {'heap_kb':>9} "
+                  f"{'rss_kb':>8} {'actors':>7} {'timers':>7}", file=sys.stderr)
+            seen = a.regulars
             for h in range(a.hours):
                 talk = load(load_bin, srv, ["--conns", str(min(a.regulars, 32)),
                                             "--sessions", str(a.regulars), "--prefix", "regular",
@@ -167,42 +149,114 @@ def main():
                                f"h{h}-newcomers")
                     turns += a.newcomers
                     errors += int(new.get("errors", 0))
+                    seen += a.newcomers
                 time.sleep((a.idle_ms + 1500) / 1000)  # the hour's quiet end: let them leave
                 heap = srv.ask("heap", "HEAP")
                 st = srv.ask("stats", "STATS")
-                row = dict(hour=h + 1, turns=turns, errors=errors,
+                row = dict(hour=h + 1, seen=seen, turns=turns, errors=errors,
                            heap_kb=int(heap["in_use"]) // 1024, rss_kb=int(heap["rss_kb"]),
                            actors=int(st.get("actors", 0)),
                            timers=int(st.get("timers_pending", 0)))
                 rows.append(row)
-                print(f"{row['hour']:>4} {turns:>7} {errors:>6} {row['heap_kb']:>9} "
-                      f"{row['rss_kb']:>8} {row['actors']:>7} {row['timers']:>7}", file=sys.stderr)
+                print(f"{row['hour']:>4} {seen:>6} {turns:>7} {errors:>6} {row['heap_kb']:>9} "
+                      f"{row['rss_kb']:>8} {row['actors']:>7} {row['timers']:>7}",
+                      file=sys.stderr)
         finally:
             srv.stop()
             shutil.rmtree(tmp, ignore_errors=True)
-
-    csv = os.path.join(out_dir, f"{a.label}.csv")
+    csv = os.path.join(out_dir, f"{label}.csv")
     with open(csv, "w") as f:
-        f.write("hour,turns,errors,heap_kb,rss_kb,actors,timers\n")
+        f.write("hour,seen,turns,errors,heap_kb,rss_kb,actors,timers\n")
         for r in rows:
-            f.write(f"{r['hour']},{r['turns']},{r['errors']},{r['heap_kb']},{r['rss_kb']},"
-                    f"{r['actors']},{r['timers']}\n")
+            f.write(f"{r['hour']},{r['seen']},{r['turns']},{r['errors']},{r['heap_kb']},"
+                    f"{r['rss_kb']},{r['actors']},{r['timers']}\n")
+    print(f"wrote {csv}; server log {log_path}", file=sys.stderr)
+    return rows, base
+
+
+def summarize(a, label, rows, base):
+    """The RESULT line's fields for one run, and whether it is flat."""
     meas = rows[a.warmup_hours:]
     xs = [r["hour"] for r in meas]
     span = xs[-1] - xs[0]
-    heap_growth = slope(xs, [r["heap_kb"] for r in meas]) * span
-    rss_growth = slope(xs, [r["rss_kb"] for r in meas]) * span
-    turns = sum(r["turns"] for r in rows)
-    errors = sum(r["errors"] for r in rows)
-    flat = heap_growth < a.budget_kb and rss_growth < a.budget_kb and errors == 0
-    print(f"RESULT bench=gw_soak label={a.label} hours={a.hours} turns={turns} errors={errors} "
-          f"base_heap_kb={int(base['in_use']) // 1024} "
-          f"heap_kb_first={meas[0]['heap_kb']} heap_kb_last={meas[-1]['heap_kb']} "
-          f"heap_growth_kb={heap_growth:.0f} rss_kb_first={meas[0]['rss_kb']} "
-          f"rss_kb_last={meas[-1]['rss_kb']} rss_growth_kb={rss_growth:.0f} "
-          f"budget_kb={a.budget_kb} verdict={'flat' if flat else 'GROWS'}")
-    print(f"wrote {csv}; server log {log_path}", file=sys.stderr)
-    return 0 if flat else 1
+    seen = [r["seen"] for r in meas]
+    res = dict(
+        label=label, hours=a.hours, turns=sum(r["turns"] for r in rows),
+        errors=sum(r["errors"] for r in rows), seen=rows[-1]["seen"],
+        base_heap_kb=int(base["in_use"]) // 1024,
+        heap_kb_first=meas[0]["heap_kb"], heap_kb_last=meas[-1]["heap_kb"],
+        heap_growth_kb=round(slope(xs, [r["heap_kb"] for r in meas]) * span),
+        heap_b_per_conv=round(slope(seen, [r["heap_kb"] * 1024 for r in meas])),
+        rss_kb_first=meas[0]["rss_kb"], rss_kb_last=meas[-1]["rss_kb"],
+        rss_growth_kb=round(slope(xs, [r["rss_kb"] for r in meas]) * span),
+        rss_b_per_conv=round(slope(seen, [r["rss_kb"] * 1024 for r in meas])),
+        budget_kb=a.budget_kb)
+    flat = (res["heap_growth_kb"] < a.budget_kb and res["rss_growth_kb"] < a.budget_kb
+            and res["errors"] == 0)
+    res["verdict"] = "flat" if flat else "GROWS"
+    return res, flat
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--hours", type=int, default=72)
+    ap.add_argument("--regulars", type=int, default=300)
+    ap.add_argument("--newcomers", type=int, default=200)
+    ap.add_argument("--talk-s", type=int, default=1)
+    ap.add_argument("--idle-ms", type=int, default=1000)
+    ap.add_argument("--warmup-hours", type=int, default=12)
+    ap.add_argument("--budget-kb", type=int, default=4096)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--warm-s", type=float, default=0.0,
+                    help="real seconds a quiet conversation's index entry stays in memory "
+                         "(0: idle-ms + 1.5 s, one simulated hour)")
+    ap.add_argument("--memory-budget-mb", type=int, default=0)
+    ap.add_argument("--compare", action="store_true",
+                    help="also run with entries kept in memory for ever, side by side")
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--label", default="soak")
+    a = ap.parse_args()
+    if not 2 <= a.hours <= 1000:
+        fail("--hours must be 2..1000")
+    if not 0 <= a.warmup_hours < a.hours - 1:
+        fail("--warmup-hours must leave at least two measured hours")
+    if not (1 <= a.regulars <= 10000 and 0 <= a.newcomers <= 10000):
+        fail("--regulars must be 1..10000 and --newcomers 0..10000")
+    if not (1 <= a.talk_s <= 60 and 100 <= a.idle_ms <= 60000):
+        fail("--talk-s must be 1..60 and --idle-ms 100..60000")
+    if not (0 <= a.warm_s <= 86400 and 0 <= a.memory_budget_mb <= 1000000):
+        fail("--warm-s must be 0..86400 and --memory-budget-mb 0..1000000")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", a.label):
+        fail("--label: letters, digits, - and _ only")
+    bindir = os.path.join(a.build_dir, "bench", "gateway")
+    server_bin, load_bin = (os.path.join(bindir, b) for b in ("bench_gw_server", "bench_gw_load"))
+    for b in (server_bin, load_bin):
+        if not os.access(b, os.X_OK):
+            fail(f"{b} is missing: cmake --preset release && cmake --build build --target bench_gateway")
+    os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
+
+    warm_s = a.warm_s if a.warm_s > 0 else (a.idle_ms + 1500) / 1000
+    after_env = {"GATEWAY_INDEX_WARM_HOURS": f"{warm_s / 3600:.9f}",
+                 "GATEWAY_MEMORY_BUDGET_MB": str(a.memory_budget_mb)}
+    runs = []
+    if a.compare:  # entries never leave memory: 100 years
+        before_env = {"GATEWAY_INDEX_WARM_HOURS": "876000", "GATEWAY_MEMORY_BUDGET_MB": "0"}
+        runs.append((f"{a.label}-before", before_env))
+    runs.append((a.label, after_env))
+    results = []
+    for label, env in runs:
+        rows, base = run_soak(a, server_bin, load_bin, label, env)
+        results.append(summarize(a, label, rows, base))
+    for res, _ in results:
+        print("RESULT bench=gw_soak " + " ".join(f"{k}={v}" for k, v in res.items()))
+    if a.compare:
+        (b, _), (f, _) = results
+        print(f"{'':24} {'before':>12} {'after':>12}", file=sys.stderr)
+        for k in ("seen", "heap_kb_first", "heap_kb_last", "heap_growth_kb", "heap_b_per_conv",
+                  "rss_kb_first", "rss_kb_last", "rss_growth_kb", "rss_b_per_conv", "errors",
+                  "verdict"):
+            print(f"{k:24} {b[k]!s:>12} {f[k]!s:>12}", file=sys.stderr)
+    return 0 if results[-1][1] else 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #include "rt_alloc.h"
 #include "rt_buf.h"
 #include "rt_util.h"
+#include "st_index.h"
 
 #include <ctype.h>
 #include <fcntl.h>
@@ -127,7 +128,68 @@ static const char *jstr(const cJSON *o, const char *k)
     return cJSON_IsString(v) && *v->valuestring ? v->valuestring : NULL;
 }
 
-/* _build_from_sessions for every platform found in sessions.json. */
+/* One session's chat into platforms (_build_from_sessions' loop body). */
+static void add_session(cJSON *platforms, const cJSON *s)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(s, "origin");
+    const char *plat = jstr(o, "platform"), *chat = jstr(o, "chat_id");
+    if (!plat || !chat || strcmp(plat, "local") == 0 || strcmp(plat, "api_server") == 0 ||
+        strcmp(plat, "webhook") == 0)
+        return;
+    const char *thread = jstr(o, "thread_id");
+    char *id = thread ? rt_xasprintf("%s:%s", chat, thread) : rt_xstrdup(chat);
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(platforms, plat);
+    if (!list)
+        list = cJSON_AddArrayToObject(platforms, plat);
+    bool seen = false;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, list) seen |= strcmp(jstr(e, "id"), id) == 0;
+    if (!seen) {
+        const char *base = jstr(o, "chat_name")   ? jstr(o, "chat_name")
+                           : jstr(o, "user_name") ? jstr(o, "user_name")
+                                                  : chat;
+        char *name = rt_xstrdup(base);
+        if (thread) {
+            const char *topic = jstr(o, "chat_topic");
+            rt_free(name);
+            name = topic ? rt_xasprintf("%s / %s", base, topic)
+                         : rt_xasprintf("%s / topic %s", base, thread);
+        }
+        const char *type = jstr(s, "chat_type") ? jstr(s, "chat_type") : "dm";
+        cJSON *ent = cJSON_CreateObject();
+        cJSON_AddStringToObject(ent, "id", id);
+        cJSON_AddStringToObject(ent, "name", name);
+        cJSON_AddStringToObject(ent, "type", type);
+        if (thread)
+            cJSON_AddStringToObject(ent, "thread_id", thread);
+        else
+            cJSON_AddNullToObject(ent, "thread_id");
+        cJSON_AddItemToArray(list, ent);
+        rt_free(name);
+    }
+    rt_free(id);
+}
+
+typedef struct cold_walk {
+    cJSON *platforms;
+    const cJSON *warm; /* sessions.json: its entries win over a stale cold row */
+} cold_walk;
+
+static bool add_cold(void *arg, const char *key, const char *entry, double updated_at)
+{
+    (void)updated_at;
+    cold_walk *w = arg;
+    if (cJSON_GetObjectItemCaseSensitive(w->warm, key))
+        return true;
+    cJSON *s = cJSON_Parse(entry);
+    if (cJSON_IsObject(s))
+        add_session(w->platforms, s);
+    cJSON_Delete(s);
+    return true;
+}
+
+/* _build_from_sessions for every platform found in sessions.json, and in the entries that
+ * quiet conversations left there for state.db's hc_session_index (st_index.h). */
 static cJSON *from_sessions(const char *home)
 {
     cJSON *platforms = cJSON_CreateObject();
@@ -137,46 +199,11 @@ static cJSON *from_sessions(const char *home)
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     rt_free(text);
     const cJSON *s;
-    cJSON_ArrayForEach(s, root)
-    {
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(s, "origin");
-        const char *plat = jstr(o, "platform"), *chat = jstr(o, "chat_id");
-        if (!plat || !chat || strcmp(plat, "local") == 0 || strcmp(plat, "api_server") == 0 ||
-            strcmp(plat, "webhook") == 0)
-            continue;
-        const char *thread = jstr(o, "thread_id");
-        char *id = thread ? rt_xasprintf("%s:%s", chat, thread) : rt_xstrdup(chat);
-        cJSON *list = cJSON_GetObjectItemCaseSensitive(platforms, plat);
-        if (!list)
-            list = cJSON_AddArrayToObject(platforms, plat);
-        bool seen = false;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, list) seen |= strcmp(jstr(e, "id"), id) == 0;
-        if (!seen) {
-            const char *base = jstr(o, "chat_name")   ? jstr(o, "chat_name")
-                               : jstr(o, "user_name") ? jstr(o, "user_name")
-                                                      : chat;
-            char *name = rt_xstrdup(base);
-            if (thread) {
-                const char *topic = jstr(o, "chat_topic");
-                rt_free(name);
-                name = topic ? rt_xasprintf("%s / %s", base, topic)
-                             : rt_xasprintf("%s / topic %s", base, thread);
-            }
-            const char *type = jstr(s, "chat_type") ? jstr(s, "chat_type") : "dm";
-            cJSON *ent = cJSON_CreateObject();
-            cJSON_AddStringToObject(ent, "id", id);
-            cJSON_AddStringToObject(ent, "name", name);
-            cJSON_AddStringToObject(ent, "type", type);
-            if (thread)
-                cJSON_AddStringToObject(ent, "thread_id", thread);
-            else
-                cJSON_AddNullToObject(ent, "thread_id");
-            cJSON_AddItemToArray(list, ent);
-            rt_free(name);
-        }
-        rt_free(id);
-    }
+    cJSON_ArrayForEach(s, root) add_session(platforms, s);
+    char *db = rt_xasprintf("%s/state.db", home);
+    cold_walk w = {platforms, root};
+    (void)st_index_each(db, NULL, add_cold, &w); /* none yet, or unreadable: sessions.json's */
+    rt_free(db);
     cJSON_Delete(root);
     return platforms;
 }

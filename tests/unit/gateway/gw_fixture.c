@@ -223,7 +223,8 @@ const rt_actor_type adapter_type = {"test_adapter", adapter_behave, NULL, 0};
 /* ------------------------------------------------------------- fixture */
 
 fixture F;
-int64_t F_deadline_ms; /* the outbox's deadline for the next start; 0: default */
+int64_t F_deadline_ms;  /* the outbox's deadline for the next start; 0: default */
+int64_t F_chat_idle_ms; /* chats end after this long idle; 0: the gateway's default */
 
 static rt_ref spawn_session(rt_ctx *cx, const gw_session_req *req, void *arg)
 {
@@ -291,7 +292,8 @@ void start_gateway(fixture *f, bool fresh)
                   .model = "test-model",
                   .provider = "custom",
                   .delivery_retry_ms = 20,
-                  .delivery_deadline_ms = F_deadline_ms};
+                  .delivery_deadline_ms = F_deadline_ms,
+                  .chat_idle_ms = F_chat_idle_ms};
     ASSERT_OK(gw_start(f->cx, &go, &f->gateway, msg, sizeof(msg)));
     f->adapter = rt_spawn(f->cx, &adapter_type, NULL, NULL);
     gw_caps caps = {.max_message = 4000, .progress = true, .markdown = true};

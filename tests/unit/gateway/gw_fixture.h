@@ -64,7 +64,8 @@ typedef struct fixture {
 } fixture;
 
 extern fixture F;
-extern int64_t F_deadline_ms; /* the outbox's deadline for the next start; 0: default */
+extern int64_t F_deadline_ms;  /* the outbox's deadline for the next start; 0: default */
+extern int64_t F_chat_idle_ms; /* chats end after this long idle; 0: the gateway's default */
 
 /* Forget the scripts and every record. */
 void reset_records(void);
