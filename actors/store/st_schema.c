@@ -292,27 +292,37 @@ static void narrow_mode(const char *path)
 }
 
 /* Create the file 0600 before SQLite does (it would use 0644 & ~umask), and narrow an
- * existing one: it holds conversations. SQLite gives -wal and -shm the main file's mode. */
+ * existing one: it holds conversations. SQLite gives -wal and -shm the main file's mode.
+ * An existing file is never opened here: closing a descriptor of it would drop every POSIX
+ * lock this process holds on it, those of the SQLite connections already open included
+ * (the writer's, while a second write connection opens): another process closing its own
+ * connection would then take the file for unused and delete the WAL under us. */
 static int prepare_file(const char *path, char *errmsg, size_t errlen)
 {
     int err = ensure_parent(path, errmsg, errlen);
     if (err)
         return err;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        err = -errno;
-        set_msg(errmsg, errlen, "cannot open state database %s: %s", path, rt_strerror(err));
-        return err;
-    }
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
+    if (stat(path, &sb) != 0) {
+        int fd = errno == ENOENT ? open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+        if (fd < 0 && errno != EEXIST) {
+            err = -errno;
+            set_msg(errmsg, errlen, "cannot open state database %s: %s", path, rt_strerror(err));
+            return err;
+        }
+        if (fd >= 0)
+            close(fd); /* new: nobody holds a lock on it yet */
+        if (stat(path, &sb) != 0) {
+            err = -errno;
+            set_msg(errmsg, errlen, "cannot open state database %s: %s", path, rt_strerror(err));
+            return err;
+        }
+    }
+    if (!S_ISREG(sb.st_mode)) {
         set_msg(errmsg, errlen, "state database %s is not a regular file", path);
         return -EINVAL;
     }
-    if ((sb.st_mode & 077) && fchmod(fd, sb.st_mode & 0700) != 0)
-        RT_WARN("store", "cannot narrow mode of %s to owner-only: errno=%d", path, errno);
-    close(fd);
+    narrow_mode(path);
     char side[PATH_MAX];
     snprintf(side, sizeof(side), "%s-wal", path);
     narrow_mode(side);
