@@ -388,19 +388,6 @@ static void on_adapter_down(rt_ctx *cx, gw_router *r, gw_msg_adapter *m)
 
 /* =============================================================== events */
 
-static bool urgent_command(const char *text)
-{
-    char *buf = NULL;
-    const char *name = NULL, *args = NULL;
-    bool urgent = false;
-    if (gw_parse_command(text, &buf, &name, &args))
-        urgent = strcmp(name, "stop") == 0 || strcmp(name, "approve") == 0 ||
-                 strcmp(name, "deny") == 0 || strcmp(name, "new") == 0 ||
-                 strcmp(name, "reset") == 0;
-    rt_free(buf);
-    return urgent;
-}
-
 static bool is_status(const char *text)
 {
     char *buf = NULL;
@@ -695,7 +682,7 @@ static void route_event(rt_ctx *cx, gw_router *r, gw_msg_event *ev, bool replay)
     if (!e->chat)
         spawn_chat(cx, r, e, a, fresh);
     gw_msg_event *fwd = gw_event_take(ev, GW_MSG_EVENT);
-    if (!api && urgent_command(fwd->text))
+    if (!api && gw_command_is_urgent(fwd->text))
         rt_send_urgent(cx, e->chat, &fwd->hdr);
     else
         rt_send(cx, e->chat, &fwd->hdr);

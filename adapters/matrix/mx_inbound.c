@@ -266,7 +266,7 @@ static void pump(mx *m, rt_ctx *cx, mx_room *r)
         if (gw) {
             RT_DEBUG(MX_LOG, "Matrix: %s in %s from %s handed to the gateway", ev->message_id,
                      r->id, ev->src.user_id);
-            rt_send(cx, gw, &ev->hdr);
+            gw_event_send(cx, gw, ev);
             MX_STAT(m, events, 1);
         } else {
             RT_WARN_ONCE(MX_LOG, "Matrix: no gateway: messages are dropped");
