@@ -340,6 +340,9 @@ const hm_key hm_schema[] = {
       "proxy mode: forward turns to this remote Hermes API server"),
     K("gateway.delivery_deadline", INT, "21600", "GATEWAY_DELIVERY_DEADLINE", 0, 0,
       "seconds the outbox keeps retrying a reply a platform did not take (Hermes in C)"),
+    K("gateway.agent_idle_s", INT, "120", "GATEWAY_AGENT_IDLE", 0, 0,
+      "seconds an idle conversation keeps its agent (transcript, prompt) in memory; the next "
+      "message reloads it from state.db (0 = until the conversation leaves memory; Hermes in C)"),
     K("approvals", MAP, 0, 0, 0, 0, "dangerous-command approval"),
     K("approvals.mode", STR, "manual", 0, 0, "manual|smart|off",
       "how dangerous commands are approved"),

@@ -52,7 +52,6 @@
 #define RECOVER_WINDOW_S 86400 /* unanswered turns older than a day are left alone */
 #define DRAIN_DEFAULT_S  60
 
-#define TRIM_AFTER_CHATS 1000 /* trim the heap once this many conversations left memory */
 enum {
     TAG_INDEX = 1,
     TAG_TICK = 2,
@@ -890,10 +889,10 @@ static void on_timeout(rt_ctx *cx, gw_router *r, uint64_t tag)
             index_changed_now(cx, r);
         break;
     case TAG_TICK:
-        if (r->chats_ended >= TRIM_AFTER_CHATS) { /* their memory goes back to the system */
-            r->chats_ended = 0;
-            rt_send(cx, r->sh->io, rt_msg_new(GW_IO_TRIM, sizeof(rt_msg)));
-        }
+        /* Conversations and resting agents leave memory all the time: the writer hands what
+         * glibc keeps back to the system when that is worth it (gw_io.c). */
+        r->chats_ended = 0;
+        rt_send(cx, r->sh->io, rt_msg_new(GW_IO_TRIM, sizeof(rt_msg)));
         if (!r->draining) {
             status_write(cx, r);
             rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_TICK), TICK_MS);
