@@ -3,13 +3,11 @@ state.db on disk. Covers answers and streaming, session continuity, serialized t
 session, bad requests, the one-gateway lock, a kill -9 mid-turn answered after a restart,
 and a proxy chain of two gateway processes."""
 import json
-import os
 import signal
 import socket
 import sqlite3
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 
