@@ -344,10 +344,14 @@ static void on_delta(rt_ctx *cx, ag_session *s, llm_msg_delta *d)
     ag__to_sink(cx, s, &m->hdr);
 }
 
+/* "Waiting for the provider": the provider says it once per request held back; a turn with
+ * tool calls makes several requests, and the user hears it once per turn. */
 static void on_llm_status(rt_ctx *cx, ag_session *s, llm_msg_status *st)
 {
-    if (st->tag == s->tag && st->text)
-        ag__send_status(cx, s, st->text);
+    if (st->tag != s->tag || !st->text || s->status_turn == s->turn)
+        return;
+    s->status_turn = s->turn;
+    ag__send_status(cx, s, st->text);
 }
 
 /* Remove <think>…</think> blocks and surrounding whitespace (new string). */
