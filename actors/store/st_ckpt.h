@@ -12,7 +12,8 @@
  *   1. At most one checkpoint is asked for at a time (the writer waits for ST_MSG_CKPT_DONE
  *      before asking again), so requests never pile up behind a slow disk.
  *   2. The WAL stays bounded even if this actor falls behind: past ST_CKPT_INLINE_PAGES the
- *      writer checkpoints itself, as SQLite would have (st_store.c).
+ *      writer checkpoints itself (waiting for this actor's run to end first), as SQLite
+ *      would have (st_store.c).
  *
  * Threads: the actor is detached (it blocks on disk); the open/free functions block too and
  * run on the thread that starts the store.
@@ -27,6 +28,7 @@
 
 #define ST_CKPT_PAGES        1000 /* ask for a checkpoint past this many WAL pages (SQLite's) */
 #define ST_CKPT_INLINE_PAGES 4000 /* the writer checkpoints itself past this many */
+#define ST_CKPT_WAIT_MS      2000 /* how long it waits for the checkpointer\'s run then */
 
 enum {
     ST_MSG_CKPT = RT_MSG_TYPE(RT_MSG_MODULE_ST, 56),      /* st_msg_ckpt: writer -> ckpt */

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 enum {
     S_INSERT_SESSION,
@@ -382,9 +383,20 @@ static int txn_begin(st_writer *w, rt_ctx *cx, st_msg_ack *a)
     return SQLITE_OK;
 }
 
-static void checkpoint_here(st_writer *w)
+/* PASSIVE copies what it can without waiting; FULL (a flood outran the checkpointer) waits
+ * for it, up to the busy timeout, and copies everything: the log cannot grow without end. */
+static void checkpoint_here(st_writer *w, int mode)
 {
-    int rc = sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    int rc = sqlite3_wal_checkpoint_v2(w->db, NULL, mode, NULL, NULL);
+    /* Only one connection checkpoints at a time, and SQLite does not wait for that lock: in
+     * a flood, wait here for the checkpointer's run to end (this is the writer's own thread;
+     * writing on would only grow the log), at most ST_CKPT_WAIT_MS. */
+    for (int i = 0; rc == SQLITE_BUSY && mode == SQLITE_CHECKPOINT_FULL && i < ST_CKPT_WAIT_MS;
+         i++) {
+        const struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+        rc = sqlite3_wal_checkpoint_v2(w->db, NULL, mode, NULL, NULL);
+    }
     if (rc != SQLITE_OK)
         RT_LOG_LIMITED(RT_LOG_WARN, "store", 60000, "state.db checkpoint: %s",
                        sqlite3_errmsg(w->db));
@@ -403,14 +415,14 @@ static void maybe_checkpoint(st_writer *w, rt_ctx *cx)
     if (w->ckpt_tail_due) {
         w->ckpt_tail_due = false;
         w->ckpt_tails++;
-        checkpoint_here(w);
+        checkpoint_here(w, SQLITE_CHECKPOINT_PASSIVE);
         return;
     }
     if (w->wal_pages < ST_CKPT_PAGES)
         return;
     if (w->ckpt_busy) { /* it falls behind a flood of commits: bound the log here */
         if (w->wal_pages >= ST_CKPT_INLINE_PAGES)
-            checkpoint_here(w);
+            checkpoint_here(w, SQLITE_CHECKPOINT_FULL);
         return;
     }
     if (w->ckpt && w->wal_pages < ST_CKPT_INLINE_PAGES) {
@@ -421,7 +433,8 @@ static void maybe_checkpoint(st_writer *w, rt_ctx *cx)
             return;
         w->ckpt = 0; /* gone: from now on, here */
     }
-    checkpoint_here(w);
+    checkpoint_here(w, w->wal_pages >= ST_CKPT_INLINE_PAGES ? SQLITE_CHECKPOINT_FULL
+                                                            : SQLITE_CHECKPOINT_PASSIVE);
 }
 
 static void on_ckpt_done(st_writer *w, rt_ctx *cx)
