@@ -19,6 +19,15 @@
  *      with RT_EXIT_NOPROC, everything else counts as a dead letter.
  *   4. After storing IDLE (or DEAD) a worker no longer owns the actor and reads none of
  *      its owner fields.
+ *   5. Urgent mail overtakes the run queues. A thread runs an actor only after moving
+ *      `sched` from SCHED (or SCHED|BOOST) to SCHED|RUN, and drops RUN when it stops. A sender
+ *      of urgent mail that finds the actor SCHED — queued, not running — sets BOOST and puts
+ *      its id in the boost ring, which workers serve before any queue: the boosted run
+ *      claims SCHED|BOOST -> SCHED|RUN, runs one batch and stores SCHED again. The actor
+ *      keeps its place in its run queue (rule 1 still holds); when that entry comes up it
+ *      runs normally (an exit asked for in the boosted run happens then), or, if a boosted
+ *      run has it at that moment, it is queued again (RUN_BUSY). A boosted run never stores
+ *      IDLE or DEAD: only the run that owns the queue entry does.
  *
  * Threads: the behaviour-facing functions run on any thread with a valid rt_ctx; external
  * threads enter an RCU read-side section (QSBR online) for the duration of each call.
@@ -354,6 +363,10 @@ static bool deliver(rt_ctx *cx, rt_ref to, rt_msg *m, bool urgent)
         atomic_compare_exchange_strong_explicit(&a->sched, &s, RT_AS_SCHED, memory_order_seq_cst,
                                                 memory_order_seq_cst))
         rt__schedule(cx, a, urgent);
+    else if (urgent && s == RT_AS_SCHED && !a->det && a != cx->self &&
+             atomic_compare_exchange_strong_explicit(&a->sched, &s, RT_AS_SCHED | RT_AS_BOOST,
+                                                     memory_order_seq_cst, memory_order_seq_cst))
+        rt__boost_push(cx->rt, a->id); /* rule 5: queued behind others, run it first */
     rt__ext_leave(cx, entered);
     /* A DEAD receiver's mail is drained by the reaper and counted there (rule 3). */
     return s != RT_AS_DEAD;
@@ -707,14 +720,28 @@ void rt__reap(rt_ctx *cx)
 
 /* ======================================================================= run */
 
-int rt__run_actor(rt_ctx *cx, rt_actor *a)
+/* Rule 5: take the right to run a queued actor. False when a boosted run has it. */
+static bool claim(rt_actor *a)
+{
+    uint32_t s = atomic_load_explicit(&a->sched, memory_order_acquire);
+    for (;;) {
+        if (s & RT_AS_RUN)
+            return false;
+        /* acquire: what the last run (maybe a boosted one on another thread) did to the
+         * actor's owner fields happens before this run. */
+        if (atomic_compare_exchange_weak_explicit(&a->sched, &s, RT_AS_SCHED | RT_AS_RUN,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return true;
+    }
+}
+
+/* Pop and dispatch up to one batch; true if the actor asked to end. */
+static bool run_batch(rt_ctx *cx, rt_actor *a, uint32_t *np)
 {
     rt_worker *w = cx->w;
     rt_runtime *rt = cx->rt;
     uint32_t batch = rt->opt.batch, n = 0;
-    int result;
-    cx->self = a;
-    rt__log_set_actor(a->type->name, a->id);
+    bool exiting = false;
     for (;;) {
         rt_qnode *q = rt_mbox_pop(&a->uhead, &a->utail, &a->ustub);
         if (!q) {
@@ -728,14 +755,56 @@ int rt__run_actor(rt_ctx *cx, rt_actor *a)
         n++;
         dispatch(cx, a, (rt_msg *)q);
         if (a->flags & RT_AF_EXITING) {
-            die(cx, a);
-            result = RT_RUN_EXITED;
-            goto out;
+            exiting = true;
+            break;
         }
+    }
+    *np = n;
+    return exiting;
+}
+
+static void count_run(rt_worker *w, uint32_t n)
+{
+    if (!w)
+        return;
+    atomic_store_explicit(&w->n_msgs, atomic_load_explicit(&w->n_msgs, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+    atomic_store_explicit(&w->n_runs, atomic_load_explicit(&w->n_runs, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+void rt__run_boosted(rt_ctx *cx, rt_actor *a)
+{
+    uint32_t n = 0;
+    cx->self = a;
+    rt__log_set_actor(a->type->name, a->id);
+    (void)run_batch(cx, a, &n); /* an exit waits for the queued run (rule 5) */
+    cx->self = NULL;
+    rt__log_set_actor(NULL, 0);
+    /* release: this run's effects happen before the next claim (acquire). */
+    atomic_store_explicit(&a->sched, RT_AS_SCHED, memory_order_seq_cst);
+    count_run(cx->w, n);
+}
+
+int rt__run_actor(rt_ctx *cx, rt_actor *a)
+{
+    rt_worker *w = cx->w;
+    uint32_t n = 0;
+    int result;
+    if (!claim(a))
+        return RT_RUN_BUSY;
+    cx->self = a;
+    rt__log_set_actor(a->type->name, a->id);
+    if ((a->flags & RT_AF_EXITING) || run_batch(cx, a, &n)) {
+        die(cx, a);
+        result = RT_RUN_EXITED;
+        goto out;
     }
     cx->self = NULL;
     if (!rt_mbox_is_empty(&a->uhead, a->utail, &a->ustub) ||
         !rt_mbox_is_empty(&a->nhead, a->ntail, &a->nstub)) {
+        /* still SCHED, for the caller to queue again (rule 5: drop RUN first) */
+        atomic_store_explicit(&a->sched, RT_AS_SCHED, memory_order_seq_cst);
         result = RT_RUN_MORE;
         goto out;
     }
@@ -752,14 +821,7 @@ int rt__run_actor(rt_ctx *cx, rt_actor *a)
 out:
     cx->self = NULL;
     rt__log_set_actor(NULL, 0);
-    if (w) {
-        atomic_store_explicit(&w->n_msgs,
-                              atomic_load_explicit(&w->n_msgs, memory_order_relaxed) + n,
-                              memory_order_relaxed);
-        atomic_store_explicit(&w->n_runs,
-                              atomic_load_explicit(&w->n_runs, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-    }
+    count_run(w, n);
     return result;
 }
 

@@ -27,8 +27,16 @@ typedef struct rt_name rt_name;
 typedef struct rt_detached rt_detached;
 typedef struct rt_idpage rt_idpage;
 
-/* Actor scheduling word (rt_actor.c rule 1). */
-enum { RT_AS_IDLE = 0, RT_AS_SCHED = 1, RT_AS_DEAD = 2 };
+/* Actor scheduling word (rt_actor.c rules 1 and 5): IDLE, SCHED or DEAD, and with SCHED the
+ * flags RUN (a thread runs it now) and BOOST (it is queued and its id waits in the boost
+ * ring: urgent mail arrived while it sat in a run queue). */
+enum {
+    RT_AS_IDLE = 0,
+    RT_AS_SCHED = 1,
+    RT_AS_DEAD = 2,
+    RT_AS_RUN = 4,
+    RT_AS_BOOST = 8,
+};
 
 /* Actor flags, owner only. */
 enum {
@@ -105,6 +113,7 @@ struct rt_worker {
     uint32_t ndead;
     uint32_t tick;
     bool spinning;
+    bool boosted; /* the actor find_work returned came from the boost ring */
     int index;
     pthread_t thread;
     rt_runtime *rt;
@@ -119,6 +128,16 @@ struct rt_detached {
     rt_ctx cx;
     rt_detached *next; /* rt->detached list, guarded by rt->detached_lock */
 };
+
+/* Ids of queued actors with urgent mail (rule 5): a worker runs them ahead of every queue.
+ * Ids, not actors: a stale one (the actor ran meanwhile, or ended) is simply skipped. */
+#define RT_BOOST_MAX 256
+typedef struct rt_boost_ring {
+    pthread_mutex_t lock;
+    uint32_t head;                  /* guarded by lock */
+    uint64_t ids[RT_BOOST_MAX];     /* guarded by lock */
+    alignas(64) _Atomic uint32_t n; /* guarded by lock for writes; read relaxed as a hint */
+} rt_boost_ring;
 
 /* A global FIFO of actors (inject, urgent), linked through rt_actor.qnext. */
 typedef struct rt_actor_fifo {
@@ -148,6 +167,7 @@ struct rt_runtime {
 
     rt_actor_fifo inject; /* actors woken by non-worker threads */
     rt_actor_fifo urgent; /* actors woken by urgent messages */
+    rt_boost_ring boost;  /* queued actors that got urgent mail (rule 5) */
 
     alignas(64) _Atomic(rt_actor *) grave; /* actors past their grace period, to free */
 
@@ -174,10 +194,17 @@ struct rt_runtime {
 
 /* rt_actor.c */
 rt_actor *rt__lookup(rt_runtime *rt, rt_ref id);
-/* Run one batch. Returns RUN_EXITED (the actor ended), RUN_MORE (still scheduled, mail
- * waiting: the caller must run or queue it again) or RUN_IDLE (it went idle, rule 4). */
-enum { RT_RUN_EXITED, RT_RUN_MORE, RT_RUN_IDLE };
+/* Run one batch of an actor taken from a run queue. Returns RUN_EXITED (the actor ended),
+ * RUN_MORE (still scheduled, mail waiting: the caller must run or queue it again), RUN_IDLE
+ * (it went idle, rule 4) or RUN_BUSY (a boosted run has it right now: the caller must queue
+ * it again, rule 5). */
+enum { RT_RUN_EXITED, RT_RUN_MORE, RT_RUN_IDLE, RT_RUN_BUSY };
 int rt__run_actor(rt_ctx *cx, rt_actor *a);
+/* Run one batch of an actor claimed from the boost ring (rule 5): it stays in its run queue
+ * and never goes idle or ends here (an exit waits for its queued run). */
+void rt__run_boosted(rt_ctx *cx, rt_actor *a);
+/* Claim a boosted actor: its id from the ring, SCHED|BOOST -> SCHED|RUN; NULL when none. */
+rt_actor *rt__boost_take(rt_runtime *rt);
 void rt__detached_start(rt_runtime *rt, rt_actor *a);
 void rt__detached_wake(rt_actor *a);
 void rt__reap(rt_ctx *cx);
@@ -191,6 +218,7 @@ void rt__ext_leave(rt_ctx *cx, bool entered);
 void rt__schedule(rt_ctx *cx, rt_actor *a, bool urgent);
 void rt__reschedule(rt_worker *w, rt_actor *a);
 bool rt__urgent_pending(rt_runtime *rt);
+void rt__boost_push(rt_runtime *rt, uint64_t id);
 void rt__wake_if_needed(rt_runtime *rt);
 void rt__rcu_quiescent(rt_runtime *rt);
 

@@ -104,6 +104,52 @@ static rt_actor *fifo_pop(rt_actor_fifo *f)
     return a;
 }
 
+/* ============================================================ the boost ring */
+
+/* Rule 5 of rt_actor.c. A full ring drops the id: the actor still runs from its queue, and
+ * SCHED|BOOST is cleared by that run's claim. */
+void rt__boost_push(rt_runtime *rt, uint64_t id)
+{
+    rt_boost_ring *b = &rt->boost;
+    pthread_mutex_lock(&b->lock);
+    uint32_t n = atomic_load_explicit(&b->n, memory_order_relaxed);
+    if (n < RT_BOOST_MAX) {
+        b->ids[(b->head + n) % RT_BOOST_MAX] = id;
+        /* seq_cst: counted before the pusher's P1 fence, read after the parker's P2 fence. */
+        atomic_store_explicit(&b->n, n + 1, memory_order_seq_cst);
+    }
+    pthread_mutex_unlock(&b->lock);
+    rt__wake_if_needed(rt);
+}
+
+rt_actor *rt__boost_take(rt_runtime *rt)
+{
+    rt_boost_ring *b = &rt->boost;
+    while (atomic_load_explicit(&b->n, memory_order_relaxed)) {
+        uint64_t id = 0;
+        pthread_mutex_lock(&b->lock);
+        uint32_t n = atomic_load_explicit(&b->n, memory_order_relaxed);
+        if (n) {
+            id = b->ids[b->head];
+            b->head = (b->head + 1) % RT_BOOST_MAX;
+            atomic_store_explicit(&b->n, n - 1, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&b->lock);
+        if (!id)
+            return NULL;
+        /* A worker is an RCU reader until its next quiescent state, after the run. */
+        rt_actor *a = rt__lookup(rt, id);
+        uint32_t s = RT_AS_SCHED | RT_AS_BOOST;
+        /* acq_rel: as the claim of a queued run (rt_actor.c). */
+        if (a &&
+            atomic_compare_exchange_strong_explicit(&a->sched, &s, RT_AS_SCHED | RT_AS_RUN,
+                                                    memory_order_acq_rel, memory_order_relaxed))
+            return a;
+        /* stale: it ran from its queue meanwhile, or ended */
+    }
+    return NULL;
+}
+
 /* ================================================================ waking */
 
 static rt_worker *idle_pop(rt_runtime *rt)
@@ -143,7 +189,8 @@ void rt__wake_if_needed(rt_runtime *rt)
 bool rt__urgent_pending(rt_runtime *rt)
 {
     /* advisory: a relaxed look between messages; the pop takes the lock. */
-    return atomic_load_explicit(&rt->urgent.n, memory_order_relaxed) != 0;
+    return atomic_load_explicit(&rt->urgent.n, memory_order_relaxed) != 0 ||
+           atomic_load_explicit(&rt->boost.n, memory_order_relaxed) != 0;
 }
 
 void rt__schedule(rt_ctx *cx, rt_actor *a, bool urgent)
@@ -208,8 +255,14 @@ static rt_actor *find_local(rt_worker *w)
 {
     rt_runtime *rt = w->rt;
     rt_actor *a;
-    if (RT_UNLIKELY(rt__urgent_pending(rt)) && (a = fifo_pop(&rt->urgent)))
-        return a;
+    if (RT_UNLIKELY(rt__urgent_pending(rt))) {
+        if ((a = rt__boost_take(rt))) {
+            w->boosted = true;
+            return a;
+        }
+        if ((a = fifo_pop(&rt->urgent)))
+            return a;
+    }
     if (RT_UNLIKELY(++w->tick % INJECT_EVERY == 0)) {
         rt__flush_dead(w);
         if (atomic_load_explicit(&rt->grave, memory_order_relaxed))
@@ -249,7 +302,12 @@ static rt_actor *try_steal(rt_worker *w, bool take_next)
             return p;
         }
     }
-    rt_actor *a = fifo_pop(&rt->urgent);
+    rt_actor *a = rt__boost_take(rt);
+    if (a) {
+        w->boosted = true;
+        return a;
+    }
+    a = fifo_pop(&rt->urgent);
     return a ? a : fifo_pop(&rt->inject);
 }
 
@@ -270,6 +328,7 @@ static bool work_visible(rt_runtime *rt)
     if (atomic_load_explicit(&rt->stopping, memory_order_relaxed) ||
         atomic_load_explicit(&rt->inject.n, memory_order_relaxed) ||
         atomic_load_explicit(&rt->urgent.n, memory_order_relaxed) ||
+        atomic_load_explicit(&rt->boost.n, memory_order_relaxed) ||
         atomic_load_explicit(&rt->grave, memory_order_relaxed))
         return true;
     for (int i = 0; i < rt->nworkers; i++)
@@ -379,8 +438,18 @@ static void *worker_main(void *arg)
         rt_actor *a = find_work(w);
         if (!a)
             break;
-        if (rt__run_actor(&w->cx, a) == RT_RUN_MORE)
-            rt__reschedule(w, a);
+        if (w->boosted) { /* rule 5: it keeps its place in its run queue */
+            w->boosted = false;
+            rt__run_boosted(&w->cx, a);
+        } else {
+            int r = rt__run_actor(&w->cx, a);
+            if (r == RT_RUN_MORE) {
+                rt__reschedule(w, a);
+            } else if (r == RT_RUN_BUSY) { /* a boosted run has it: queue it again */
+                fifo_push(&w->rt->inject, a);
+                rt__wake_if_needed(w->rt);
+            }
+        }
         rt__rcu_quiescent(w->rt);
     }
     rt__flush_dead(w);
@@ -512,6 +581,9 @@ rt_runtime *rt_runtime_new(const rt_options *opts)
     pthread_condattr_destroy(&ca);
     fifo_init(&rt->inject);
     fifo_init(&rt->urgent);
+    pthread_mutex_init(&rt->boost.lock, NULL);
+    rt->boost.head = 0;
+    atomic_init(&rt->boost.n, 0);
     pthread_mutex_init(&rt->detached_lock, NULL);
 
     rt->workers = rt_xcalloc((size_t)rt->nworkers, sizeof(rt->workers[0]));
@@ -543,6 +615,7 @@ static bool queues_quiet(rt_runtime *rt)
 {
     return atomic_load_explicit(&rt->inject.n, memory_order_seq_cst) == 0 &&
            atomic_load_explicit(&rt->urgent.n, memory_order_seq_cst) == 0 &&
+           atomic_load_explicit(&rt->boost.n, memory_order_seq_cst) == 0 &&
            atomic_load_explicit(&rt->busy, memory_order_seq_cst) == 0;
 }
 
@@ -641,6 +714,7 @@ void rt_runtime_free(rt_runtime *rt)
     rt_free(rt->workers);
     fifo_fini(&rt->inject);
     fifo_fini(&rt->urgent);
+    pthread_mutex_destroy(&rt->boost.lock);
     pthread_cond_destroy(&rt->quiet_cond);
     pthread_mutex_destroy(&rt->idle_lock);
     pthread_mutex_destroy(&rt->detached_lock);

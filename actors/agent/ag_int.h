@@ -130,7 +130,8 @@ typedef struct ag_session {
 
     /* the turn */
     int phase;
-    uint64_t turn; /* turns started */
+    uint64_t turn;        /* turns started */
+    uint64_t status_turn; /* the turn the user was last told the provider is busy in */
     rt_ref sink;
     uint64_t input_id;
     int iterations;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #define HISTORY_TAG UINT64_C(0x68697374) /* "hist": the session has one load in flight */
+#define ROW_TAG     UINT64_C(0x726f7773) /* "rows": its session row, asked for first */
 
 static const char *jstr(const cJSON *o, const char *k)
 {
@@ -105,8 +106,30 @@ void ag_persist_sync(rt_ctx *cx, rt_ref store, rt_ref reply_to, uint64_t tag)
 
 void ag_persist_load(rt_ctx *cx, rt_ref reader, const char *id, rt_ref reply_to)
 {
-    if (reader)
-        rt_send(cx, reader, &st_get_new(ST_MSG_GET_MESSAGES, id, reply_to, HISTORY_TAG)->hdr);
+    if (!reader)
+        return;
+    rt_send(cx, reader, &st_get_new(ST_MSG_GET_SESSION, id, reply_to, ROW_TAG)->hdr);
+    rt_send(cx, reader, &st_get_new(ST_MSG_GET_MESSAGES, id, reply_to, HISTORY_TAG)->hdr);
+}
+
+bool ag_persist_is_session_row(rt_msg *m, char **system_prompt, int64_t *input_tokens,
+                               int64_t *output_tokens)
+{
+    if (m->type != ST_MSG_RESULT || ((st_msg_result *)m)->tag != ROW_TAG)
+        return false;
+    st_msg_result *r = (st_msg_result *)m;
+    *system_prompt = NULL;
+    *input_tokens = *output_tokens = 0;
+    if (r->err || !cJSON_IsObject(r->json))
+        return true;
+    const char *sp = jstr(r->json, "system_prompt");
+    if (sp && *sp)
+        *system_prompt = rt_xstrdup(sp);
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(r->json, "input_tokens");
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(r->json, "output_tokens");
+    *input_tokens = cJSON_IsNumber(in) ? (int64_t)in->valuedouble : 0;
+    *output_tokens = cJSON_IsNumber(out) ? (int64_t)out->valuedouble : 0;
+    return true;
 }
 
 bool ag_persist_is_ack(rt_msg *m, uint64_t *tag, int *err, const char **errmsg)

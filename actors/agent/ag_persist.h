@@ -30,7 +30,8 @@ void ag_persist_message(rt_ctx *cx, rt_ref store, const char *id, const cJSON *m
                         uint64_t tag);
 /* Ask for an ack once everything sent before is durable. */
 void ag_persist_sync(rt_ctx *cx, rt_ref store, rt_ref reply_to, uint64_t tag);
-/* Ask a reader for a session's transcript; the answer is recognised by is_history. */
+/* Ask a reader for a session's row and then its transcript (one reader answers in order):
+ * the answers are recognised by is_session_row and is_history. */
 void ag_persist_load(rt_ctx *cx, rt_ref reader, const char *id, rt_ref reply_to);
 
 /* Is m a store ack? Then its tag, err and message. */
@@ -38,5 +39,10 @@ bool ag_persist_is_ack(rt_msg *m, uint64_t *tag, int *err, const char **errmsg);
 /* Is m the answer to ag_persist_load? Then the transcript (taken from m; NULL on error or
  * an unknown session: a new session). */
 bool ag_persist_is_history(rt_msg *m, cJSON **history);
+/* Is m the session row asked for by ag_persist_load? Then what a reloaded session keeps from
+ * it: the system prompt stored with its first turn (new string, NULL when none: an unknown
+ * session, or one that never had a turn) and its token counts so far. */
+bool ag_persist_is_session_row(rt_msg *m, char **system_prompt, int64_t *input_tokens,
+                               int64_t *output_tokens);
 
 #endif /* AG_PERSIST_H */

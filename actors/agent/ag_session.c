@@ -344,10 +344,14 @@ static void on_delta(rt_ctx *cx, ag_session *s, llm_msg_delta *d)
     ag__to_sink(cx, s, &m->hdr);
 }
 
+/* "Waiting for the provider": the provider says it once per request held back; a turn with
+ * tool calls makes several requests, and the user hears it once per turn. */
 static void on_llm_status(rt_ctx *cx, ag_session *s, llm_msg_status *st)
 {
-    if (st->tag == s->tag && st->text)
-        ag__send_status(cx, s, st->text);
+    if (st->tag != s->tag || !st->text || s->status_turn == s->turn)
+        return;
+    s->status_turn = s->turn;
+    ag__send_status(cx, s, st->text);
 }
 
 /* Remove <think>…</think> blocks and surrounding whitespace (new string). */
@@ -765,6 +769,20 @@ static void repair_dangling_calls(rt_ctx *cx, ag_session *s)
     }
 }
 
+/* A session loaded again (after its agent rested, or the conversation left memory) keeps
+ * the system prompt of its first turn — the frozen memory snapshot, and the prefix a
+ * provider's prompt cache holds — and its token counts. Takes prompt. */
+static void on_session_row(ag_session *s, char *prompt, int64_t in_tokens, int64_t out_tokens)
+{
+    if (s->phase != AG_PH_LOADING || s->system_prompt) {
+        rt_free(prompt);
+        return;
+    }
+    s->system_prompt = prompt;
+    s->prompt_tokens = in_tokens;
+    s->completion_tokens = out_tokens;
+}
+
 static void on_loaded(rt_ctx *cx, ag_session *s, cJSON *history)
 {
     if (s->phase != AG_PH_LOADING)
@@ -906,8 +924,9 @@ static void session_behave(rt_ctx *cx, void *state, rt_msg *m)
         break;
     case AG_MSG_IDLE_TIMEOUT:
         s->idle_timer = 0;
-        if (s->phase == AG_PH_IDLE && !s->pending)
-            rt_exit(cx, RT_EXIT_NORMAL); /* the store has everything; we come back on demand */
+        /* The store has everything but approvals given "for this session": keep those. */
+        if (s->phase == AG_PH_IDLE && !s->pending && !s->napproved)
+            rt_exit(cx, RT_EXIT_NORMAL); /* we come back on demand */
         break;
     case LLM_MSG_DELTA: on_delta(cx, s, (llm_msg_delta *)m); break;
     case LLM_MSG_STATUS: on_llm_status(cx, s, (llm_msg_status *)m); break;
@@ -926,11 +945,16 @@ static void session_behave(rt_ctx *cx, void *state, rt_msg *m)
         int err;
         const char *errmsg;
         cJSON *history;
+        char *prompt;
+        int64_t in_tokens, out_tokens;
         if (ag_persist_is_ack(m, &tag, &err, &errmsg)) {
             if (!ag__save_on_ack(cx, s, tag, err, errmsg))
                 on_persisted(cx, s, tag, err, errmsg);
-        } else if (ag_persist_is_history(m, &history))
+        } else if (ag_persist_is_session_row(m, &prompt, &in_tokens, &out_tokens)) {
+            on_session_row(s, prompt, in_tokens, out_tokens);
+        } else if (ag_persist_is_history(m, &history)) {
             on_loaded(cx, s, history);
+        }
         break;
     }
     }

@@ -343,6 +343,9 @@ const hm_key hm_schema[] = {
       "proxy mode: forward turns to this remote Hermes API server"),
     K("gateway.delivery_deadline", INT, "21600", "GATEWAY_DELIVERY_DEADLINE", 0, 0,
       "seconds the outbox keeps retrying a reply a platform did not take (Hermes in C)"),
+    K("gateway.agent_idle_s", INT, "120", "GATEWAY_AGENT_IDLE", 0, 0,
+      "seconds an idle conversation keeps its agent (transcript, prompt) in memory; the next "
+      "message reloads it from state.db (0 = until the conversation leaves memory; Hermes in C)"),
     K("gateway.index_warm_hours", FLT, "24", "GATEWAY_INDEX_WARM_HOURS", 0, 0,
       "hours a quiet conversation's sessions.json entry stays in memory before it moves to "
       "state.db (Hermes in C)"),

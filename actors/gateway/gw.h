@@ -349,4 +349,17 @@ void gw_chunks_free(char **chunks);
  * command ("/etc/passwd" is not one). name/args point into a copy owned by *buf. */
 bool gw_parse_command(const char *text, char **buf, const char **name, const char **args);
 
+/* True for the commands that overtake queued messages: /stop, /approve, /deny, /new and
+ * /reset (an interrupt must land at once, however busy the gateway is). */
+bool gw_command_is_urgent(const char *text);
+
+/*
+ * Hand an inbound chat event to the gateway: the commands above go on the urgent lane, ahead
+ * of every event still queued in the router's mailbox (under load that queue is where an
+ * interrupt used to wait); everything else keeps its order. Takes ownership of ev; false when
+ * gateway is 0 or has ended (ev freed). Any thread. The API server sends its requests with
+ * rt_send: they queue behind each other by design.
+ */
+bool gw_event_send(rt_ctx *cx, rt_ref gateway, gw_msg_event *ev);
+
 #endif /* GW_H */

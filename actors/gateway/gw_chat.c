@@ -1375,8 +1375,10 @@ static void on_session_down(rt_ctx *cx, gw_chat *c, rt_msg_down *d)
         return;
     c->session = 0;
     c->session_mon = 0;
-    if (!busy(c))
+    if (!busy(c)) { /* gateway.agent_idle_s: it rested, the store has everything */
+        RT_DEBUG("gateway", "the agent of %s rests; the next message reloads it", c->session_id);
         return;
+    }
     const gw_target *to = current_target(c);
     RT_WARN("gateway", "the agent of %s ended during a turn (reason %d)", c->session_id, d->reason);
     if (to) {

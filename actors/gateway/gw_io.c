@@ -69,13 +69,18 @@ static void make_parent(const char *path)
     rt_free(copy);
 }
 
+#define TRIM_FREE_BYTES ((size_t)4 << 20)
+
 static void io_behave(rt_ctx *cx, void *state, rt_msg *m)
 {
     (void)state;
     if (m->type == GW_IO_TRIM) {
-        /* After many conversations left memory, glibc keeps their pages: hand them back to
-         * the system (this walks the heap, so it runs here, off the workers). */
-        (void)malloc_trim(0);
+        /* After conversations (or their agents) left memory, glibc keeps their pages: hand
+         * them back to the system once more than TRIM_FREE_BYTES sit free in the arenas
+         * (both walk the heap, so they run here, off the workers). */
+        struct mallinfo2 mi = mallinfo2();
+        if (mi.fordblks > TRIM_FREE_BYTES)
+            (void)malloc_trim(0);
         return;
     }
     if (m->type != GW_IO_WRITE && m->type != GW_IO_SETENV)

@@ -62,8 +62,7 @@
 #define RECOVER_WINDOW_S 86400 /* unanswered turns older than a day are left alone */
 #define DRAIN_DEFAULT_S  60
 
-#define TRIM_AFTER_CHATS 1000 /* trim the heap once this many conversations left memory */
-#define WARM_DEFAULT_H   24.0 /* gateway.index_warm_hours when unset or not positive */
+#define WARM_DEFAULT_H 24.0 /* gateway.index_warm_hours when unset or not positive */
 enum {
     TAG_INDEX = 1,
     TAG_TICK = 2,
@@ -574,19 +573,6 @@ static void on_adapter_down(rt_ctx *cx, gw_router *r, gw_msg_adapter *m)
 
 /* =============================================================== events */
 
-static bool urgent_command(const char *text)
-{
-    char *buf = NULL;
-    const char *name = NULL, *args = NULL;
-    bool urgent = false;
-    if (gw_parse_command(text, &buf, &name, &args))
-        urgent = strcmp(name, "stop") == 0 || strcmp(name, "approve") == 0 ||
-                 strcmp(name, "deny") == 0 || strcmp(name, "new") == 0 ||
-                 strcmp(name, "reset") == 0;
-    rt_free(buf);
-    return urgent;
-}
-
 static bool is_status(const char *text)
 {
     char *buf = NULL;
@@ -879,7 +865,7 @@ static void deliver_event(rt_ctx *cx, gw_router *r, gw_msg_event *ev, const char
     if (!e->chat)
         spawn_chat(cx, r, e, a, fresh);
     gw_msg_event *fwd = gw_event_take(ev, GW_MSG_EVENT);
-    if (!api && urgent_command(fwd->text))
+    if (!api && gw_command_is_urgent(fwd->text))
         rt_send_urgent(cx, e->chat, &fwd->hdr);
     else
         rt_send(cx, e->chat, &fwd->hdr);
@@ -1354,10 +1340,10 @@ static void on_timeout(rt_ctx *cx, gw_router *r, uint64_t tag)
         break;
     case TAG_TICK:
         upkeep(cx, r);
-        if (r->chats_ended >= TRIM_AFTER_CHATS) { /* their memory goes back to the system */
-            r->chats_ended = 0;
-            rt_send(cx, r->sh->io, rt_msg_new(GW_IO_TRIM, sizeof(rt_msg)));
-        }
+        /* Conversations and resting agents leave memory all the time: the writer hands what
+         * glibc keeps back to the system when that is worth it (gw_io.c). */
+        r->chats_ended = 0;
+        rt_send(cx, r->sh->io, rt_msg_new(GW_IO_TRIM, sizeof(rt_msg)));
         if (!r->draining) {
             status_write(cx, r);
             rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_TICK), TICK_MS);

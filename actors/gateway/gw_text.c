@@ -232,6 +232,30 @@ bool gw_parse_command(const char *text, char **buf, const char **name, const cha
     return true;
 }
 
+bool gw_command_is_urgent(const char *text)
+{
+    char *buf = NULL;
+    const char *name = NULL, *args = NULL;
+    bool urgent = false;
+    if (gw_parse_command(text, &buf, &name, &args))
+        urgent = strcmp(name, "stop") == 0 || strcmp(name, "approve") == 0 ||
+                 strcmp(name, "deny") == 0 || strcmp(name, "new") == 0 ||
+                 strcmp(name, "reset") == 0;
+    rt_free(buf);
+    return urgent;
+}
+
+bool gw_event_send(rt_ctx *cx, rt_ref gateway, gw_msg_event *ev)
+{
+    if (!gateway) {
+        rt_msg_free(&ev->hdr);
+        return false;
+    }
+    if (gw_command_is_urgent(ev->text))
+        return rt_send_urgent(cx, gateway, &ev->hdr);
+    return rt_send(cx, gateway, &ev->hdr);
+}
+
 /* ============================================================ progress */
 
 const char *gw_tool_emoji(const char *tool)

@@ -461,6 +461,9 @@ rt_ref hm_host_spawn_session(rt_ctx *cx, const gw_session_req *req, void *arg)
     o.env = env;
     o.tools = names;
     o.approval_timeout_ms = hm_config_int(h->cfg, "approvals.gateway_timeout") * 1000;
+    /* An idle agent leaves memory early; the conversation (its chat actor) stays and reloads
+     * it from state.db, stored system prompt included, on the next message. */
+    o.idle_timeout_ms = hm_config_env_int(h->cfg, "gateway.agent_idle_s", NULL) * 1000;
     if (req->side) { /* /btw: answered from the snapshot alone, and forgotten */
         o.store = 0;
         o.store_reader = 0;

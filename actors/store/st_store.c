@@ -14,6 +14,7 @@
  */
 #include "st_store.h"
 
+#include "st_ckpt.h"
 #include "st_read.h"
 #include "st_titles.h"
 
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 
 enum {
     S_INSERT_SESSION,
@@ -131,6 +133,13 @@ typedef struct st_writer {
     bool retry_armed;    /* a TAG_RECORD_RETRY timer is on its way */
     uint64_t given_up;
     char *reserve; /* the space reserve's path (st_store.h rule 4) while it is held, or NULL */
+    /* checkpoints (st_ckpt.h): the WAL's size after the last commit, and the actor that
+     * folds it into the database off this thread (0: this thread does, like SQLite) */
+    int wal_pages;
+    rt_ref ckpt;
+    bool ckpt_busy;      /* one asked for and not done yet */
+    bool ckpt_tail_due;  /* it is done: copy the tail after the next commit */
+    uint64_t ckpt_tails; /* tails copied here */
 } st_writer;
 
 /* ================================================================ constructors */
@@ -539,6 +548,68 @@ static int txn_begin(st_writer *w, rt_ctx *cx, st_msg_ack *a)
     return replay_kept(w, cx, a);
 }
 
+/* PASSIVE copies what it can without waiting; FULL (a flood outran the checkpointer) waits
+ * for it, up to the busy timeout, and copies everything: the log cannot grow without end. */
+static void checkpoint_here(st_writer *w, int mode)
+{
+    int rc = sqlite3_wal_checkpoint_v2(w->db, NULL, mode, NULL, NULL);
+    /* Only one connection checkpoints at a time, and SQLite does not wait for that lock: in
+     * a flood, wait here for the checkpointer's run to end (this is the writer's own thread;
+     * writing on would only grow the log), at most ST_CKPT_WAIT_MS. */
+    for (int i = 0; rc == SQLITE_BUSY && mode == SQLITE_CHECKPOINT_FULL && i < ST_CKPT_WAIT_MS;
+         i++) {
+        const struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+        rc = sqlite3_wal_checkpoint_v2(w->db, NULL, mode, NULL, NULL);
+    }
+    if (rc != SQLITE_OK)
+        RT_LOG_LIMITED(RT_LOG_WARN, "store", 60000, "state.db checkpoint: %s",
+                       sqlite3_errmsg(w->db));
+}
+
+/*
+ * After a commit (st_ckpt.h). A WAL past ST_CKPT_PAGES goes to the checkpointer, one request
+ * at a time. It copies the log as it was when it started; what was appended meanwhile is
+ * copied here afterwards (a short tail), so that the next transaction starts the log over —
+ * under a steady stream of commits it would otherwise never be complete at a transaction's
+ * start and would grow without end. Past ST_CKPT_INLINE_PAGES, or without a checkpointer,
+ * this thread checkpoints as SQLite's automatic checkpoint did.
+ */
+static void maybe_checkpoint(st_writer *w, rt_ctx *cx)
+{
+    if (w->ckpt_tail_due) {
+        w->ckpt_tail_due = false;
+        w->ckpt_tails++;
+        checkpoint_here(w, SQLITE_CHECKPOINT_PASSIVE);
+        return;
+    }
+    if (w->wal_pages < ST_CKPT_PAGES)
+        return;
+    if (w->ckpt_busy) { /* it falls behind a flood of commits: bound the log here */
+        if (w->wal_pages >= ST_CKPT_INLINE_PAGES)
+            checkpoint_here(w, SQLITE_CHECKPOINT_FULL);
+        return;
+    }
+    if (w->ckpt && w->wal_pages < ST_CKPT_INLINE_PAGES) {
+        st_msg_ckpt *q = RT_MSG_NEW(st_msg_ckpt, ST_MSG_CKPT);
+        q->reply_to = rt_self(cx);
+        w->ckpt_busy = rt_send(cx, w->ckpt, &q->hdr);
+        if (w->ckpt_busy)
+            return;
+        w->ckpt = 0; /* gone: from now on, here */
+    }
+    checkpoint_here(w, w->wal_pages >= ST_CKPT_INLINE_PAGES ? SQLITE_CHECKPOINT_FULL
+                                                            : SQLITE_CHECKPOINT_PASSIVE);
+}
+
+static void on_ckpt_done(st_writer *w, rt_ctx *cx)
+{
+    w->ckpt_busy = false;
+    w->ckpt_tail_due = true;
+    if (!w->in_txn)
+        maybe_checkpoint(w, cx); /* else after the open transaction's commit */
+}
+
 /* Commit, then send the acks (rule 1: an ack means committed). */
 static void txn_commit(st_writer *w, rt_ctx *cx)
 {
@@ -575,6 +646,8 @@ static void txn_commit(st_writer *w, rt_ctx *cx)
                          "are saved");
         st_backoff_reset(&w->backoff);
     }
+    if (!err)
+        maybe_checkpoint(w, cx);
 }
 
 /* A disk-level error (rule 3): roll back everything and fail every write of the txn. */
@@ -1194,6 +1267,7 @@ static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
             kept_retry(w, cx);
         }
         break;
+    case ST_MSG_CKPT_DONE: on_ckpt_done(w, cx); break;
     default: RT_WARN_ONCE("store", "store writer: unexpected message type %#x", m->type); break;
     }
     if (w->nkept && !w->retry_armed)
@@ -1235,6 +1309,15 @@ static void writer_fini(void *state)
 static const rt_actor_type writer_type = {"store", writer_behave, writer_fini, 0};
 
 /* ==================================================================== start */
+
+/* Instead of SQLite's automatic checkpoint (which this hook replaces): only note the size. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    ((st_writer *)arg)->wal_pages = pages; /* the writer's own thread, after COMMIT */
+    return SQLITE_OK;
+}
 
 static int commit_hook(void *arg)
 {
@@ -1306,6 +1389,7 @@ static int writer_open(const st_store_opts *o, st_writer **out, char *errmsg, si
     sqlite3_commit_hook(w->db, commit_hook, w);
     if (w->kept_max_ms >= 0 && strcmp(o->path, ":memory:") != 0)
         w->reserve = reserve_take(o->path);
+    sqlite3_wal_hook(w->db, wal_hook, w); /* checkpoints: maybe_checkpoint */
     *out = w;
     return 0;
 }
@@ -1329,6 +1413,11 @@ int st_store_start(rt_ctx *cx, const st_store_opts *o, st_store_refs *out, char 
     int err = writer_open(o, &w, errmsg, errlen);
     if (err)
         return err;
+    st_ckpt *ck = NULL;
+    if ((err = st_ckpt_open(o->path, o->busy_timeout_ms, &ck, errmsg, errlen))) {
+        writer_free(w);
+        return err;
+    }
     /* Readers open after the writer: the file, its schema and its -wal/-shm exist. */
     st_reader *r[ST_MAX_READERS] = {0};
     for (int i = 0; i < n && !err; i++)
@@ -1336,9 +1425,14 @@ int st_store_start(rt_ctx *cx, const st_store_opts *o, st_store_refs *out, char 
     if (err) {
         for (int i = 0; i < n; i++)
             st_reader_free(r[i]);
+        st_ckpt_free(ck);
         writer_free(w);
         return err;
     }
+    char ckname[96];
+    if (o->name)
+        snprintf(ckname, sizeof(ckname), "%s.ckpt", o->name);
+    out->checkpointer = w->ckpt = st_ckpt_spawn(cx, ck, o->name ? ckname : NULL);
     rt_spawn_opts so = {.flags = RT_SPAWN_DETACHED, .name = o->name};
     out->writer = rt_spawn(cx, &writer_type, w, &so); /* w is the actor's now */
     for (int i = 0; i < n; i++) {
@@ -1349,7 +1443,7 @@ int st_store_start(rt_ctx *cx, const st_store_opts *o, st_store_refs *out, char 
                                       : (st_reader_free(r[i]), 0);
         out->nreaders += out->readers[i] != 0;
     }
-    if (!out->writer || out->nreaders != n) {
+    if (!out->writer || out->nreaders != n || !out->checkpointer) {
         set_msg(errmsg, errlen, "store: the actor name is already taken");
         st_store_stop(cx, out, 0, 0);
         memset(out, 0, sizeof(*out));
@@ -1371,4 +1465,6 @@ void st_store_stop(rt_ctx *cx, const st_store_refs *s, rt_ref reply_to, uint64_t
         if (s->readers[i])
             rt_stop(cx, s->readers[i], RT_EXIT_NORMAL);
     }
+    if (s->checkpointer)
+        rt_stop(cx, s->checkpointer, RT_EXIT_NORMAL);
 }

@@ -298,6 +298,7 @@ typedef struct st_store_refs {
     rt_ref writer;
     int nreaders;
     rt_ref readers[ST_MAX_READERS];
+    rt_ref checkpointer; /* folds the WAL into the database off the writer (st_ckpt.h) */
 } st_store_refs;
 
 /*

@@ -134,6 +134,8 @@ static void arm(mx *m, rt_ctx *cx, int kind, uint64_t low, int64_t ms)
 }
 
 /* The adapter gives up: logged by the caller; the file actor ends, the actor too. */
+static void flush_token(mx *m, rt_ctx *cx);
+
 static void give_up(mx *m, rt_ctx *cx)
 {
     m->st = MX_ST_FAILED;
@@ -143,6 +145,9 @@ static void give_up(mx *m, rt_ctx *cx)
         if (gw)
             rt_send(cx, gw, gw_adapter_down_new(MATRIX_PLATFORM, m->self));
     }
+    /* what was handed is handed: a restart (the supervisor's, or the gateway's) must not
+     * fetch it again (the throttled token write may still be waiting) */
+    flush_token(m, cx);
     mx_io_msg *q = mx_io_new(MX_IO_QUIT, 0, 0);
     if (m->locked) {
         q->path = rt_xstrdup(m->o.lock_dir);
@@ -187,6 +192,13 @@ static void maybe_persist(mx *m, rt_ctx *cx)
         return;
     }
     write_token(m, cx);
+}
+
+/* Write the handed-up-to token now if it is not on disk yet (ending: no throttle). */
+static void flush_token(mx *m, rt_ctx *cx)
+{
+    if (m->safe && m->user_id && (!m->saved || strcmp(m->safe, m->saved) != 0))
+        write_token(m, cx);
 }
 
 void mx_after_handed(mx *m, rt_ctx *cx)
@@ -669,8 +681,7 @@ static void on_stop(mx *m, rt_ctx *cx)
         if (q && (q->kind == RQ_SYNC || q->kind == RQ_MEDIA || q->kind == RQ_LOGIN))
             rt_http_cancel(cx, m->reqs.keys[i]);
     }
-    if (m->safe && m->user_id && (!m->saved || strcmp(m->safe, m->saved) != 0))
-        write_token(m, cx);
+    flush_token(m, cx);
     mx_io_msg *q = mx_io_new(MX_IO_QUIT, 0, 0);
     if (m->locked) {
         q->path = rt_xstrdup(m->o.lock_dir);

@@ -266,7 +266,7 @@ static void pump(mx *m, rt_ctx *cx, mx_room *r)
         if (gw) {
             RT_DEBUG(MX_LOG, "Matrix: %s in %s from %s handed to the gateway", ev->message_id,
                      r->id, ev->src.user_id);
-            rt_send(cx, gw, &ev->hdr);
+            gw_event_send(cx, gw, ev);
             MX_STAT(m, events, 1);
         } else {
             RT_WARN_ONCE(MX_LOG, "Matrix: no gateway: messages are dropped");
@@ -309,17 +309,28 @@ static bool same_source(const gw_msg_event *a, const gw_msg_event *b)
            ((!ta && !tb) || (ta && tb && strcmp(ta, tb) == 0));
 }
 
-/* Queue an event (taken) for the gateway. */
+/* Were the two pieces sent within the quiet period of each other? A sync after a restart or
+ * an outage delivers minutes of messages at once: only quick follow-ups are one message (an
+ * answered one joined to a new one would make the new one look answered: it would be lost). */
+static bool sent_together(const mx *m, const mx_in *tail, int64_t ts)
+{
+    int64_t window = tail->last_len >= 3900 ? m->o.batch_split_ms : m->o.batch_delay_ms;
+    return !tail->last_ts || !ts || (ts >= tail->last_ts && ts - tail->last_ts <= window);
+}
+
+/* Queue an event (taken) for the gateway; ts: its origin_server_ts (0: unknown). */
 static void enqueue(mx *m, rt_ctx *cx, mx_room *r, gw_msg_event *ev, uint64_t batch, bool batchable,
-                    mx_in **out)
+                    int64_t ts, mx_in **out)
 {
     size_t len = strlen(ev->text);
     mx_in *tail = r->in_tail;
-    if (batchable && tail && tail->open && tail->ev && same_source(tail->ev, ev)) {
+    if (batchable && tail && tail->open && tail->ev && same_source(tail->ev, ev) &&
+        sent_together(m, tail, ts)) {
         char *joined = rt_xasprintf("%s\n%s", tail->ev->text, ev->text);
         rt_free(tail->ev->text);
         tail->ev->text = joined;
         tail->last_len = len;
+        tail->last_ts = ts;
         rt_msg_free(&ev->hdr); /* its batch stays behind tail's (invariant 4) */
         arm_batch(m, cx, r, len);
         *out = NULL;
@@ -338,6 +349,7 @@ static void enqueue(mx *m, rt_ctx *cx, mx_room *r, gw_msg_event *ev, uint64_t ba
     if (batchable) {
         it->open = true;
         it->last_len = len;
+        it->last_ts = ts;
         arm_batch(m, cx, r, len);
     }
     if (r->in_tail)
@@ -596,7 +608,8 @@ static void on_message(mx *m, rt_ctx *cx, mx_room *r, const cJSON *ev, uint64_t 
     bool batchable = kind == GW_KIND_TEXT && e->text[0] != '/' && m->o.batch_delay_ms > 0;
     mx_known_add(m, r, id);
     mx_in *it = NULL;
-    enqueue(m, cx, r, e, batch, batchable, &it);
+    const cJSON *ts = jget(ev, "origin_server_ts");
+    enqueue(m, cx, r, e, batch, batchable, cJSON_IsNumber(ts) ? (int64_t)ts->valuedouble : 0, &it);
     if (it && kind != GW_KIND_TEXT)
         start_download(m, cx, r, it, content);
     rt_free(r->receipt_want);

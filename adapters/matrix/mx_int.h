@@ -305,6 +305,7 @@ struct mx_in {
     int waiting;      /* downloads outstanding */
     bool open;        /* batched text that may still take the next piece */
     size_t last_len;  /* length of the last piece (the split heuristic) */
+    int64_t last_ts;  /* origin_server_ts of the last piece (ms), 0: unknown */
     char *mxc;        /* media to download, or NULL */
     char *mime;
     char *filename;

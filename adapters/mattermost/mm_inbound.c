@@ -202,7 +202,7 @@ static void dispatch(mm_adapter *a, rt_ctx *cx, mm_job *j)
         return;
     }
     j->ev = NULL;
-    rt_send(cx, gw, &ev->hdr);
+    gw_event_send(cx, gw, ev);
 }
 
 static void jobs_flush(mm_adapter *a, rt_ctx *cx)

@@ -1162,10 +1162,7 @@ static void jobs_flush(sk_adapter *a, rt_ctx *cx)
         j->ev = NULL;
         ak_event_attach(ev, j->paths, j->mimes, j->ok, j->nfiles);
         rt_ref gw = ak_gateway_of(cx, a->gateway);
-        if (gw)
-            rt_send(cx, gw, &ev->hdr);
-        else
-            rt_msg_free(&ev->hdr);
+        gw_event_send(cx, gw, ev);
         mark_seen(a, cx, j->mk_channel, j->mk_ts, j->mk_thread, j->mk_dm);
         job_free(j);
     }

@@ -449,7 +449,7 @@ static void hand_over(tg_adapter *a, rt_ctx *cx)
     gw_msg_event *ev = a->cur_ev;
     a->cur_ev = NULL;
     rt_ref gw = gateway_of(a, cx);
-    if (!gw || !rt_send(cx, gw, &ev->hdr))
+    if (!gw_event_send(cx, gw, ev))
         RT_WARN(TG_LOG, "Telegram: the gateway is gone; update %" PRId64 " dropped",
                 a->cur.update_id);
     tg_update_fini(&a->cur);

@@ -272,7 +272,7 @@ static void inq_flush(wa_actor *a, rt_ctx *cx)
     for (; i < a->ninq && a->inq[i].ready; i++) {
         gw_msg_event *ev = a->inq[i].ev;
         rt_free(a->inq[i].type);
-        if (!gw || !rt_send(cx, gw, &ev->hdr))
+        if (!gw_event_send(cx, gw, ev))
             RT_WARN(WA_LOG, "WhatsApp: no gateway; a message was dropped");
     }
     memmove(a->inq, a->inq + i, (a->ninq - i) * sizeof(*a->inq));

@@ -617,7 +617,7 @@ static void probe_send(bg_server *s, int chat, const char *text)
     gw_msg_event *e = gw_event_new("bench", "dm", id, "prober", text);
     e->internal = true;
     e->adapter = s->adapter;
-    rt_send(s->cx, s->gateway, &e->hdr);
+    gw_event_send(s->cx, s->gateway, e); /* as every adapter sends: /stop on the urgent lane */
 }
 
 /* One sample: a held turn in chat, then an interrupt (/stop, or a new message). Returns false

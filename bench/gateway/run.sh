@@ -466,6 +466,39 @@ if want scale; then
       step_end "$e"
     done
   done
+  # Resting conversations: 10,000 sessions once their agents left memory (gateway.agent_idle_s,
+  # 2 s here instead of 120 s): what an idle conversation costs while its chat actor waits.
+  s=10000 e=$((14 + s / 1500))
+  step_begin "scale: $s resting conversations" "$e"
+  export GATEWAY_AGENT_IDLE=2
+  srv_start "rest-s$s" "$workers" 0 $((e + 300))
+  unset GATEWAY_AGENT_IDLE
+  f=$tmp/create.out
+  h0=$(srv_cmd heap HEAP 10 || true)
+  progress_run $((e - 8)) "$f" $((60 + s / 200)) "$bin/bench_gw_load" --port "$SRV_PORT" \
+    --pid "$SRV_PID" --conns 64 --create "$s" --prefix rs --label "rest-s$s" \
+    --settle-ms 500 --drain-s 30 || true
+  cl=$(grep -m1 '^RESULT' "$f" || echo "RESULT error=no_result")
+  for ((i = 0; i < 60; i++)); do # until only the chat actors are left (bounded: 30 s)
+    st=$(srv_cmd stats STATS 10 || true)
+    a=$(field "$st" actors)
+    [[ -n $a ]] && ((a <= s + 50)) && break
+    sleep 0.5
+  done
+  sleep 6 # one router tick: the writer hands freed pages back (gw_io.c)
+  h1=$(srv_cmd heap HEAP 10 || true)
+  echo "step=rest-s$s $cl" >>"$raw"
+  echo "step=rest-s$s-stats $st" >>"$raw"
+  echo "step=rest-s$s-heap-before $h0" >>"$raw"
+  echo "step=rest-s$s-heap-after $h1" >>"$raw"
+  rb=$(field "$cl" rss_before_kb) ra=$(field "$h1" rss_kb) hb="" rest=""
+  [[ -n $rb && -n $ra ]] && rest=$(((ra - rb) * 1024 / s))
+  ha=$(field "$h0" in_use) hz=$(field "$h1" in_use)
+  [[ -n $ha && -n $hz ]] && hb=$(((hz - ha) / s))
+  csv_row scale_rest "rest-s$s" "$workers" "$cl" "$rest" \
+    "heap_bytes_per_session=$hb actors_left=$a resident_bytes_per_session=$(field "$cl" bytes_per_session)"
+  srv_stop
+  step_end "$e"
 fi
 
 ((tty)) && printf '\r%*s\r' 100 '' >&2

@@ -3,13 +3,11 @@ state.db on disk. Covers answers and streaming, session continuity, serialized t
 session, bad requests, the one-gateway lock, a kill -9 mid-turn answered after a restart,
 and a proxy chain of two gateway processes."""
 import json
-import os
 import signal
 import socket
 import sqlite3
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -126,6 +124,36 @@ def test_session_header_continues_the_conversation(gateway, llm, home):
     sent = [m["content"] for m in llm.requests()[-1]["body"]["messages"] if m["role"] == "user"]
     assert sent == ["my name is Ada", "what is my name?"]
     _wait_for(lambda: len(rows(home, "my-session-1")) == 4, what="the answers in state.db")
+
+
+def test_a_rested_agent_comes_back_with_its_transcript_and_prompt(hermes_bin, llm, home):
+    """gateway.agent_idle_s: an idle conversation's agent leaves memory and the next message
+    reloads it from state.db -- the whole transcript, and the system prompt of its first turn
+    (the frozen memory snapshot), even though MEMORY.md changed meanwhile."""
+    g = Gateway(hermes_bin, home, gw_env(home, llm, free_port(), GATEWAY_AGENT_IDLE="1",
+                                         HERMES_LOG_LEVEL="debug", HERMES_LOG_DEBUG="gateway"))
+    try:
+        h = {"X-Hermes-Session-Id": "resting-1"}
+        assert g.request(user_says("my name is Ada"), h)[0] == 200
+        first_system = llm.requests()[-1]["body"]["messages"][0]
+        assert first_system["role"] == "system"
+        (home / "memories").mkdir(exist_ok=True)
+        (home / "memories" / "MEMORY.md").write_text("The user drinks green tea.\n")
+        _wait_for(lambda: "the agent of resting-1 rests" in g.log_path.read_text(),
+                  timeout=15, what="the idle agent to leave memory")
+        code, _, body = g.request(user_says("what is my name?"), h)
+        assert code == 200, body
+        msgs = llm.requests()[-1]["body"]["messages"]
+        assert msgs[0] == first_system  # the snapshot of the first turn, not today's memory
+        said = [(m["role"], m["content"]) for m in msgs[1:]]
+        assert said == [("user", "my name is Ada"), ("assistant", "echo: my name is Ada"),
+                        ("user", "what is my name?")]
+        # a new conversation does see the new memory: the check above could fail
+        assert g.request(user_says("hello"), {"X-Hermes-Session-Id": "fresh-1"})[0] == 200
+        assert "green tea" in llm.requests()[-1]["body"]["messages"][0]["content"]
+        _wait_for(lambda: len(rows(home, "resting-1")) == 4, what="both turns in state.db")
+    finally:
+        g.stop()
 
 
 def test_two_requests_on_one_session_are_served_in_order(gateway, llm, home):

@@ -690,6 +690,57 @@ TEST(text_batching_joins_quick_pieces)
     mxd_stop(&d);
 }
 
+/* A sync after a restart delivers minutes of messages at once: pieces whose send times are
+ * further apart than the quiet period stay separate messages (joined, an already answered one
+ * would make the new one look answered). */
+static char *say_at(mxd *d, const char *text, int64_t ts)
+{
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"room_id\":\"%s\",\"sender\":\"%s\",\"body\":\"%s\",\"ts\":%lld}", DM, ALICE, text,
+             (long long)ts);
+    int st = 0;
+    cJSON *j = mxd_call(d, "POST", "/_double/message", body, &st);
+    ASSERT_EQ(200, st);
+    char *id = rt_xstrdup(jstr(j, "event_id"));
+    cJSON_Delete(j);
+    return id;
+}
+
+TEST(text_batching_keeps_pieces_sent_minutes_apart_separate)
+{
+    mxd d = {0};
+    mxd_start(&d, 0, NULL, false);
+    mxd_room(&d, DM, ALICE, true, false);
+    mte e;
+    mte_init(&e, &d, NULL);
+    e.o.batch_delay_ms = 600;
+    e.o.batch_split_ms = 2000;
+    mte_up(&e);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    rt_free(say_at(&d, "said before the outage", ms - 5 * 60 * 1000));
+    rt_free(say_at(&d, "said after it", ms - 1000));
+    char *id3 = say_at(&d, "and a quick follow-up", ms - 900);
+    bool read = false; /* the adapter has all three once it marked the last read */
+    for (int i = 0; i < 500 && !read; i++) {
+        cJSON *rc = mxd_wait(&d, "receipts", 1, MX_WAIT_MS);
+        const cJSON *it;
+        cJSON_ArrayForEach(it, rc) read =
+            read || (jstr(it, "read") && !strcmp(jstr(it, "read"), id3));
+        cJSON_Delete(rc);
+    }
+    ASSERT_TRUE(read);
+    rt_free(id3);
+    mte_advance(&e, 600);
+    ASSERT_OK(mgw_wait(e.gw, 2, MX_WAIT_MS));
+    ASSERT_STR_EQ(mgw_get(e.gw, 0)->text, "said before the outage");
+    ASSERT_STR_EQ(mgw_get(e.gw, 1)->text, "said after it\nand a quick follow-up");
+    mte_fini(&e, true);
+    mxd_stop(&d);
+}
+
 /* Position of the first event of the bot in room matching type (and reaction key). */
 static int position(mxd *d, const char *room, const char *type, const char *key)
 {

@@ -80,6 +80,7 @@ typedef struct script {
     int64_t delay_ms;
     int64_t prompt_tokens; /* 0: 100 */
     int kind;              /* error kind when err is set */
+    bool held;             /* the provider first says it is waiting (LLM_MSG_STATUS) */
 } script;
 
 enum { T_REPLY = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 1) };
@@ -142,6 +143,9 @@ static void provider_behave(rt_ctx *cx, void *state, rt_msg *m)
         snprintf(last_user, sizeof(last_user), "%s", cJSON_IsString(c) ? c->valuestring : "");
         int idx = next_script < nscripts ? next_script++ : -1;
         pthread_mutex_unlock(&lock);
+        if (idx >= 0 && scripts[idx].held)
+            rt_send(cx, q->reply_to,
+                    llm_status_new(q->tag, "\xe2\x8f\xb3 Waiting for the provider", 1000, 1));
         if (idx >= 0 && scripts[idx].delay_ms) {
             pending_reply *p = RT_MSG_NEW(pending_reply, T_REPLY);
             p->to = q->reply_to;
@@ -342,6 +346,28 @@ TEST(tool_loop_parallel_calls_then_answer)
     /* system? no prompt service: user, assistant(tool_calls), 3 tool results */
     ASSERT_EQ(5, last_nmessages);
     ASSERT_EQ(3, nprogress);
+    teardown(&f);
+}
+
+TEST(waiting_for_the_provider_is_said_once_per_turn)
+{
+    fixture f;
+    reset_records();
+    /* turn 1: two requests, both held back by the provider; turn 2: one, held back */
+    scripts[nscripts++] = (script){
+        .tool_calls = "[" TC("c1", "test_echo", "{\\\"text\\\":\\\"a\\\"}") "]", .held = true};
+    scripts[nscripts++] = (script){.content = "first", .held = true};
+    scripts[nscripts++] = (script){.content = "second", .held = true};
+    setup(&f, false, false, NULL);
+    say(&f, "one", 1);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("first", done_text[0]);
+    ASSERT_EQ(2, nrequests);
+    ASSERT_EQ(1, nstatus);
+    ASSERT_STR_CONTAINS(status_text[0], "Waiting for the provider");
+    say(&f, "two", 2);
+    wait_done(&f, 2);
+    ASSERT_EQ(2, nstatus); /* a new turn is told again */
     teardown(&f);
 }
 

@@ -2,7 +2,13 @@
  * parsing. */
 #include "gw.h"
 #include "rt_alloc.h"
+#include "rt_sched.h"
+#include "rt_util.h"
 #include "test.h"
+
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
 
 static char *key(const char *platform, const char *type, const char *chat, const char *thread,
                  const char *user, bool per_user, bool thread_per_user)
@@ -110,4 +116,68 @@ TEST(commands_are_parsed_like_the_original)
     ASSERT_FALSE(gw_parse_command("hello /stop", &buf, &name, &args));
     ASSERT_FALSE(gw_parse_command("/", &buf, &name, &args));
     ASSERT_NULL(buf);
+}
+
+TEST(the_interrupting_commands_are_urgent)
+{
+    ASSERT_TRUE(gw_command_is_urgent("/stop"));
+    ASSERT_TRUE(gw_command_is_urgent("/STOP@hermes_bot"));
+    ASSERT_TRUE(gw_command_is_urgent("/approve session"));
+    ASSERT_TRUE(gw_command_is_urgent("/deny"));
+    ASSERT_TRUE(gw_command_is_urgent("/new"));
+    ASSERT_TRUE(gw_command_is_urgent("/reset"));
+    ASSERT_FALSE(gw_command_is_urgent("/status"));
+    ASSERT_FALSE(gw_command_is_urgent("please /stop"));
+    ASSERT_FALSE(gw_command_is_urgent("/stopwatch"));
+    ASSERT_FALSE(gw_command_is_urgent(""));
+}
+
+/* A stand-in router that is busy (its first message blocks it on a gate) while events queue
+ * up behind it, then records the order in which it sees them. */
+enum { T_GATE = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 1) };
+static _Atomic bool gate_entered, gate_open;
+static char seen_order[16][32];
+static _Atomic int seen_n;
+
+static void router_standin(rt_ctx *cx, void *state, rt_msg *m)
+{
+    (void)cx;
+    (void)state;
+    if (m->type == T_GATE) {
+        atomic_store(&gate_entered, true);
+        for (int i = 0; i < 30000 && !atomic_load(&gate_open); i++) /* at most 30 s */
+            usleep(1000);
+        return;
+    }
+    if (m->type != GW_MSG_EVENT)
+        return;
+    int i = atomic_fetch_add(&seen_n, 1);
+    if (i < 16)
+        snprintf(seen_order[i], sizeof(seen_order[i]), "%s", ((gw_msg_event *)m)->text);
+}
+static const rt_actor_type standin_type = {"router-standin", router_standin, NULL, 0};
+
+TEST(an_interrupt_overtakes_events_queued_at_the_router)
+{
+    rt_options o = {.workers = 2};
+    rt_runtime *rt = rt_runtime_new(&o);
+    rt_ctx *cx = rt_ctx_external(rt);
+    rt_ref gw = rt_spawn(cx, &standin_type, NULL, NULL);
+    rt_send(cx, gw, rt_msg_new(T_GATE, sizeof(rt_msg)));
+    for (int i = 0; i < 30000 && !atomic_load(&gate_entered); i++)
+        usleep(1000);
+    ASSERT_TRUE(atomic_load(&gate_entered));
+    const char *texts[] = {"first", "second", "/stop", "third", "/approve", "fourth"};
+    for (size_t i = 0; i < RT_ARRAY_LEN(texts); i++)
+        ASSERT_TRUE(
+            gw_event_send(cx, gw, gw_event_new("matrix", "dm", "!r:hs", "@u:hs", texts[i])));
+    atomic_store(&gate_open, true);
+    ASSERT_OK(rt_wait_quiescent(rt, 30000));
+    ASSERT_EQ(6, atomic_load(&seen_n));
+    const char *expect[] = {"/stop", "/approve", "first", "second", "third", "fourth"};
+    for (size_t i = 0; i < RT_ARRAY_LEN(expect); i++)
+        ASSERT_STR_EQ(expect[i], seen_order[i]);
+    /* no gateway: refused, the event freed (LeakSanitizer checks) */
+    ASSERT_FALSE(gw_event_send(cx, 0, gw_event_new("matrix", "dm", "!r:hs", "@u:hs", "/stop")));
+    rt_runtime_free(rt);
 }

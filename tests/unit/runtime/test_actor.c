@@ -236,6 +236,143 @@ TEST(no_actor_runs_on_two_threads_at_once)
     rt_runtime_free(rt);
 }
 
+/* ======================== urgent mail overtakes the run queues (rt_actor.c rule 5) */
+
+#define QUEUED 100
+static _Atomic int ran_order[QUEUED + 2];
+static _Atomic int ran_n;
+
+static void recorder_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    (void)cx;
+    if (m->type != T_SEQ && m->type != RT_MSG_INTERRUPT)
+        return;
+    int who = *(int *)state;
+    int i = atomic_fetch_add(&ran_n, 1);
+    if (i < QUEUED + 2)
+        atomic_store(&ran_order[i], m->type == RT_MSG_INTERRUPT ? -who : who);
+}
+static const rt_actor_type recorder_type = {"recorder", recorder_behave, NULL, sizeof(int)};
+
+TEST(urgent_mail_to_a_queued_actor_runs_it_ahead_of_the_queue)
+{
+    /* One worker, held by the gate; 100 actors queue up behind it, the target last. An
+     * interrupt for the target must run it before the 100 (it keeps its queue place too). */
+    atomic_store(&gate_open, false);
+    atomic_store(&gate_entered, false);
+    rt_runtime *rt = start(1);
+    rt_ctx *cx = rt_ctx_external(rt);
+    rt_ref gate = rt_spawn(cx, &gate_type, NULL, NULL);
+    rt_send(cx, gate, rt_msg_new(T_BLOCK, sizeof(rt_msg)));
+    for (int i = 0; i < 30000 && !atomic_load(&gate_entered); i++)
+        usleep(1000);
+    ASSERT_TRUE(atomic_load(&gate_entered));
+    rt_ref r[QUEUED + 1];
+    for (int i = 0; i <= QUEUED; i++) {
+        int who = i + 1; /* the target is QUEUED + 1 */
+        r[i] = rt_spawn(cx, &recorder_type, &who, NULL);
+        seq_msg *q = RT_MSG_NEW(seq_msg, T_SEQ);
+        rt_send(cx, r[i], &q->hdr); /* queued: the only worker is busy */
+    }
+    ASSERT_TRUE(rt_interrupt(cx, r[QUEUED], 7));
+    rt_stats st0;
+    rt_stats_get(rt, &st0);
+    atomic_store(&gate_open, true);
+    quiet(rt);
+    ASSERT_EQ(QUEUED + 2, atomic_load(&ran_n));
+    /* the target first: its interrupt (urgent lane), then its queued message */
+    ASSERT_EQ(-(QUEUED + 1), atomic_load(&ran_order[0]));
+    ASSERT_EQ(QUEUED + 1, atomic_load(&ran_order[1]));
+    for (int i = 2; i < QUEUED + 2; i++)
+        ASSERT_EQ(i - 1, atomic_load(&ran_order[i]));
+    rt_stats st;
+    rt_stats_get(rt, &st);
+    ASSERT_EQ(0, st.dead_letters);
+    rt_runtime_free(rt);
+}
+
+/* Boosted runs against queued runs, from many threads at once: never two runs of one actor
+ * at a time, nothing lost, and an exit asked for in a boosted run still ends the actor. */
+#define BOOST_ACTORS 64
+#define BOOST_ROUNDS 3000
+static _Atomic long boost_handled;
+static _Atomic int boost_ended;
+
+static void boost_fini(void *state)
+{
+    (void)state;
+    atomic_fetch_add(&boost_ended, 1);
+}
+
+static void boost_behave(rt_ctx *cx, void *state, rt_msg *m)
+{
+    excl *s = state;
+    if (atomic_exchange(&s->inside, 1) != 0)
+        atomic_fetch_add(&excl_violations, 1);
+    s->count++;
+    if (m->type == T_DIE)
+        rt_exit(cx, RT_EXIT_NORMAL);
+    else if (m->type == T_SEQ || m->type == RT_MSG_INTERRUPT)
+        atomic_fetch_add_explicit(&boost_handled, 1, memory_order_relaxed);
+    atomic_store(&s->inside, 0);
+}
+static const rt_actor_type boost_type = {"boosted", boost_behave, boost_fini, sizeof(excl)};
+
+typedef struct boost_sender {
+    rt_runtime *rt;
+    rt_ref *ids;
+    int seed;
+} boost_sender;
+
+static void *boost_send_thread(void *arg)
+{
+    boost_sender *b = arg;
+    rt_ctx *cx = rt_ctx_external(b->rt);
+    for (int r = 0; r < BOOST_ROUNDS; r++) {
+        rt_ref to = b->ids[(r * 7 + b->seed) % BOOST_ACTORS];
+        if (r % 3 == 0) {
+            rt_interrupt(cx, to, 1);
+        } else {
+            seq_msg *q = RT_MSG_NEW(seq_msg, T_SEQ);
+            rt_send(cx, to, &q->hdr);
+        }
+    }
+    return NULL;
+}
+
+TEST(boosted_and_queued_runs_never_overlap)
+{
+    atomic_store(&excl_violations, 0);
+    rt_runtime *rt = start(2);
+    rt_ctx *cx = rt_ctx_external(rt);
+    static rt_ref ids[BOOST_ACTORS];
+    for (int i = 0; i < BOOST_ACTORS; i++)
+        ids[i] = rt_spawn(cx, &boost_type, NULL, NULL);
+    pthread_t th[3];
+    boost_sender bs[3];
+    for (int t = 0; t < 3; t++) {
+        bs[t] = (boost_sender){rt, ids, t * 11};
+        ASSERT_EQ(0, pthread_create(&th[t], NULL, boost_send_thread, &bs[t]));
+    }
+    for (int t = 0; t < 3; t++)
+        pthread_join(th[t], NULL);
+    quiet(rt);
+    ASSERT_EQ(0, atomic_load(&excl_violations));
+    ASSERT_EQ(3L * BOOST_ROUNDS, atomic_load(&boost_handled));
+    /* every actor told to end with normal mail queued behind, then interrupted at once: the
+     * interrupt may run it boosted, its end still comes */
+    for (int i = 0; i < BOOST_ACTORS; i++) {
+        rt_send(cx, ids[i], rt_msg_new(T_DIE, sizeof(rt_msg)));
+        for (int k = 0; k < 4; k++)
+            rt_send(cx, ids[i], &RT_MSG_NEW(seq_msg, T_SEQ)->hdr);
+        rt_interrupt(cx, ids[i], 2);
+    }
+    quiet(rt);
+    ASSERT_EQ(BOOST_ACTORS, atomic_load(&boost_ended));
+    ASSERT_EQ(0, atomic_load(&excl_violations));
+    rt_runtime_free(rt);
+}
+
 /* ================================== links and interrupts through three levels */
 
 static _Atomic int interrupted[8];
