@@ -78,9 +78,8 @@ def test_matrix_adapter_restarts_after_giving_up(hermes_bin, llm, home, tmp_path
     env = mm_env(home, llm, mm, MATRIX_HOMESERVER=hs.url, MATRIX_ACCESS_TOKEN="bot-token",
                  MATRIX_USER_ID="@bot:localhost", GATEWAY_ALLOW_ALL_USERS="true",
                  MATRIX_REACTIONS="false", MATRIX_HOME_ROOM=rooms[0],
-                 # one message, one turn: the quick-follow-up batching would merge the
-                 # messages the restarted adapter catches up on with ones already answered
-                 # (see the report on issue 13)
+                 # one message, one turn (the ledger counts an answer per message): quick
+                 # follow-ups sent within the batching window would rightly be joined
                  HERMES_MATRIX_TEXT_BATCH_DELAY_SECONDS="0")
     g = Gateway(hermes_bin, home, env)
     led = Ledger("sv")
