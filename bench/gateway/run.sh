@@ -468,35 +468,50 @@ if want scale; then
   done
   # Resting conversations: 10,000 sessions once their agents left memory (gateway.agent_idle_s,
   # 2 s here instead of 120 s): what an idle conversation costs while its chat actor waits.
-  s=10000 e=$((14 + s / 1500))
-  step_begin "scale: $s resting conversations" "$e"
+  # Twice: the first batch's RSS includes the peak of 10,000 loaded agents, whose freed pages
+  # glibc keeps and the next agents reuse; the second batch shows what one more resting
+  # conversation adds on a gateway that has been running.
+  s=10000 e=$((26 + s / 750))
+  step_begin "scale: 2 x $s resting conversations" "$e"
   export GATEWAY_AGENT_IDLE=2
   srv_start "rest-s$s" "$workers" 0 $((e + 300))
   unset GATEWAY_AGENT_IDLE
   f=$tmp/create.out
   h0=$(srv_cmd heap HEAP 10 || true)
-  progress_run $((e - 8)) "$f" $((60 + s / 200)) "$bin/bench_gw_load" --port "$SRV_PORT" \
-    --pid "$SRV_PID" --conns 64 --create "$s" --prefix rs --label "rest-s$s" \
-    --settle-ms 500 --drain-s 30 || true
-  cl=$(grep -m1 '^RESULT' "$f" || echo "RESULT error=no_result")
-  for ((i = 0; i < 60; i++)); do # until only the chat actors are left (bounded: 30 s)
-    st=$(srv_cmd stats STATS 10 || true)
-    a=$(field "$st" actors)
-    [[ -n $a ]] && ((a <= s + 50)) && break
-    sleep 0.5
-  done
-  sleep 6 # one router tick: the writer hands freed pages back (gw_io.c)
-  h1=$(srv_cmd heap HEAP 10 || true)
-  echo "step=rest-s$s $cl" >>"$raw"
+  rest_batch() { # prefix: create s sessions, wait until their agents rested; sets cl, st, a, h
+    progress_run $((e / 2 - 8)) "$f" $((60 + s / 200)) "$bin/bench_gw_load" --port "$SRV_PORT" \
+      --pid "$SRV_PID" --conns 64 --create "$s" --prefix "$1" --label "rest-s$s" \
+      --settle-ms 500 --drain-s 30 || true
+    cl=$(grep -m1 '^RESULT' "$f" || echo "RESULT error=no_result")
+    for ((i = 0; i < 60; i++)); do # until only the chat actors are left (bounded: 30 s)
+      st=$(srv_cmd stats STATS 10 || true)
+      a=$(field "$st" actors)
+      [[ -n $a ]] && ((a <= n_chats + s + 50)) && break
+      sleep 0.5
+    done
+    n_chats=$((n_chats + s))
+    sleep 6 # one router tick: the writer hands freed pages back (gw_io.c)
+    h=$(srv_cmd heap HEAP 10 || true)
+  }
+  n_chats=0
+  rest_batch rs
+  cl1=$cl h1=$h
+  rest_batch rt
+  h2=$h
+  echo "step=rest-s$s $cl1" >>"$raw"
   echo "step=rest-s$s-stats $st" >>"$raw"
   echo "step=rest-s$s-heap-before $h0" >>"$raw"
   echo "step=rest-s$s-heap-after $h1" >>"$raw"
-  rb=$(field "$cl" rss_before_kb) ra=$(field "$h1" rss_kb) hb="" rest=""
+  echo "step=rest-s$s-heap-second $h2" >>"$raw"
+  rb=$(field "$cl1" rss_before_kb) ra=$(field "$h1" rss_kb) r2=$(field "$h2" rss_kb)
+  hb="" rest="" rest2="" hb2=""
   [[ -n $rb && -n $ra ]] && rest=$(((ra - rb) * 1024 / s))
-  ha=$(field "$h0" in_use) hz=$(field "$h1" in_use)
+  [[ -n $ra && -n $r2 ]] && rest2=$(((r2 - ra) * 1024 / s))
+  ha=$(field "$h0" in_use) hz=$(field "$h1" in_use) hy=$(field "$h2" in_use)
   [[ -n $ha && -n $hz ]] && hb=$(((hz - ha) / s))
-  csv_row scale_rest "rest-s$s" "$workers" "$cl" "$rest" \
-    "heap_bytes_per_session=$hb actors_left=$a resident_bytes_per_session=$(field "$cl" bytes_per_session)"
+  [[ -n $hz && -n $hy ]] && hb2=$(((hy - hz) / s))
+  csv_row scale_rest "rest-s$s" "$workers" "$cl1" "$rest" \
+    "heap_bytes_per_session=$hb actors_left=$a resident_bytes_per_session=$(field "$cl1" bytes_per_session) more_rss_bytes_per_session=$rest2 more_heap_bytes_per_session=$hb2"
   srv_stop
   step_end "$e"
 fi
