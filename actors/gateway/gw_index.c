@@ -272,6 +272,104 @@ char *gw_index_render(gw_entry *const *entries, size_t n)
     return out;
 }
 
+/* ---- flat copies (gw_index_flatten / gw_index_render_flat) ---- */
+
+typedef struct flat_hdr {
+    double created_at, updated_at;
+    int64_t input_tokens, output_tokens, total_tokens, last_prompt_tokens;
+    uint8_t memory_flushed, suspended, has_origin, pad[5];
+} flat_hdr;
+
+#define FLAT_NULL UINT32_MAX
+
+static void flat_str(rt_buf *out, const char *s)
+{
+    uint32_t len = s ? (uint32_t)strnlen(s, UINT32_MAX - 1) : FLAT_NULL;
+    rt_buf_append(out, &len, sizeof(len));
+    if (s) {
+        rt_buf_append(out, s, len);
+        rt_buf_append(out, "", 1);
+    }
+}
+
+void gw_index_flatten(gw_entry *const *entries, size_t n, rt_buf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        const gw_entry *e = entries[i];
+        flat_hdr h = {.created_at = e->created_at,
+                      .updated_at = e->updated_at,
+                      .input_tokens = e->input_tokens,
+                      .output_tokens = e->output_tokens,
+                      .total_tokens = e->total_tokens,
+                      .last_prompt_tokens = e->last_prompt_tokens,
+                      .memory_flushed = e->memory_flushed,
+                      .suspended = e->suspended,
+                      .has_origin = e->has_origin};
+        rt_buf_append(out, &h, sizeof(h));
+        const gw_source *o = &e->origin;
+        const char *strs[] = {e->key,        e->session_id, e->display_name, e->platform,
+                              e->chat_type,  o->platform,   o->chat_id,      o->chat_name,
+                              o->chat_type,  o->user_id,    o->user_name,    o->thread_id,
+                              o->user_id_alt};
+        for (size_t k = 0; k < RT_ARRAY_LEN(strs); k++)
+            flat_str(out, strs[k]);
+    }
+}
+
+/* The next string of a flat copy (NULL for a NULL one); false when the copy ends early. */
+static bool flat_next(const char **p, const char *end, char **s)
+{
+    uint32_t len;
+    if ((size_t)(end - *p) < sizeof(len))
+        return false;
+    memcpy(&len, *p, sizeof(len));
+    *p += sizeof(len);
+    if (len == FLAT_NULL) {
+        *s = NULL;
+        return true;
+    }
+    if ((size_t)(end - *p) < (size_t)len + 1 || (*p)[len] != '\0')
+        return false;
+    *s = (char *)*p; /* borrowed: entry_json copies */
+    *p += (size_t)len + 1;
+    return true;
+}
+
+char *gw_index_render_flat(const char *flat, size_t len)
+{
+    cJSON *root = cJSON_CreateObject();
+    const char *p = flat, *end = flat + len;
+    while ((size_t)(end - p) >= sizeof(flat_hdr)) {
+        flat_hdr h;
+        memcpy(&h, p, sizeof(h));
+        p += sizeof(h);
+        gw_entry e = {.created_at = h.created_at,
+                      .updated_at = h.updated_at,
+                      .input_tokens = h.input_tokens,
+                      .output_tokens = h.output_tokens,
+                      .total_tokens = h.total_tokens,
+                      .last_prompt_tokens = h.last_prompt_tokens,
+                      .memory_flushed = h.memory_flushed,
+                      .suspended = h.suspended,
+                      .has_origin = h.has_origin};
+        gw_source *o = &e.origin;
+        char **strs[] = {&e.key,        &e.session_id, &e.display_name, &e.platform,   &e.chat_type,
+                         &o->platform,  &o->chat_id,   &o->chat_name,   &o->chat_type, &o->user_id,
+                         &o->user_name, &o->thread_id, &o->user_id_alt};
+        bool whole = true;
+        for (size_t k = 0; k < RT_ARRAY_LEN(strs) && whole; k++)
+            whole = flat_next(&p, end, strs[k]);
+        if (!whole || !e.key || !e.session_id)
+            break;
+        cJSON_AddItemToObject(root, e.key, entry_json(&e));
+    }
+    char *txt = cJSON_Print(root);
+    cJSON_Delete(root);
+    char *out = rt_xstrdup(txt ? txt : "{}");
+    cJSON_free(txt);
+    return out;
+}
+
 char *gw_entry_text(const gw_entry *e)
 {
     cJSON *o = entry_json(e);

@@ -11,6 +11,7 @@
 
 #include "gw.h"
 #include "hm_config.h"
+#include "rt_buf.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -276,6 +277,12 @@ double gw_parse_iso_local(const char *s); /* 0 when it does not parse */
  * with err filled (a corrupt file is renamed aside by the caller). */
 int gw_index_parse(const char *text, gw_entry ***out, size_t *n, char *err, size_t errlen);
 char *gw_index_render(gw_entry *const *entries, size_t n); /* pretty JSON (new string) */
+/* sessions.json rendered off the router: flatten copies the entries' strings and numbers
+ * into out (microseconds per entry, nothing shared afterwards); render_flat turns such a
+ * copy into exactly what gw_index_render gives (any thread; a malformed copy renders as far
+ * as it is whole). */
+void gw_index_flatten(gw_entry *const *entries, size_t n, rt_buf *out);
+char *gw_index_render_flat(const char *flat, size_t len);
 void gw_entry_free(gw_entry *e);
 
 /* Why entry e must start over at now (a reason for the user), or NULL to keep it. */
@@ -306,6 +313,7 @@ enum {
     GW_IO_SETENV = RT_MSG_TYPE(RT_MSG_MODULE_GW, 77), /* gw_io_msg: key=value into .env */
     GW_IO_DONE = RT_MSG_TYPE(RT_MSG_MODULE_GW, 78),   /* gw_io_done */
     GW_IO_TRIM = RT_MSG_TYPE(RT_MSG_MODULE_GW, 79),   /* rt_msg: give freed memory back */
+    GW_IO_INDEX = RT_MSG_TYPE(RT_MSG_MODULE_GW, 82),  /* gw_io_msg: render a flat index, write */
 };
 typedef struct gw_io_msg {
     rt_msg hdr;
@@ -321,11 +329,15 @@ typedef struct gw_io_done {
     rt_msg hdr;
     uint64_t tag;
     int err;
+    int64_t took_ms; /* GW_IO_INDEX: how long the rendering took */
 } gw_io_done;
 
 rt_ref gw_io_start(rt_ctx *cx);
 void gw_io_write(rt_ctx *cx, rt_ref io, const char *path, char *data_taken, size_t len, int mode,
                  rt_ref reply_to, uint64_t tag);
+/* Render a flattened index (gw_index_flatten, taken) and write it to path, 0600. */
+void gw_io_write_index(rt_ctx *cx, rt_ref io, const char *path, char *flat_taken, size_t len,
+                       rt_ref reply_to, uint64_t tag);
 void gw_io_setenv(rt_ctx *cx, rt_ref io, const char *path, const char *key, const char *value,
                   rt_ref reply_to, uint64_t tag);
 

@@ -8,6 +8,7 @@
 #include "hm_env.h"
 #include "rt_alloc.h"
 #include "rt_log.h"
+#include "rt_sched.h"
 #include "rt_util.h"
 
 #include <errno.h>
@@ -41,6 +42,16 @@ void gw_io_write(rt_ctx *cx, rt_ref io, const char *path, char *data_taken, size
     w->data = data_taken;
     w->len = len;
     w->mode = mode;
+    rt_send(cx, io, &w->hdr);
+}
+
+void gw_io_write_index(rt_ctx *cx, rt_ref io, const char *path, char *flat_taken, size_t len,
+                       rt_ref reply_to, uint64_t tag)
+{
+    gw_io_msg *w = io_new(GW_IO_INDEX, path, reply_to, tag);
+    w->data = flat_taken;
+    w->len = len;
+    w->mode = 0600;
     rt_send(cx, io, &w->hdr);
 }
 
@@ -83,11 +94,20 @@ static void io_behave(rt_ctx *cx, void *state, rt_msg *m)
             (void)malloc_trim(0);
         return;
     }
-    if (m->type != GW_IO_WRITE && m->type != GW_IO_SETENV)
+    if (m->type != GW_IO_WRITE && m->type != GW_IO_SETENV && m->type != GW_IO_INDEX)
         return;
     gw_io_msg *w = (gw_io_msg *)m;
     make_parent(w->path);
-    int err = m->type == GW_IO_WRITE
+    int64_t took_ms = 0;
+    if (m->type == GW_IO_INDEX) { /* rendered here, off the router (gw_router.c index_write) */
+        int64_t t0 = rt_now_ns(rt_ctx_runtime(cx));
+        char *text = gw_index_render_flat(w->data ? w->data : "", w->len);
+        took_ms = (rt_now_ns(rt_ctx_runtime(cx)) - t0) / 1000000;
+        rt_free(w->data);
+        w->data = text;
+        w->len = strlen(text);
+    }
+    int err = m->type != GW_IO_SETENV
                   ? hm_write_atomic(w->path, w->data ? w->data : "", w->len, (mode_t)w->mode)
                   : hm_env_set_file(w->path, w->key, w->data);
     if (err)
@@ -97,6 +117,7 @@ static void io_behave(rt_ctx *cx, void *state, rt_msg *m)
         gw_io_done *d = RT_MSG_NEW(gw_io_done, GW_IO_DONE);
         d->tag = w->tag;
         d->err = err;
+        d->took_ms = took_ms;
         rt_send(cx, w->reply_to, &d->hdr);
     }
 }

@@ -1,6 +1,7 @@
 /* Session keys exactly as the original (gateway.md §2.1 table), reply chunking and command
  * parsing. */
 #include "gw.h"
+#include "gw_int.h"
 #include "rt_alloc.h"
 #include "rt_sched.h"
 #include "rt_util.h"
@@ -180,4 +181,52 @@ TEST(an_interrupt_overtakes_events_queued_at_the_router)
     /* no gateway: refused, the event freed (LeakSanitizer checks) */
     ASSERT_FALSE(gw_event_send(cx, 0, gw_event_new("matrix", "dm", "!r:hs", "@u:hs", "/stop")));
     rt_runtime_free(rt);
+}
+
+/* sessions.json is rendered off the router from a flat copy: the same text as rendering the
+ * entries themselves, and a cut copy renders its whole entries only. */
+TEST(a_flat_copy_of_the_index_renders_as_the_entries_do)
+{
+    const char *json =
+        "{\"agent:main:matrix:dm:!a:hs\": {\"session_key\": \"agent:main:matrix:dm:!a:hs\", "
+        "\"session_id\": \"20261122_010203_abcdef01\", \"created_at\": \"2026-11-22T01:02:03\", "
+        "\"updated_at\": \"2026-11-22T01:05:00.250000\", \"display_name\": \"Ada \\\"A\\\"\", "
+        "\"platform\": \"matrix\", \"chat_type\": \"dm\", \"input_tokens\": 1234, "
+        "\"output_tokens\": 56, \"total_tokens\": 1290, \"last_prompt_tokens\": 999, "
+        "\"memory_flushed\": true, \"suspended\": false, \"origin\": {\"platform\": \"matrix\", "
+        "\"chat_id\": \"!a:hs\", \"chat_type\": \"dm\", \"user_id\": \"@ada:hs\"}},"
+        "\"agent:main:api_server:dm:s2\": {\"session_key\": \"agent:main:api_server:dm:s2\", "
+        "\"session_id\": \"s2\", \"created_at\": \"2026-11-21T23:00:00\", "
+        "\"updated_at\": \"2026-11-21T23:00:01\", \"platform\": \"api_server\", "
+        "\"chat_type\": \"dm\", \"input_tokens\": 0, \"output_tokens\": 0, \"total_tokens\": 0, "
+        "\"last_prompt_tokens\": 0, \"memory_flushed\": false, \"suspended\": true}}";
+    gw_entry **es = NULL;
+    size_t n = 0;
+    char err[256] = "";
+    ASSERT_OK(gw_index_parse(json, &es, &n, err, sizeof(err)));
+    ASSERT_EQ(2, (int)n);
+    char *direct = gw_index_render(es, n);
+    rt_buf flat;
+    rt_buf_init(&flat, SIZE_MAX / 2);
+    gw_index_flatten(es, n, &flat);
+    size_t len = 0;
+    char *data = rt_buf_steal(&flat, &len);
+    char *via = gw_index_render_flat(data, len);
+    ASSERT_STR_EQ(direct, via);
+    ASSERT_STR_CONTAINS(via, "\"display_name\":\t\"Ada \\\"A\\\"\"");
+    ASSERT_STR_CONTAINS(via, "\"user_id\":\t\"@ada:hs\"");
+    /* cut in the middle of the second entry: the first renders, nothing else, no crash */
+    char *cut = gw_index_render_flat(data, len - 3);
+    ASSERT_STR_CONTAINS(cut, "agent:main:matrix:dm:!a:hs");
+    ASSERT_NULL(strstr(cut, "agent:main:api_server:dm:s2"));
+    char *empty = gw_index_render_flat("", 0);
+    ASSERT_STR_EQ("{\n}", empty);
+    rt_free(empty);
+    rt_free(cut);
+    rt_free(via);
+    rt_free(data);
+    rt_free(direct);
+    for (size_t i = 0; i < n; i++)
+        gw_entry_free(es[i]);
+    rt_free(es);
 }
