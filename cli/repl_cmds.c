@@ -129,54 +129,20 @@ out:
 
 /* ============================================================ show */
 
-typedef struct skill_cmd {
-    char name[128]; /* "/deploy-k8s" */
-    const char *desc;
-} skill_cmd;
-
-static int skill_cmd_cmp(const void *a, const void *b)
-{
-    return strcmp(((const skill_cmd *)a)->name, ((const skill_cmd *)b)->name);
-}
-
 /* The installed skills as `/<skill-name>` commands (the original's show_help: all of them,
  * sorted by command, after the built-in commands). */
 static void help_skills(repl *r)
 {
     char *root = rt_xasprintf("%s/skills", r->h->home);
-    cJSON *list = skl_list(root, NULL);
+    cJSON *list = NULL;
+    skl_command *v = NULL;
+    size_t keep = skl_commands(root, &v, &list);
     rt_free(root);
-    const cJSON *skills = cJSON_GetObjectItemCaseSensitive(list, "skills");
-    int n = cJSON_GetArraySize(skills);
-    skill_cmd *v = rt_xcalloc(n > 0 ? (size_t)n : 1, sizeof(*v));
-    size_t nv = 0;
-    const cJSON *s;
-    cJSON_ArrayForEach(s, skills)
-    {
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "name"));
-        if (!name || !*name)
-            continue;
-        skill_cmd *c = &v[nv++];
-        size_t k = 0;
-        c->name[k++] = '/';
-        for (const char *p = name; *p && k + 1 < sizeof(c->name); p++) {
-            char ch = (char)tolower((unsigned char)*p);
-            c->name[k++] = ch == ' ' || ch == '_' ? '-' : ch;
-        }
-        c->name[k] = '\0';
-        const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "description"));
-        c->desc = d ? d : "";
-    }
-    qsort(v, nv, sizeof(*v), skill_cmd_cmp);
-    size_t keep = 0; /* one command per name */
-    for (size_t i = 0; i < nv; i++)
-        if (!keep || strcmp(v[keep - 1].name, v[i].name) != 0)
-            v[keep++] = v[i];
     if (keep) {
         term_blank(r);
         term_line(r, "  \xe2\x9a\xa1 Skill Commands (%zu installed):", keep);
         for (size_t i = 0; i < keep; i++)
-            term_line(r, "  %-22s - %s", v[i].name, v[i].desc);
+            term_line(r, "  %-22s - %s", v[i].name, v[i].desc ? v[i].desc : "");
     }
     rt_free(v);
     cJSON_Delete(list);

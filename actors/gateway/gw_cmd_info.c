@@ -1104,16 +1104,6 @@ void gw_status_reply(rt_ctx *cx, rt_ref store, rt_ref adapter, const gw_target *
 
 #define HELP_SKILLS 10 /* skill commands /help lists; /commands has the rest */
 
-typedef struct skill_cmd {
-    char name[128]; /* "/deploy-k8s" */
-    const char *desc;
-} skill_cmd;
-
-static int skill_cmd_cmp(const void *a, const void *b)
-{
-    return strcmp(((const skill_cmd *)a)->name, ((const skill_cmd *)b)->name);
-}
-
 /* The original's /help: the commands, then the installed skills as `/<skill-name>` commands,
  * sorted, at most HELP_SKILLS of them (reading the skills directory is why this is a job). */
 static char *help_run(rt_ctx *cx, job *j)
@@ -1125,39 +1115,15 @@ static char *help_run(rt_ctx *cx, job *j)
     rt_buf_append_str(&b, help);
     rt_free(help);
     char *root = rt_xasprintf("%s/skills", j->sh->home ? j->sh->home : ".");
-    cJSON *list = skl_list(root, NULL);
+    cJSON *list = NULL;
+    skl_command *v = NULL;
+    size_t nv = skl_commands(root, &v, &list);
     rt_free(root);
-    const cJSON *skills = cJSON_GetObjectItemCaseSensitive(list, "skills");
-    int n = cJSON_GetArraySize(skills);
-    skill_cmd *v = rt_xcalloc(n > 0 ? (size_t)n : 1, sizeof(*v));
-    size_t nv = 0;
-    const cJSON *s;
-    cJSON_ArrayForEach(s, skills)
-    {
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "name"));
-        if (!name || !*name)
-            continue;
-        skill_cmd *c = &v[nv++];
-        size_t k = 0;
-        c->name[k++] = '/';
-        for (const char *p = name; *p && k + 1 < sizeof(c->name); p++) {
-            char ch = (char)tolower((unsigned char)*p);
-            c->name[k++] = ch == ' ' || ch == '_' ? '-' : ch;
-        }
-        c->name[k] = '\0';
-        const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "description"));
-        c->desc = d && *d ? d : "Skill command";
-    }
-    qsort(v, nv, sizeof(*v), skill_cmd_cmp);
-    size_t keep = 0; /* one command per name, as the original's dict */
-    for (size_t i = 0; i < nv; i++)
-        if (!keep || strcmp(v[keep - 1].name, v[i].name) != 0)
-            v[keep++] = v[i];
-    nv = keep;
     if (nv) {
         rt_buf_printf(&b, "\n\n\xe2\x9a\xa1 **Skill Commands** (%zu active):", nv);
         for (size_t i = 0; i < nv && i < HELP_SKILLS; i++)
-            rt_buf_printf(&b, "\n`%s` \xe2\x80\x94 %s", v[i].name, v[i].desc);
+            rt_buf_printf(&b, "\n`%s` \xe2\x80\x94 %s", v[i].name,
+                          v[i].desc ? v[i].desc : "Skill command");
         if (nv > HELP_SKILLS)
             rt_buf_printf(&b, "\n\n... and %zu more. Use `/commands` for the full paginated list.",
                           nv - HELP_SKILLS);

@@ -10,6 +10,7 @@
 #include "skl_fs.h"
 #include "tool_scan.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -273,6 +274,44 @@ static char *skill_summary(const char *dir, cJSON **meta)
     else
         cJSON_Delete(m);
     return desc;
+}
+
+static int command_cmp(const void *a, const void *b)
+{
+    return strcmp(((const skl_command *)a)->name, ((const skl_command *)b)->name);
+}
+
+size_t skl_commands(const char *root, skl_command **out, cJSON **list)
+{
+    *list = skl_list(root, NULL);
+    const cJSON *skills = cJSON_GetObjectItemCaseSensitive(*list, "skills");
+    int n = cJSON_GetArraySize(skills);
+    skl_command *v = rt_xcalloc(n > 0 ? (size_t)n : 1, sizeof(*v));
+    size_t nv = 0;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, skills)
+    {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "name"));
+        if (!name || !*name)
+            continue;
+        skl_command *c = &v[nv++];
+        size_t k = 0;
+        c->name[k++] = '/';
+        for (const char *p = name; *p && k + 1 < sizeof(c->name); p++) {
+            char ch = (char)tolower((unsigned char)*p);
+            c->name[k++] = ch == ' ' || ch == '_' ? '-' : ch;
+        }
+        c->name[k] = '\0';
+        const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "description"));
+        c->desc = d && *d ? d : NULL;
+    }
+    qsort(v, nv, sizeof(*v), command_cmp);
+    size_t keep = 0; /* one command per name, as the original's dict */
+    for (size_t i = 0; i < nv; i++)
+        if (!keep || strcmp(v[keep - 1].name, v[i].name) != 0)
+            v[keep++] = v[i];
+    *out = v;
+    return keep;
 }
 
 cJSON *skl_list(const char *root, const char *category)

@@ -35,6 +35,16 @@
  * sorted by category then name; category may be NULL (all). New object. */
 cJSON *skl_list(const char *root, const char *category);
 
+/* The installed skills as slash commands, as the original's help lists them: "/" + the name
+ * lower-cased with spaces and underscores as '-', sorted, one per command; desc borrowed from
+ * the list, which the caller keeps (*list, cJSON_Delete) as long as it reads the commands.
+ * Returns the number (0: none; *out NULL-safe to rt_free). */
+typedef struct skl_command {
+    char name[128];   /* "/deploy-k8s" */
+    const char *desc; /* the skill's description, or NULL */
+} skl_command;
+size_t skl_commands(const char *root, skl_command **out, cJSON **list);
+
 /* skill_view: the skill's SKILL.md with its metadata and linked files, or (file_path not
  * NULL) one supporting file. New object. */
 cJSON *skl_view(const char *root, const char *name, const char *file_path);
