@@ -657,6 +657,20 @@ TEST(refused_reply_is_acknowledged_as_failed)
     mxd_stop(&d);
 }
 
+/* Wait (bounded) until the adapter sent a read receipt for event id. */
+static bool marked_read(mxd *d, const char *id)
+{
+    bool read = false;
+    for (int i = 0; i < 500 && !read; i++) {
+        cJSON *rc = mxd_wait(d, "receipts", 1, MX_WAIT_MS);
+        const cJSON *it;
+        cJSON_ArrayForEach(it, rc) read =
+            read || (jstr(it, "read") && !strcmp(jstr(it, "read"), id));
+        cJSON_Delete(rc);
+    }
+    return read;
+}
+
 TEST(text_batching_joins_quick_pieces)
 {
     mxd d = {0};
@@ -669,15 +683,7 @@ TEST(text_batching_joins_quick_pieces)
     mte_up(&e);
     rt_free(mxd_say(&d, DM, ALICE, "part one", NULL));
     char *id2 = mxd_say(&d, DM, ALICE, "part two", NULL);
-    bool read = false; /* the adapter has both once it marked the second read */
-    for (int i = 0; i < 500 && !read; i++) {
-        cJSON *rc = mxd_wait(&d, "receipts", 1, MX_WAIT_MS);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, rc) read =
-            read || (jstr(it, "read") && !strcmp(jstr(it, "read"), id2));
-        cJSON_Delete(rc);
-    }
-    ASSERT_TRUE(read);
+    ASSERT_TRUE(marked_read(&d, id2)); /* the adapter has both once it marked the second */
     rt_free(id2);
     ASSERT_EQ(mgw_count(e.gw), 0); /* the quiet period has not passed */
     mte_advance(&e, 600);
@@ -723,15 +729,7 @@ TEST(text_batching_keeps_pieces_sent_minutes_apart_separate)
     rt_free(say_at(&d, "said before the outage", ms - 5 * 60 * 1000));
     rt_free(say_at(&d, "said after it", ms - 1000));
     char *id3 = say_at(&d, "and a quick follow-up", ms - 900);
-    bool read = false; /* the adapter has all three once it marked the last read */
-    for (int i = 0; i < 500 && !read; i++) {
-        cJSON *rc = mxd_wait(&d, "receipts", 1, MX_WAIT_MS);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, rc) read =
-            read || (jstr(it, "read") && !strcmp(jstr(it, "read"), id3));
-        cJSON_Delete(rc);
-    }
-    ASSERT_TRUE(read);
+    ASSERT_TRUE(marked_read(&d, id3)); /* the adapter has all three once it marked the last */
     rt_free(id3);
     mte_advance(&e, 600);
     ASSERT_OK(mgw_wait(e.gw, 2, MX_WAIT_MS));
