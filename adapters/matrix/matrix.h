@@ -114,6 +114,10 @@ typedef struct matrix_opts {
     size_t max_media_bytes;    /* largest inbound file downloaded [50 MiB] */
     char *ca_file;             /* PEM bundle for the homeserver's TLS, or NULL */
     matrix_stats *stats;       /* optional counters (borrowed, must outlive the actor) */
+    /* Random hex drawn when the options are made, the same for every (re)start of the adapter
+     * from them: the outbox deliveries' transaction ids keep it (mx_outbound.c); "" draws
+     * one per start. */
+    char delivery_epoch[17];
 } matrix_opts;
 
 /*

@@ -785,6 +785,7 @@ static void fini(void *state)
     mx_crypto_free(m->crypto);
     matrix_opts_fini(&m->o);
     rt_free(m->txn_prefix);
+    rt_free(m->dtxn_prefix);
     rt_free(m->token);
     rt_free(m->user_id);
     rt_free(m->device_id);
@@ -914,6 +915,12 @@ int matrix_start(rt_ctx *cx, const matrix_opts *o, rt_ref gateway, rt_ref *out, 
     (void)!getrandom(rnd, sizeof(rnd), 0); /* uniqueness across restarts; the time helps too */
     m->txn_prefix = rt_xasprintf("hm%llx%02x%02x%02x%02x", (unsigned long long)m->start_wall_ms,
                                  rnd[0], rnd[1], rnd[2], rnd[3]);
+    /* outbox deliveries (mx_outbound.c): the options' epoch survives a supervised restart;
+     * delivery ids start over with every gateway, whose options draw a new one */
+    m->dtxn_prefix = o->delivery_epoch[0] ? rt_xasprintf("hd%.16s", o->delivery_epoch)
+                                          : rt_xasprintf("hd%llx%02x%02x%02x%02x",
+                                                         (unsigned long long)m->start_wall_ms,
+                                                         rnd[0], rnd[1], rnd[2], rnd[3]);
     mx_crypto_env env = {.arg = m,
                          .submit = submit_hook,
                          .redeliver = redeliver_hook,

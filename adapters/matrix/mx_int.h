@@ -353,6 +353,7 @@ typedef struct mx {
     rt_ref io;
     mx_crypto *crypto;
     char *txn_prefix;
+    char *dtxn_prefix; /* outbox deliveries: from matrix_opts.delivery_epoch */
     /* identity */
     char *token;
     char *user_id, *device_id, *localpart;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 enum { ON_UNLESS_FALSE, ON_IF_TRUE };
@@ -263,6 +264,10 @@ int matrix_opts_from_config(const hm_config *cfg, const char *hermes_home, matri
     int rc = credentials(cfg, o, err, errlen);
     if (rc)
         goto out_fini;
+    unsigned char rnd[8] = {0};
+    (void)!getrandom(rnd, sizeof(rnd), 0);
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(o->delivery_epoch + 2 * i, 3, "%02x", rnd[i]);
     o->encryption = flag(cfg, "MATRIX_ENCRYPTION", NULL, "encryption", false, ON_IF_TRUE);
     o->require_mention =
         flag(cfg, "MATRIX_REQUIRE_MENTION", "matrix.require_mention", NULL, true, ON_UNLESS_FALSE);

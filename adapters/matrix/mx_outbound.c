@@ -178,10 +178,12 @@ static void queue_send_for(mx *m, rt_ctx *cx, mx_room *r, const char *type, char
     /* A delivery's message keeps one transaction id for every copy the gateway's outbox hands
      * over (after its ack timer ran out while the message waited here, or after a failure
      * whose last attempt may have been made): the homeserver answers a repeated txn with the
-     * event it already made, so the reply is never posted twice (issue 13). The prefix is
-     * random per start, so a later run's delivery ids do not meet an earlier run's. */
+     * event it already made, so the reply is never posted twice (issue 13). Delivery ids
+     * belong to one gateway (its outbox counts from 1): the prefix is the epoch of the
+     * options the adapter was started from, the same for a restarted adapter (its
+     * supervisor's), new for a later gateway, whose ids must not meet an earlier one's. */
     if (delivery)
-        op->txn = rt_xasprintf("%s.d%llu", m->txn_prefix, (unsigned long long)delivery);
+        op->txn = rt_xasprintf("%s.d%llu", m->dtxn_prefix, (unsigned long long)delivery);
     push(m, cx, r, op);
 }
 

@@ -630,6 +630,56 @@ TEST(outbound_file_upload_and_voice)
     mxd_stop(&d);
 }
 
+/* An outbox delivery resent after the adapter restarted (its first send may have been made)
+ * keeps its transaction id: the homeserver answers with the event already made. */
+static int acks_ok(mte *e)
+{
+    int ok = 0, failed = 0;
+    mgw_acks(e->gw, &ok, &failed);
+    return ok;
+}
+
+TEST(a_delivery_keeps_its_transaction_id_across_a_restart)
+{
+    mxd d = {0};
+    mxd_start(&d, 0, NULL, false);
+    mxd_room(&d, DM, ALICE, true, false);
+    mte e;
+    mte_init(&e, &d, NULL);
+    e.o.reactions = false;
+    snprintf(e.o.delivery_epoch, sizeof(e.o.delivery_epoch), "0123456789abcdef");
+    mte_up(&e);
+    gw_target to = {.chat_id = DM};
+    rt_msg *m = gw_out_text_new(GW_OUT_TEXT, &to, "only once", GW_TEXT_REPLY);
+    ((gw_out_text *)m)->delivery = 42;
+    rt_send(e.cx, e.ref, m);
+    cJSON *s = mxd_wait(&d, "sent?type=m.room.message", 1, MX_WAIT_MS);
+    ASSERT_EQ(1, cJSON_GetArraySize(s));
+    char *txn = rt_xstrdup(jstr(cJSON_GetArrayItem(s, 0), "txn"));
+    cJSON_Delete(s);
+    for (int i = 0; i < 1000 && acks_ok(&e) < 1; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+    ASSERT_EQ(1, acks_ok(&e));
+    /* the adapter stops and starts again (as its supervisor restarts it) */
+    rt_stop(e.cx, e.ref, RT_EXIT_STOPPED);
+    ASSERT_OK(mte_wait_state(&e, MATRIX_ST_STOPPED, MX_WAIT_MS));
+    ASSERT_OK(rt_wait_quiescent(e.rt, MX_WAIT_MS));
+    mte_up(&e);
+    m = gw_out_text_new(GW_OUT_TEXT, &to, "only once", GW_TEXT_REPLY);
+    ((gw_out_text *)m)->delivery = 42;
+    rt_send(e.cx, e.ref, m);
+    for (int i = 0; i < 1000 && acks_ok(&e) < 2; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+    ASSERT_EQ(2, acks_ok(&e));
+    s = mxd_wait(&d, "sent?type=m.room.message", 0, 0);
+    ASSERT_EQ(1, cJSON_GetArraySize(s)); /* posted once */
+    cJSON_Delete(s);
+    ASSERT_STR_EQ("hd0123456789abcdef.d42", txn);
+    rt_free(txn);
+    mte_fini(&e, true);
+    mxd_stop(&d);
+}
+
 TEST(refused_reply_is_acknowledged_as_failed)
 {
     mxd d = {0};
