@@ -320,6 +320,12 @@ static void send_request(rt_ctx *cx, ag_session *s, bool with_tools, int priorit
 
 void ag__start_llm(rt_ctx *cx, ag_session *s)
 {
+    /* Preflight (the original's too): a conversation whose last request already filled the
+     * window past the threshold is compressed before this turn's first request - without
+     * tool calls nothing else would ever compress it. The summary's turn comes back here with
+     * last_prompt_tokens reset. */
+    if (s->iterations == 0 && ag__should_compress(s) && ag__start_compress(cx, s))
+        return;
     if (s->iterations >= s->max_iterations) {
         ag__append(cx, s, ag__msg_obj("user", MAX_ITER_PROMPT), 0);
         send_request(cx, s, false, LLM_PRIO_MAIN);

@@ -416,6 +416,9 @@ void hm_host_session_opts(hm_host *h, ag_session_opts *o)
     o->model = h->model;
     o->max_iterations = (int)hm_config_max_turns(h->cfg, h->ctx, 0, NULL);
     o->stream = true;
+    /* model.context_length: the window when the model table does not know it (local models) */
+    int64_t window = hm_config_int(h->cfg, "model.context_length");
+    o->context_length = window > 0 ? window : 0;
     o->compression_enabled = hm_config_env_bool(h->cfg, "compression.enabled", NULL);
     o->compression_threshold = hm_config_env_double(h->cfg, "compression.threshold", NULL);
     int64_t wait_s = hm_config_int(h->cfg, "agent.persist_retry_max_s");

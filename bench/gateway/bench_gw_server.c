@@ -102,6 +102,7 @@ static struct {
     _Atomic uint64_t requests, cancels, answered, held;
     _Atomic uint64_t system_len; /* the system prompt's length in the first request */
     _Atomic uint64_t tool_calls; /* tool calls asked for (--tool-mix) */
+    bool estimate;               /* --context-length: report the prompt's size, not 120 */
 } g_model;
 
 /* The probe's view (under g_lock). */
@@ -161,6 +162,7 @@ typedef struct bg_pend {
     uint64_t timer;
     bool stream;
     bool slow;
+    int64_t prompt_tokens;
 } bg_pend;
 
 typedef struct bg_fire {
@@ -181,7 +183,26 @@ static uint64_t pend_key(rt_ref to, uint64_t tag)
     return x ? x : 1;
 }
 
-static void model_answer(rt_ctx *cx, rt_ref to, uint64_t tag, bool stream, int err)
+/* The prompt's size in tokens as a provider would count it, about 4 characters each (only
+ * with --context-length: then the agent's context compression sees real sizes). */
+static int64_t prompt_tokens_of(const cJSON *messages)
+{
+    if (!g_model.estimate)
+        return 120;
+    size_t chars = 0;
+    int n = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, messages)
+    {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        chars += cJSON_IsString(c) ? strlen(c->valuestring) : 0;
+        n++;
+    }
+    return (int64_t)(chars / 4) + 4 * n;
+}
+
+static void model_answer(rt_ctx *cx, rt_ref to, uint64_t tag, bool stream, int err,
+                         int64_t prompt_tokens)
 {
     llm_msg_result *r = llm_result_msg_new(tag);
     if (err) {
@@ -199,7 +220,7 @@ static void model_answer(rt_ctx *cx, rt_ref to, uint64_t tag, bool stream, int e
     cJSON_AddStringToObject(msg, "content", g_model.reply);
     r->result.message = msg;
     r->result.finish_reason = rt_xstrdup("stop");
-    r->result.usage.prompt_tokens = 120;
+    r->result.usage.prompt_tokens = prompt_tokens > 0 ? prompt_tokens : 120;
     r->result.usage.completion_tokens = g_model.tokens;
     rt_send(cx, to, &r->hdr);
     atomic_fetch_add(&g_model.answered, 1);
@@ -271,12 +292,12 @@ static void model_request(rt_ctx *cx, bg_model *ms, llm_msg_request *q)
     if (slow)
         delay = BG_SLOW_HOLD_MS;
     if (delay <= 0) {
-        model_answer(cx, q->reply_to, q->tag, q->stream, 0);
+        model_answer(cx, q->reply_to, q->tag, q->stream, 0, prompt_tokens_of(q->messages));
         return;
     }
     uint64_t key = pend_key(q->reply_to, q->tag);
     if (rt_map_get(&ms->pend, key)) { /* a (to, tag) collision: do not hold it */
-        model_answer(cx, q->reply_to, q->tag, q->stream, 0);
+        model_answer(cx, q->reply_to, q->tag, q->stream, 0, prompt_tokens_of(q->messages));
         return;
     }
     bg_pend *p = rt_xcalloc(1, sizeof(*p));
@@ -284,6 +305,7 @@ static void model_request(rt_ctx *cx, bg_model *ms, llm_msg_request *q)
     p->tag = q->tag;
     p->stream = q->stream;
     p->slow = slow;
+    p->prompt_tokens = prompt_tokens_of(q->messages);
     bg_fire *f = RT_MSG_NEW(bg_fire, BG_MSG_FIRE);
     f->key = key;
     p->timer = rt_send_after(cx, rt_self(cx), &f->hdr, delay);
@@ -306,7 +328,7 @@ static void model_behave(rt_ctx *cx, void *state, rt_msg *m)
         bg_pend *p = rt_map_del(&ms->pend, ((bg_fire *)m)->key);
         if (p) {
             atomic_fetch_sub(&g_model.held, 1);
-            model_answer(cx, p->to, p->tag, p->stream, 0);
+            model_answer(cx, p->to, p->tag, p->stream, 0, p->prompt_tokens);
             rt_free(p);
         }
     } else if (m->type == LLM_MSG_CANCEL) {
@@ -324,7 +346,7 @@ static void model_behave(rt_ctx *cx, void *state, rt_msg *m)
             pthread_mutex_unlock(&g_lock);
         }
         (void)rt_timer_cancel(cx, p->timer);
-        model_answer(cx, p->to, p->tag, p->stream, -ECANCELED);
+        model_answer(cx, p->to, p->tag, p->stream, -ECANCELED, 0);
         rt_free(p);
     } else if (m->type == LLM_MSG_STATS_GET) {
         llm_msg_stats_get *g = (llm_msg_stats_get *)m;
@@ -814,6 +836,7 @@ typedef struct bg_opts {
     const char *llm; /* "inproc" or a base URL */
     int64_t latency_ms, tokens, tool_mix, workers, max_inflight, provider_inflight, seconds;
     int64_t chat_idle_ms;
+    int64_t context_length; /* model.context_length in config.yaml (0: none) */
     const char *key;
 } bg_opts;
 
@@ -823,7 +846,7 @@ static void usage(void)
             "usage: bench_gw_server --home DIR [--llm inproc|URL] [--latency-ms L] [--tokens T]\n"
             "       [--tool-mix PCT] [--workers W] [--key K] [--max-inflight N] "
             "[--provider-inflight N] "
-            "[--seconds S] [--chat-idle-ms MS]\n");
+            "[--seconds S] [--chat-idle-ms MS] [--context-length TOKENS]\n");
     exit(2);
 }
 
@@ -847,6 +870,8 @@ static void parse_args(int argc, char **argv, bg_opts *o)
             rc = rt_parse_i64(v, 0, 3600000, &o->latency_ms);
         else if (!strcmp(a, "--chat-idle-ms"))
             rc = rt_parse_i64(v, 1, 86400000, &o->chat_idle_ms);
+        else if (!strcmp(a, "--context-length"))
+            rc = rt_parse_i64(v, 1000, 10000000, &o->context_length);
         else if (!strcmp(a, "--tool-mix"))
             rc = rt_parse_i64(v, 0, 100, &o->tool_mix);
         else if (!strcmp(a, "--tokens"))
@@ -880,8 +905,10 @@ static void prepare_home(const bg_opts *o)
         fprintf(stderr, "bench_gw_server: cannot write %s\n", path);
         exit(1);
     }
-    fputs("model:\n  default: bench-model\n  provider: custom\n"
-          "platform_toolsets:\n  api_server: [hermes-api-server]\n"
+    fputs("model:\n  default: bench-model\n  provider: custom\n", f);
+    if (o->context_length > 0) /* the agent compresses at 85 % of it (docs/capacity.md soak) */
+        fprintf(f, "  context_length: %lld\n", (long long)o->context_length);
+    fputs("platform_toolsets:\n  api_server: [hermes-api-server]\n"
           "  bench: [hermes-api-server]\n",
           f);
     fclose(f);
@@ -934,6 +961,7 @@ int main(int argc, char **argv)
     }
     prepare_home(&o);
     g_model.latency_ms = o.latency_ms;
+    g_model.estimate = o.context_length > 0;
     g_model.tool_mix = o.tool_mix;
     model_text_init((int)o.tokens);
 

@@ -31,7 +31,8 @@ or start-up error. Loopback only; every loop bounded.
 
 Usage: bench/gateway/soak.py [--hours 72] [--regulars 300] [--newcomers 200] [--talk-s 1]
        [--idle-ms 1000] [--warmup-hours 12] [--budget-kb 4096] [--workers 2]
-       [--warm-s S] [--memory-budget-mb MB] [--compare] [--build-dir build] [--label soak]
+       [--warm-s S] [--memory-budget-mb MB] [--context-length TOKENS] [--compare]
+       [--build-dir build] [--label soak]
 """
 import argparse
 import os
@@ -53,11 +54,11 @@ def fail(msg, code=2):
 class Server:
     """bench_gw_server under our control: commands on stdin, one answer line each."""
 
-    def __init__(self, binary, home, workers, idle_ms, limit_s, log, env=None):
+    def __init__(self, binary, home, workers, idle_ms, limit_s, log, env=None, extra=()):
         self.p = subprocess.Popen(
             [binary, "--home", home, "--workers", str(workers), "--latency-ms", "0",
              "--chat-idle-ms", str(idle_ms), "--seconds", str(limit_s),
-             "--max-inflight", "40000"],
+             "--max-inflight", "40000", *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
             env=dict(os.environ, HERMES_WORKERS=str(workers), **(env or {})))
         line = self._line(60)
@@ -131,7 +132,9 @@ def run_soak(a, server_bin, load_bin, label, env):
           file=sys.stderr)
     rows = []
     with open(log_path, "w") as log:
-        srv = Server(server_bin, os.path.join(tmp, "home"), a.workers, a.idle_ms, limit, log, env)
+        extra = ("--context-length", str(a.context_length)) if a.context_length else ()
+        srv = Server(server_bin, os.path.join(tmp, "home"), a.workers, a.idle_ms, limit, log, env,
+                     extra)
         try:
             base = srv.ask("heap", "HEAP")
             print(f"{'hour':>4} {'seen':>6} {'turns':>7} {'errors':>6} {'heap_kb':>9} "
@@ -211,6 +214,9 @@ def main():
                     help="real seconds a quiet conversation's index entry stays in memory "
                          "(0: idle-ms + 1.5 s, one simulated hour)")
     ap.add_argument("--memory-budget-mb", type=int, default=0)
+    # the model's context window in tokens: the agent compresses the regulars' transcripts at
+    # 85 % of it, as with a real model (0: the bench model's, never reached)
+    ap.add_argument("--context-length", type=int, default=0)
     ap.add_argument("--compare", action="store_true",
                     help="also run with entries kept in memory for ever, side by side")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))

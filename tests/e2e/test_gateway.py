@@ -156,6 +156,32 @@ def test_a_rested_agent_comes_back_with_its_transcript_and_prompt(hermes_bin, ll
         g.stop()
 
 
+def test_model_context_length_from_config_drives_compression(hermes_bin, llm, home):
+    """model.context_length is the window a local model's sessions compress against (at 85 %):
+    a reply reporting 900 prompt tokens of a 1,000-token window makes the next turn summarize
+    the conversation first."""
+    (home / "config.yaml").write_text("model:\n  context_length: 1000\n")
+    g = Gateway(hermes_bin, home, gw_env(home, llm, free_port()))
+    try:
+        h = {"X-Hermes-Session-Id": "small-window"}
+        llm.script([{"content": f"answer {i}"} for i in range(1, 6)]
+                   + [{"content": "answer 6", "usage": {"prompt_tokens": 900,
+                                                        "completion_tokens": 5}},
+                      {"content": "[CONTEXT SUMMARY]: six questions were asked"},
+                      {"content": "answer 7"}])
+        for i in range(1, 7):
+            code, _, body = g.request(user_says(f"question {i}"), h)
+            assert code == 200, body
+        assert not any("Summarize the conversation" in str(r["body"]["messages"][-1]["content"])
+                       for r in llm.requests())
+        code, _, body = g.request(user_says("question 7"), h)
+        assert code == 200, body
+        assert any("Summarize the conversation" in str(r["body"]["messages"][-1]["content"])
+                   for r in llm.requests()), "the 7th turn compressed the conversation first"
+    finally:
+        g.stop()
+
+
 def test_two_requests_on_one_session_are_served_in_order(gateway, llm, home):
     llm.script([{"content": "first answer", "delay_ms": 700}, {"content": "second answer"}])
     h = {"X-Hermes-Session-Id": "busy-session"}
