@@ -113,7 +113,6 @@ typedef struct gw_router {
     bool index_now_timer;    /* waiting out the rendering budget (TAG_INDEX_NOW) */
     int64_t index_last_ns;   /* when the last sessions.json rendering started */
     int64_t index_every_ms;  /* the pause before the next sessions.json write (index_write) */
-    uint64_t chats_ended;    /* conversations that left memory since the last trim */
     double started_at;
     const char *state; /* gateway_state */
     bool draining;
@@ -1195,7 +1194,6 @@ static size_t move_cold(rt_ctx *cx, gw_router *r, bool pressure, double now)
     if (put) {
         rt_send(cx, r->index, &put->hdr); /* before any read of these keys (same sender) */
         r->cold_moved += moved;
-        r->chats_ended += moved;
         index_changed(cx, r);
     }
     return moved;
@@ -1357,7 +1355,6 @@ static void on_timeout(rt_ctx *cx, gw_router *r, uint64_t tag)
         upkeep(cx, r);
         /* Conversations and resting agents leave memory all the time: the writer hands what
          * glibc keeps back to the system when that is worth it (gw_io.c). */
-        r->chats_ended = 0;
         rt_send(cx, r->sh->io, rt_msg_new(GW_IO_TRIM, sizeof(rt_msg)));
         if (!r->draining) {
             status_write(cx, r);
@@ -1436,7 +1433,6 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
         rt_msg_down *d = (rt_msg_down *)m;
         gw_entry *e = find_by_chat(r, d->ref);
         if (e) {
-            r->chats_ended++;
             (void)rt_map_del(&r->by_chat, e->chat);
             e->chat = 0;
             e->chat_mon = 0;
