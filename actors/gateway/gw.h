@@ -91,6 +91,9 @@ typedef struct gw_msg_event {
     cJSON *history;  /* the conversation before text, as OpenAI messages ({role, content}),
                         used when the session is new (the API server without a session
                         header), or NULL */
+    uint64_t seq;    /* the order the gateway received it in (gw_event_seq), 0 before: a
+                        /stop covers every message received before it, even one it overtook
+                        on the urgent lane */
 } gw_msg_event;
 
 /*
@@ -361,5 +364,9 @@ bool gw_command_is_urgent(const char *text);
  * rt_send: they queue behind each other by design.
  */
 bool gw_event_send(rt_ctx *cx, rt_ref gateway, gw_msg_event *ev);
+
+/* Stamp ev->seq with the next arrival number, unless it has one (gw_event_send stamps; the
+ * router stamps what was sent to it without). Any thread. */
+void gw_event_seq(gw_msg_event *ev);
 
 #endif /* GW_H */

@@ -110,6 +110,10 @@ typedef struct gw_chat {
     uint64_t ctl_tag; /* the control request in flight (undo/retry/usage) */
     gw_target ctl_to;
 
+    uint64_t stop_seq; /* the last /stop's arrival number (gw_event_seq): messages received
+                          before it that it overtook on the urgent lane are dropped as it
+                          would have dropped them had they been here */
+
     int64_t in_tokens, out_tokens, last_prompt;
     uint64_t idle_gen;
     uint64_t idle_timer; /* the pending idle timeout, cancelled when re-armed */
@@ -1049,6 +1053,8 @@ static bool on_command(rt_ctx *cx, gw_chat *c, gw_msg_event *ev, const char *nam
         return true;
     }
     if (strcmp(cmd, "stop") == 0) {
+        if (ev->seq > c->stop_seq)
+            c->stop_seq = ev->seq;
         /* messages whose attachments are still being described never reach the agent */
         bool setup = gw_mediaq_cancel(cx, c->mq, c->sh->store, c->adapter, c->session_id) > 0;
         if (!busy(c)) {
@@ -1215,6 +1221,13 @@ static void on_event(rt_ctx *cx, gw_chat *c, gw_msg_event *ev)
                 inbox_done(cx, c, ev);
                 return;
             }
+        }
+        if (ev->seq && ev->seq < c->stop_seq) { /* sent before a /stop that overtook it */
+            RT_INFO("gateway", "/stop: message %.80s, sent before the stop, dropped",
+                    ev->message_id ? ev->message_id : "(no id)");
+            inbox_done(cx, c, ev);
+            turn_end(cx, c, &ev->reply, GW_OUTCOME_CANCELLED, NULL);
+            return;
         }
         expire_asks(c);
         if (asks_of(c, TOOL_ASK_CLARIFY)) {

@@ -85,6 +85,7 @@ gw_msg_event *gw_event_take(gw_msg_event *from, uint32_t type)
     e->internal = from->internal;
     e->ephemeral = from->ephemeral;
     e->history = from->history;
+    e->seq = from->seq;
     from->ephemeral = NULL;
     from->history = NULL;
     memset(&from->src, 0, sizeof(from->src));

@@ -984,6 +984,7 @@ static void replay_platform(rt_ctx *cx, gw_router *r, adapter_ent *a)
 static void on_event(rt_ctx *cx, gw_router *r, gw_msg_event *ev)
 {
     r->events++;
+    gw_event_seq(ev);
     if (!ev->src.platform) {
         RT_WARN_ONCE("gateway", "an event without a platform was dropped");
         return;

@@ -9,6 +9,7 @@
 #include "rt_buf.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* ============================================================ session keys */
@@ -245,12 +246,20 @@ bool gw_command_is_urgent(const char *text)
     return urgent;
 }
 
+void gw_event_seq(gw_msg_event *ev)
+{
+    static atomic_uint_fast64_t next;
+    if (!ev->seq)
+        ev->seq = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) + 1;
+}
+
 bool gw_event_send(rt_ctx *cx, rt_ref gateway, gw_msg_event *ev)
 {
     if (!gateway) {
         rt_msg_free(&ev->hdr);
         return false;
     }
+    gw_event_seq(ev); /* before the lanes part: this is the order the user sent them in */
     if (gw_command_is_urgent(ev->text))
         return rt_send_urgent(cx, gateway, &ev->hdr);
     return rt_send(cx, gateway, &ev->hdr);

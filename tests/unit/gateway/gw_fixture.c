@@ -310,6 +310,12 @@ void stop_gateway(fixture *f)
 void msg_in(fixture *f, const char *type, const char *chat, const char *user, const char *thread,
             const char *text)
 {
+    rt_send(f->cx, f->gateway, &msg_new(f, type, chat, user, thread, text)->hdr);
+}
+
+gw_msg_event *msg_new(fixture *f, const char *type, const char *chat, const char *user,
+                      const char *thread, const char *text)
+{
     gw_msg_event *e = gw_event_new("test", type, chat, user, text);
     e->src.user_name = user ? rt_xasprintf("%s-name", user) : NULL;
     if (thread) {
@@ -317,7 +323,7 @@ void msg_in(fixture *f, const char *type, const char *chat, const char *user, co
         e->reply.thread_id = rt_xstrdup(thread);
     }
     e->adapter = f->adapter;
-    rt_send(f->cx, f->gateway, &e->hdr);
+    return e;
 }
 
 /* Wait for the n-th output (0-based count n+1) matching type/kind/chat; its index. */

@@ -75,6 +75,9 @@ void stop_gateway(fixture *f);
 /* An event from the test adapter. */
 void msg_in(fixture *f, const char *type, const char *chat, const char *user, const char *thread,
             const char *text);
+/* The same event, not sent yet. */
+gw_msg_event *msg_new(fixture *f, const char *type, const char *chat, const char *user,
+                      const char *thread, const char *text);
 /* Wait for the nth (0-based) output matching type/kind/chat/needle (kind < 0, chat or needle
  * NULL: any); its index in outs. Fails the test after WAIT_NS. */
 int wait_out(uint32_t type, int kind, const char *chat, const char *needle, int nth);

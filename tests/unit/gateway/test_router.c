@@ -256,6 +256,32 @@ TEST(stop_interrupts_without_a_follow_up)
     stop_gateway(&F);
 }
 
+/* The user sends a message, then /stop; on the urgent lane the stop overtakes the message
+ * somewhere in the gateway. The stop still covers it: it is never answered, and the session
+ * goes on. */
+TEST(stop_covers_a_message_it_overtook)
+{
+    start_gateway(&F, true);
+    scripts[nscripts++] = (script){.content = "never", .delay_ms = 5000};
+    msg_in(&F, "dm", "dm-bob", "bob", NULL, "long task");
+    wait_requests(1);
+    gw_msg_event *before = msg_new(&F, "dm", "dm-bob", "bob", NULL, "sent before the stop");
+    gw_event_seq(before); /* received now, delivered after the stop below */
+    ASSERT_TRUE(gw_event_send(F.cx, F.gateway, msg_new(&F, "dm", "dm-bob", "bob", NULL, "/stop")));
+    wait_out(GW_OUT_TEXT, GW_TEXT_NOTICE, "dm-bob", "Stopped. You can continue this session.", 0);
+    rt_send(F.cx, F.gateway, &before->hdr);
+    int i = wait_out(GW_OUT_TURN_END, -1, "dm-bob", NULL, 1);
+    ASSERT_EQ(GW_OUTCOME_CANCELLED, outs[i].outcome);
+    ASSERT_OK(rt_wait_quiescent(F.rt, 10000));
+    ASSERT_EQ(1, nrequests); /* the model never saw it */
+    ASSERT_EQ(0, count_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-bob"));
+    /* a message sent after the stop is answered */
+    msg_in(&F, "dm", "dm-bob", "bob", NULL, "again");
+    i = wait_out(GW_OUT_TEXT, GW_TEXT_REPLY, "dm-bob", NULL, 0);
+    ASSERT_STR_EQ("echo: again", out_text(i));
+    stop_gateway(&F);
+}
+
 TEST(dangerous_commands_wait_for_yes_or_no)
 {
     start_gateway(&F, true);
