@@ -11,6 +11,15 @@
  *   kept       records whose transaction failed for lack of space, oldest first: replayed
  *              by txn_begin at the head of the next transaction (so before any later write),
  *              or by the retry timer (retry_armed, backoff) when nothing else comes.
+ *
+ * Search index. The original's schema keeps messages_fts up to date with triggers on
+ * messages, and every other connection (the original, the sqlite3 shell, our readers) keeps
+ * them. This connection turns triggers off and writes the same index entries itself, in the
+ * same transaction (append, truncate; session operations run with the triggers on): SQLite
+ * 3.40 gives a statement whose trigger writes to a virtual table a statement savepoint, and
+ * FTS5 flushes its pending terms into a new segment at every savepoint, so the trigger made
+ * each message a segment of its own to write and merge — 2.5x the cost of the explicit
+ * insert, the largest part of the writer's time under load (bench/store).
  */
 #include "st_store.h"
 
@@ -39,8 +48,10 @@ enum {
     S_SET_PROMPT,
     S_ADD_TOKENS,
     S_INSERT_MESSAGE,
+    S_FTS_INSERT,
     S_BUMP,
     S_BUMP_TOOL,
+    S_TRUNCATE_FTS,
     S_TRUNCATE,
     S_RECOUNT,
     S_INSERT_INBOUND,
@@ -71,9 +82,13 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_INSERT_MESSAGE] = "INSERT INTO messages (session_id, role, content, tool_call_id, "
                          "tool_calls, tool_name, timestamp, token_count, finish_reason) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_FTS_INSERT] = "INSERT INTO messages_fts(rowid, content) VALUES (?, ?)",
     [S_BUMP] = "UPDATE sessions SET message_count = message_count + 1 WHERE id = ?",
     [S_BUMP_TOOL] = "UPDATE sessions SET message_count = message_count + 1, "
                     "tool_call_count = tool_call_count + 1 WHERE id = ?",
+    [S_TRUNCATE_FTS] = "INSERT INTO messages_fts(messages_fts, rowid, content) SELECT 'delete', "
+                       "id, content FROM messages WHERE session_id = ?1 AND id NOT IN (SELECT id "
+                       "FROM messages WHERE session_id = ?1 ORDER BY timestamp, id LIMIT ?2)",
     [S_TRUNCATE] = "DELETE FROM messages WHERE session_id = ?1 AND id NOT IN (SELECT id FROM "
                    "messages WHERE session_id = ?1 ORDER BY timestamp, id LIMIT ?2)",
     [S_RECOUNT] = "UPDATE sessions SET message_count = (SELECT COUNT(*) FROM messages WHERE "
@@ -860,16 +875,20 @@ static int set_prompt(st_writer *w, st_msg_set_prompt *m, st_msg_ack *a)
 /* Delete, then recount; the recount's UPDATE names an unknown session (-ENOENT). */
 static int truncate_messages(st_writer *w, st_msg_truncate *m, st_msg_ack *a)
 {
-    sqlite3_stmt *st = w->stmt[S_TRUNCATE];
-    bind_text(st, 1, m->id);
-    sqlite3_bind_int64(st, 2, m->keep);
-    int rc = step_reset(st);
+    int rc = SQLITE_OK;
+    for (int s = S_TRUNCATE_FTS; s <= S_TRUNCATE && rc == SQLITE_OK; s++) {
+        sqlite3_stmt *st = w->stmt[s]; /* the index entries first, while the rows are there */
+        bind_text(st, 1, m->id);
+        sqlite3_bind_int64(st, 2, m->keep);
+        rc = step_reset(st);
+    }
     if (rc != SQLITE_OK) {
         ack_fail_sqlite(w, a, rc, "truncate messages");
+        w->must_abort = true; /* perhaps the index entries went but the rows did not */
         return rc;
     }
     a->id = sqlite3_changes(w->db);
-    st = w->stmt[S_RECOUNT];
+    sqlite3_stmt *st = w->stmt[S_RECOUNT];
     bind_text(st, 1, m->id);
     rc = update_session(w, st, m->id, a, "truncate messages");
     if (rc != SQLITE_OK && a->id > 0)
@@ -917,6 +936,15 @@ static int append(st_writer *w, st_msg_append *m, st_msg_ack *a)
     }
     a->id = sqlite3_last_insert_rowid(w->db);
     w->last_ts = now;
+    sqlite3_stmt *fts = w->stmt[S_FTS_INSERT]; /* what the trigger would have done */
+    sqlite3_bind_int64(fts, 1, a->id);
+    bind_text(fts, 2, m->content);
+    rc = step_reset(fts);
+    if (rc != SQLITE_OK) {
+        ack_fail_sqlite(w, a, rc, "append message: indexing it for search");
+        w->must_abort = true;
+        return rc;
+    }
     bool tool = strcmp(m->role, "tool") == 0 || m->tool_calls != NULL;
     sqlite3_stmt *bump = w->stmt[tool ? S_BUMP_TOOL : S_BUMP];
     bind_text(bump, 1, m->session_id);
@@ -1159,7 +1187,11 @@ static void on_session_op(st_writer *w, rt_ctx *cx, st_msg_sop *m)
     res->hdr.drop = sop_result_drop;
     res->tag = m->req.tag;
     res->op = m->hdr.type;
+    /* these copy and delete transcripts with plain SQL: the index follows by its triggers
+     * (turning them on and off again re-prepares the writer's statements, once) */
+    (void)sqlite3_db_config(w->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 1, NULL);
     res->err = st_sop_exec(w->db, m, &res->json, res->errmsg, sizeof(res->errmsg));
+    (void)sqlite3_db_config(w->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
     if (m->op == ST_SOP_TITLE_SET || m->op == ST_SOP_BRANCH || m->op == ST_SOP_DELETE)
         w->writes++;
     if (res->err && m->op != ST_SOP_TITLE_FIND)
@@ -1368,6 +1400,13 @@ static int writer_open(const st_store_opts *o, st_writer **out, char *errmsg, si
     int err = st_db_open(o->path, &oo, &w->db, errmsg, errlen);
     if (!err)
         err = st_schema_init(w->db, errmsg, errlen);
+    /* Search indexing without the triggers (file header): every other program's connection
+     * keeps them. */
+    if (!err && sqlite3_db_config(w->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL) != SQLITE_OK) {
+        st_errmsg_format(errmsg, errlen, w->db, sqlite3_errcode(w->db),
+                         "state.db: turning the writer's triggers off");
+        err = -EIO;
+    }
     for (int i = 0; i < S_COUNT && !err; i++) {
         int rc = sqlite3_prepare_v3(w->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->stmt[i],
                                     NULL);
