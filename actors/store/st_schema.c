@@ -164,6 +164,11 @@ static const char hc_session_index_sql[] =
     "CREATE INDEX idx_hc_session_index_platform ON hc_session_index(platform, updated_at);\n"
     "CREATE INDEX idx_hc_session_index_session ON hc_session_index(session_id);\n";
 
+/* Messages the writer stored without their search index entries yet (st_store.c, "Search
+ * index"): it indexes them in batches under load, and what a crash left here at the next
+ * start. */
+static const char hc_fts_pending_sql[] = "CREATE TABLE hc_fts_pending (id INTEGER PRIMARY KEY);\n";
+
 static const st_migration builtin_migrations[] = {
     {1, "baseline: the original Hermes schema v2 (sessions, messages, messages_fts)", NULL},
     {2, "hc_inbound: the platform updates the gateway accepted (exactly-once handling)",
@@ -175,6 +180,8 @@ static const st_migration builtin_migrations[] = {
      hc_inbox_sql},
     {6, "hc_session_index: sessions index entries idle long enough to leave the gateway's memory",
      hc_session_index_sql},
+    {7, "hc_fts_pending: stored messages whose search index entries are written in batches",
+     hc_fts_pending_sql},
 };
 _Static_assert(RT_ARRAY_LEN(builtin_migrations) == ST_HC_SCHEMA_VERSION,
                "ST_HC_SCHEMA_VERSION names the last built-in migration");

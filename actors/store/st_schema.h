@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 #define ST_ORIGINAL_SCHEMA_VERSION 2     /* schema_version.version the original writes */
-#define ST_HC_SCHEMA_VERSION       6     /* the newest hc_schema version this build knows */
+#define ST_HC_SCHEMA_VERSION       7     /* the newest hc_schema version this build knows */
 #define ST_ERRMSG_MAX              256   /* inline error text in replies and check results */
 #define ST_BUSY_TIMEOUT_MS         10000 /* the original's sqlite3.connect(timeout=10.0) */
 

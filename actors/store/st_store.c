@@ -19,7 +19,17 @@
  * 3.40 gives a statement whose trigger writes to a virtual table a statement savepoint, and
  * FTS5 flushes its pending terms into a new segment at every savepoint, so the trigger made
  * each message a segment of its own to write and merge — 2.5x the cost of the explicit
- * insert, the largest part of the writer's time under load (bench/store).
+ * insert, the largest part of the writer's time under load.
+ *
+ * Even so every commit wrote a new index segment and its bookkeeping: about eleven pages of
+ * WAL per commit, most of what the writer wrote at a few thousand turns a second, and the
+ * checkpoints that followed stalled it (the capacity benchmark's p99). So above
+ * ST_FTS_DEFER_RATE appends per FTS_WINDOW_MS an append records its id in hc_fts_pending
+ * (same transaction, one small row) and the entries are written in one batch per
+ * ST_FTS_BATCH_MS (or ST_FTS_BATCH_MAX) from there. The batch is written before anything that
+ * deletes messages (truncate, session operations: FTS5 must delete what it indexed), before
+ * a SYNC is acked and before the writer stops; a crash leaves the ids in hc_fts_pending,
+ * indexed when the next writer opens the database.
  */
 #include "st_store.h"
 
@@ -49,6 +59,9 @@ enum {
     S_ADD_TOKENS,
     S_INSERT_MESSAGE,
     S_FTS_INSERT,
+    S_FTS_PEND,
+    S_FTS_CATCH_UP,
+    S_FTS_CLEAR,
     S_BUMP,
     S_BUMP_TOOL,
     S_TRUNCATE_FTS,
@@ -83,6 +96,10 @@ static const char *const stmt_sql[S_COUNT] = {
                          "tool_calls, tool_name, timestamp, token_count, finish_reason) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_FTS_INSERT] = "INSERT INTO messages_fts(rowid, content) VALUES (?, ?)",
+    [S_FTS_PEND] = "INSERT INTO hc_fts_pending (id) VALUES (?)",
+    [S_FTS_CATCH_UP] = "INSERT INTO messages_fts(rowid, content) SELECT m.id, m.content FROM "
+                       "hc_fts_pending p JOIN messages m ON m.id = p.id ORDER BY p.id",
+    [S_FTS_CLEAR] = "DELETE FROM hc_fts_pending",
     [S_BUMP] = "UPDATE sessions SET message_count = message_count + 1 WHERE id = ?",
     [S_BUMP_TOOL] = "UPDATE sessions SET message_count = message_count + 1, "
                     "tool_call_count = tool_call_count + 1 WHERE id = ?",
@@ -120,7 +137,9 @@ struct st_pending {
     rt_msg *rec; /* an exactly-once record's own copy (kept if the disk refuses it), or NULL */
 };
 
-#define TAG_RECORD_RETRY 1 /* rt_msg_timeout.tag of the kept records' retry timer */
+#define TAG_RECORD_RETRY 1   /* rt_msg_timeout.tag of the kept records' retry timer */
+#define TAG_FTS_BATCH    2   /* rt_msg_timeout.tag of the search index batch's timer */
+#define FTS_WINDOW_MS    100 /* the append rate is counted over windows this long */
 
 typedef struct st_writer {
     sqlite3 *db;
@@ -155,6 +174,15 @@ typedef struct st_writer {
     bool ckpt_busy;      /* one asked for and not done yet */
     bool ckpt_tail_due;  /* it is done: copy the tail after the next commit */
     uint64_t ckpt_tails; /* tails copied here */
+    /* search index (file header): appends counted in the current window, whether the
+     * append being applied defers its entry, how many wait in hc_fts_pending, a batch's
+     * timer on its way */
+    int64_t fts_window_ms;
+    int fts_window_n;
+    bool fts_defer;
+    uint64_t fts_waiting;
+    bool fts_timer;
+    uint64_t fts_batches;
 } st_writer;
 
 /* ================================================================ constructors */
@@ -872,10 +900,25 @@ static int set_prompt(st_writer *w, st_msg_set_prompt *m, st_msg_ack *a)
     return update_session(w, st, m->id, a, "update system prompt");
 }
 
+/* The waiting messages' search entries, in the open transaction. */
+static int fts_index_waiting(st_writer *w)
+{
+    if (!w->fts_waiting)
+        return SQLITE_OK;
+    int rc = step_reset(w->stmt[S_FTS_CATCH_UP]);
+    if (rc == SQLITE_OK)
+        rc = step_reset(w->stmt[S_FTS_CLEAR]);
+    if (rc == SQLITE_OK) {
+        w->fts_waiting = 0;
+        w->fts_batches++;
+    }
+    return rc;
+}
+
 /* Delete, then recount; the recount's UPDATE names an unknown session (-ENOENT). */
 static int truncate_messages(st_writer *w, st_msg_truncate *m, st_msg_ack *a)
 {
-    int rc = SQLITE_OK;
+    int rc = fts_index_waiting(w); /* FTS5 deletes only what it indexed */
     for (int s = S_TRUNCATE_FTS; s <= S_TRUNCATE && rc == SQLITE_OK; s++) {
         sqlite3_stmt *st = w->stmt[s]; /* the index entries first, while the rows are there */
         bind_text(st, 1, m->id);
@@ -936,10 +979,14 @@ static int append(st_writer *w, st_msg_append *m, st_msg_ack *a)
     }
     a->id = sqlite3_last_insert_rowid(w->db);
     w->last_ts = now;
-    sqlite3_stmt *fts = w->stmt[S_FTS_INSERT]; /* what the trigger would have done */
+    /* what the trigger would have done, or the id for the next batch (file header) */
+    sqlite3_stmt *fts = w->stmt[w->fts_defer ? S_FTS_PEND : S_FTS_INSERT];
     sqlite3_bind_int64(fts, 1, a->id);
-    bind_text(fts, 2, m->content);
+    if (!w->fts_defer)
+        bind_text(fts, 2, m->content);
     rc = step_reset(fts);
+    if (rc == SQLITE_OK && w->fts_defer && ++w->fts_waiting >= ST_FTS_BATCH_MAX)
+        rc = fts_index_waiting(w);
     if (rc != SQLITE_OK) {
         ack_fail_sqlite(w, a, rc, "append message: indexing it for search");
         w->must_abort = true;
@@ -1100,6 +1147,46 @@ static int apply(st_writer *w, rt_msg *m, st_msg_ack *a)
     }
 }
 
+/* An append is coming: batch its search entry when appends come faster than
+ * ST_FTS_DEFER_RATE per window, and make sure a batch's timer is on its way then. */
+static void fts_count_append(st_writer *w, rt_ctx *cx)
+{
+    int64_t now = mono_ms(cx);
+    if (now - w->fts_window_ms >= FTS_WINDOW_MS) {
+        w->fts_window_ms = now;
+        w->fts_window_n = 0;
+    }
+    w->fts_defer = ++w->fts_window_n > ST_FTS_DEFER_RATE && !w->commit_each;
+    if ((w->fts_defer || w->fts_waiting) && !w->fts_timer) {
+        w->fts_timer = true;
+        rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_FTS_BATCH), ST_FTS_BATCH_MS);
+    }
+}
+
+/* Write the waiting search entries now, in the open transaction or a new one (committed by
+ * its FLUSH). A disk error fails the transaction's writes (rule 3); the ids stay waiting. */
+static void fts_flush(st_writer *w, rt_ctx *cx)
+{
+    if (!w->fts_waiting)
+        return;
+    st_msg_ack *a = RT_MSG_NEW(st_msg_ack, ST_MSG_ACK); /* nobody is told */
+    if (txn_begin(w, cx, a) == SQLITE_OK) {
+        int rc = fts_index_waiting(w);
+        if (rc != SQLITE_OK) {
+            ack_fail_sqlite(w, a, rc, "indexing messages for search");
+            RT_LOG_LIMITED(RT_LOG_WARN, "store", 10000, "%s", a->errmsg);
+            txn_abort(w, cx, a, 0, NULL);
+            a = NULL; /* txn_abort settled it */
+        }
+    }
+    if (a)
+        rt_msg_free(&a->hdr);
+    if (w->fts_waiting && !w->fts_timer) { /* again later */
+        w->fts_timer = true;
+        rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_FTS_BATCH), ST_FTS_BATCH_MS);
+    }
+}
+
 static void on_write(st_writer *w, rt_ctx *cx, rt_msg *m)
 {
     st_msg_ack *a = ack_new(m);
@@ -1108,6 +1195,8 @@ static void on_write(st_writer *w, rt_ctx *cx, rt_msg *m)
     if (rec)
         m = rec;
     w->writes++;
+    if (m->type == ST_MSG_APPEND)
+        fts_count_append(w, cx);
     if (validate(m, a) == 0 && txn_begin(w, cx, a) == SQLITE_OK) {
         int rc = apply(w, m, a);
         if (rc != SQLITE_OK && (is_fatal(w, rc) || w->must_abort)) {
@@ -1128,6 +1217,7 @@ static void on_write(st_writer *w, rt_ctx *cx, rt_msg *m)
 
 static void on_sync(st_writer *w, rt_ctx *cx, rt_msg *m)
 {
+    fts_flush(w, cx); /* rule 5: searchable too */
     st_msg_ack *a = ack_new(m);
     if (w->in_txn)
         pending_push(w, a, req_of(m)->reply_to, NULL); /* acked with the writes before it */
@@ -1170,6 +1260,8 @@ static void on_stats(st_writer *w, rt_ctx *cx, rt_msg *m)
     s->max_batch = w->max_batch;
     s->kept = w->nkept;
     s->given_up = w->given_up;
+    s->search_batches = w->fts_batches;
+    s->search_waiting = w->fts_waiting;
     rt_send(cx, r->reply_to, &s->hdr);
 }
 
@@ -1182,6 +1274,7 @@ static void sop_result_drop(rt_msg *m)
  * sees every write before it and runs in a transaction of its own. */
 static void on_session_op(st_writer *w, rt_ctx *cx, st_msg_sop *m)
 {
+    fts_flush(w, cx); /* the triggers below delete index entries: everything must be in */
     txn_commit(w, cx);
     st_msg_result *res = RT_MSG_NEW(st_msg_result, ST_MSG_RESULT);
     res->hdr.drop = sop_result_drop;
@@ -1244,6 +1337,7 @@ static void retry_arm(st_writer *w, rt_ctx *cx)
  * still cannot be saved is named in one line (counts only). */
 static void last_attempt(st_writer *w, rt_ctx *cx)
 {
+    fts_flush(w, cx);
     txn_commit(w, cx);
     kept_retry(w, cx);
     if (w->nkept && w->reserve) { /* what the reserve is for: room for these, now */
@@ -1297,6 +1391,9 @@ static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
         if (((rt_msg_timeout *)m)->tag == TAG_RECORD_RETRY) {
             w->retry_armed = false;
             kept_retry(w, cx);
+        } else if (((rt_msg_timeout *)m)->tag == TAG_FTS_BATCH) {
+            w->fts_timer = false;
+            fts_flush(w, cx);
         }
         break;
     case ST_MSG_CKPT_DONE: on_ckpt_done(w, cx); break;
@@ -1388,6 +1485,31 @@ static char *reserve_take(const char *db_path)
     return p;
 }
 
+/* Messages a crash left without their search entries (hc_fts_pending): indexed now. */
+static int fts_recover(st_writer *w)
+{
+    int64_t n = 0;
+    if (pragma_int(w->db, "SELECT count(*) FROM hc_fts_pending", &n) != SQLITE_OK || n == 0)
+        return 0; /* a read error shows again, with its message, at the first write */
+    w->fts_waiting = (uint64_t)n;
+    int rc = step_reset(w->stmt[S_BEGIN]);
+    if (rc == SQLITE_OK)
+        rc = fts_index_waiting(w);
+    if (rc == SQLITE_OK)
+        rc = step_reset(w->stmt[S_COMMIT]);
+    if (rc != SQLITE_OK) { /* the disk is full, say: the first batch after starting tries again */
+        char why[ST_ERRMSG_MAX];
+        st_errmsg_format(why, sizeof(why), w->db, rc,
+                         "state.db: indexing the messages the last run left unindexed");
+        RT_WARN("store", "%s", why);
+        if (!sqlite3_get_autocommit(w->db))
+            (void)step_reset(w->stmt[S_ROLLBACK]);
+        return 0;
+    }
+    RT_INFO("store", "indexed %lld message(s) for search that the last run had not", (long long)n);
+    return 0;
+}
+
 static int writer_open(const st_store_opts *o, st_writer **out, char *errmsg, size_t errlen)
 {
     st_open_opts oo = {
@@ -1421,6 +1543,12 @@ static int writer_open(const st_store_opts *o, st_writer **out, char *errmsg, si
         st_errmsg_format(errmsg, errlen, w->db, sqlite3_errcode(w->db), "state.db: page size");
         err = -EIO;
     }
+    if (err) {
+        writer_free(w);
+        return err;
+    }
+    if (!err)
+        err = fts_recover(w);
     if (err) {
         writer_free(w);
         return err;

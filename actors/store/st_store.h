@@ -32,6 +32,11 @@
  *      more, then log, in one line of counts, what could still not be saved. A kept key
  *      comes with its inbox journal row, so a message saved this way is answered after the
  *      restart from the journal. ST_MSG_STATS reports kept and given up.
+ *   5. Search. A message is in the search index (messages_fts) when its append is acked, as
+ *      long as the writer appends fewer than ST_FTS_DEFER_RATE messages per 100 ms. Above
+ *      that it indexes in batches, in their own transaction at most ST_FTS_BATCH_MS later
+ *      (a crash leaves them in hc_fts_pending, indexed at the next start); an ST_MSG_SYNC
+ *      is acked only when everything before it is indexed too.
  *
  * Messages (type RT_MSG_MODULE_ST). Every request starts with `rt_msg hdr; st_req req;`. With
  * req.reply_to != 0 the sender gets one ST_MSG_ACK (writes) or one reply of the type named
@@ -51,11 +56,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define ST_MAX_READERS   8
-#define ST_TEXT_MAX      (64u << 20) /* cap on any one text field; more is -E2BIG */
-#define ST_BATCH_MAX     4096        /* writes per transaction before an early commit */
-#define ST_KEPT_MAX      16384       /* exactly-once records kept while the disk is full */
-#define ST_RESERVE_BYTES (512 << 10) /* rule 4's space reserve beside state.db */
+#define ST_MAX_READERS    8
+#define ST_TEXT_MAX       (64u << 20) /* cap on any one text field; more is -E2BIG */
+#define ST_BATCH_MAX      4096        /* writes per transaction before an early commit */
+#define ST_KEPT_MAX       16384       /* exactly-once records kept while the disk is full */
+#define ST_RESERVE_BYTES  (512 << 10) /* rule 4's space reserve beside state.db */
+#define ST_FTS_DEFER_RATE 32          /* appends per 100 ms from which search indexing is batched */
+#define ST_FTS_BATCH_MS   250         /* the longest a batched message waits to be searchable */
+#define ST_FTS_BATCH_MAX  4096        /* or until this many wait */
 
 /*
  * The retry schedule for writes refused for lack of space, shared by the writer's kept
@@ -258,14 +266,16 @@ typedef struct st_msg_ack {
 typedef struct st_msg_stats {
     rt_msg hdr;
     uint64_t tag;
-    uint64_t commits;      /* successful COMMITs */
-    uint64_t commit_hooks; /* commits seen by sqlite3_commit_hook (a cross-check) */
-    uint64_t rollbacks;    /* transactions rolled back after a disk error */
-    uint64_t writes;       /* write requests executed */
-    uint64_t write_errors; /* write requests acked with an error */
-    uint64_t max_batch;    /* most writes in one transaction */
-    uint64_t kept;         /* exactly-once records kept now, waiting for space (rule 4) */
-    uint64_t given_up;     /* records given up: past record_retry_max_ms or ST_KEPT_MAX */
+    uint64_t commits;        /* successful COMMITs */
+    uint64_t commit_hooks;   /* commits seen by sqlite3_commit_hook (a cross-check) */
+    uint64_t rollbacks;      /* transactions rolled back after a disk error */
+    uint64_t writes;         /* write requests executed */
+    uint64_t write_errors;   /* write requests acked with an error */
+    uint64_t max_batch;      /* most writes in one transaction */
+    uint64_t kept;           /* exactly-once records kept now, waiting for space (rule 4) */
+    uint64_t given_up;       /* records given up: past record_retry_max_ms or ST_KEPT_MAX */
+    uint64_t search_batches; /* batches of messages indexed for search (st_store.c) */
+    uint64_t search_waiting; /* messages stored and not indexed yet */
 } st_msg_stats;
 
 /* Constructors: copy the strings given (NULL stays NULL), set hdr.drop. Never NULL. */

@@ -283,6 +283,108 @@ TEST(search_index_is_written_by_the_writer_and_by_other_programs)
     h_stop(&h);
 }
 
+/* A burst of appends (well above ST_FTS_DEFER_RATE per 100 ms), acked; n of them. */
+static void append_burst(harness *h, const char *sid, int n, const char *word)
+{
+    size_t base = col_count();
+    for (int i = 0; i < n; i++) {
+        char body[96];
+        snprintf(body, sizeof(body), "%s number %d", word, i);
+        h_send(h, &st_append_new(sid, "user", body)->hdr, base + (size_t)i);
+    }
+    col_wait(base + (size_t)n);
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(0, col_at(base + (size_t)i).err);
+}
+
+static int64_t fts_count(const char *path, const char *word)
+{
+    sqlite3 *db = raw_open(path);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '%s'",
+             word);
+    int64_t n = q_int(db, sql);
+    sqlite3_close(db);
+    return n;
+}
+
+static void fts_consistent(const char *path)
+{
+    sqlite3 *db = raw_open(path);
+    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db,
+                                      "INSERT INTO messages_fts(messages_fts, rank) "
+                                      "VALUES('integrity-check', 1)",
+                                      NULL, NULL, NULL));
+    sqlite3_close(db);
+}
+
+/* Under load search entries are written in batches (st_store.h rule 5): a SYNC returns when
+ * every message before it is searchable; without one, the batch's timer gets there. */
+TEST(a_burst_is_indexed_in_batches_searchable_after_a_sync_or_the_batch_timer)
+{
+    harness h;
+    h_start(&h, tmp_path("state.db"));
+    h_create(&h, S1, "cli");
+    append_burst(&h, S1, 600, "heron");
+    ASSERT_GT(h_stats(&h).search_waiting, 0); /* batched, not written with each message */
+    ASSERT_EQ(0, h_call(&h, &st_ctl_new(ST_MSG_SYNC, 0, 0)->hdr).err);
+    st_msg_stats st = h_stats(&h);
+    ASSERT_EQ(0, st.search_waiting);
+    ASSERT_GE(st.search_batches, 1);
+    ASSERT_EQ(600, fts_count(h.path, "heron"));
+    /* no SYNC: the timer writes the batch within ST_FTS_BATCH_MS */
+    append_burst(&h, S1, 400, "egret");
+    int64_t deadline = rt_now_ns(h.rt) + (int64_t)WAIT_MS * 1000000;
+    while (fts_count(h.path, "egret") < 400 && rt_now_ns(h.rt) < deadline) {
+        const struct timespec ms = {0, 20000000};
+        nanosleep(&ms, NULL);
+    }
+    ASSERT_EQ(400, fts_count(h.path, "egret"));
+    ASSERT_EQ(0, h_stats(&h).search_waiting);
+    /* a truncate with entries still waiting writes them first: FTS5 deletes only what it
+     * indexed */
+    append_burst(&h, S1, 300, "ibis");
+    ASSERT_EQ(0, h_call(&h, &st_truncate_new(S1, 1000)->hdr).err);
+    ASSERT_EQ(0, fts_count(h.path, "ibis"));
+    ASSERT_EQ(400, fts_count(h.path, "egret"));
+    fts_consistent(h.path);
+    const char *p = h.path;
+    h_stop(&h);
+    sqlite3 *db = raw_open(p);
+    ASSERT_EQ(0, q_int(db, "SELECT count(*) FROM hc_fts_pending"));
+    sqlite3_close(db);
+}
+
+/* A crash between a message and its batch leaves its id in hc_fts_pending: the next writer
+ * indexes it when it opens the database. And a stop writes the waiting batch first. */
+TEST(messages_a_crash_left_unindexed_are_indexed_at_the_next_start)
+{
+    const char *p = tmp_path("state.db");
+    harness h;
+    h_start(&h, p);
+    h_create(&h, S1, "cli");
+    h_stop(&h);
+    /* what a crash leaves: rows stored, their ids waiting, no index entries */
+    sqlite3 *db = raw_open(p);
+    ASSERT_EQ(SQLITE_OK, sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL));
+    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db,
+                                      "INSERT INTO messages (session_id, role, content, "
+                                      "timestamp) VALUES ('" S1 "', 'user', 'a lost puffin', 1);"
+                                      "INSERT INTO hc_fts_pending (id) SELECT max(id) FROM "
+                                      "messages",
+                                      NULL, NULL, NULL));
+    sqlite3_close(db);
+    ASSERT_EQ(0, fts_count(p, "puffin"));
+    h_start(&h, p);
+    ASSERT_EQ(1, fts_count(p, "puffin"));
+    ASSERT_EQ(0, h_stats(&h).search_waiting);
+    /* a clean stop with a batch waiting writes it */
+    append_burst(&h, S1, 300, "gannet");
+    h_stop(&h);
+    ASSERT_EQ(300, fts_count(p, "gannet"));
+    fts_consistent(p);
+}
+
 #define GROUP_N 200
 
 TEST(group_commit_puts_a_burst_in_one_transaction)

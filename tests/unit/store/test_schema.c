@@ -162,7 +162,8 @@ static const st_migration test_list_ok[] = {
     {4, "hc_session_titles", NULL},
     {5, "hc_inbox", NULL},
     {6, "hc_session_index", NULL},
-    {7, "test table",
+    {7, "hc_fts_pending", NULL},
+    {8, "test table",
      "CREATE TABLE IF NOT EXISTS hc_test (k TEXT PRIMARY KEY);"
      "CREATE INDEX IF NOT EXISTS hc_test_k ON hc_test(k);"},
 };
@@ -174,8 +175,9 @@ static const st_migration test_list_bad[] = {
     {4, "hc_session_titles", NULL},
     {5, "hc_inbox", NULL},
     {6, "hc_session_index", NULL},
-    {7, "test table", "CREATE TABLE IF NOT EXISTS hc_test (k TEXT PRIMARY KEY);"},
-    {8, "half broken", "CREATE TABLE hc_half (x); CREATE TABLE hc_broken (;"},
+    {7, "hc_fts_pending", NULL},
+    {8, "test table", "CREATE TABLE IF NOT EXISTS hc_test (k TEXT PRIMARY KEY);"},
+    {9, "half broken", "CREATE TABLE hc_half (x); CREATE TABLE hc_broken (;"},
 };
 
 static const st_migration test_list_unordered[] = {
@@ -196,18 +198,18 @@ TEST(migrations_apply_once_atomically_and_leave_the_original_alone)
                            "'hc_session_index'"));
     ASSERT_EQ(1, q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = "
                            "'idx_hc_session_index_platform'"));
-    ASSERT_OK(st_schema_migrate(db, test_list_ok, 7, msg, sizeof(msg)));
-    ASSERT_EQ(7, q_int(db, "SELECT max(version) FROM hc_schema"));
+    ASSERT_OK(st_schema_migrate(db, test_list_ok, 8, msg, sizeof(msg)));
+    ASSERT_EQ(8, q_int(db, "SELECT max(version) FROM hc_schema"));
     ASSERT_EQ(1, q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'hc_test'"));
     /* Again: nothing to do, no new rows. */
-    ASSERT_OK(st_schema_migrate(db, test_list_ok, 7, msg, sizeof(msg)));
-    ASSERT_EQ(7, q_int(db, "SELECT count(*) FROM hc_schema"));
+    ASSERT_OK(st_schema_migrate(db, test_list_ok, 8, msg, sizeof(msg)));
+    ASSERT_EQ(8, q_int(db, "SELECT count(*) FROM hc_schema"));
 
     /* A failing migration is rolled back whole and named in the error. */
-    int err = st_schema_migrate(db, test_list_bad, 8, msg, sizeof(msg));
+    int err = st_schema_migrate(db, test_list_bad, 9, msg, sizeof(msg));
     ASSERT_EQ(-EINVAL, err);
-    ASSERT_STR_CONTAINS(msg, "migration 8 (half broken) failed");
-    ASSERT_EQ(7, q_int(db, "SELECT max(version) FROM hc_schema"));
+    ASSERT_STR_CONTAINS(msg, "migration 9 (half broken) failed");
+    ASSERT_EQ(8, q_int(db, "SELECT max(version) FROM hc_schema"));
     ASSERT_EQ(0, q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'hc_half'"));
 
     ASSERT_EQ(-EINVAL, st_schema_migrate(db, test_list_unordered, 2, msg, sizeof(msg)));
