@@ -62,7 +62,7 @@
 #define ST_KEPT_MAX       16384       /* exactly-once records kept while the disk is full */
 #define ST_RESERVE_BYTES  (512 << 10) /* rule 4's space reserve beside state.db */
 #define ST_FTS_DEFER_RATE 32          /* appends per 100 ms from which search indexing is batched */
-#define ST_FTS_BATCH_MS   250         /* the longest a batched message waits to be searchable */
+#define ST_FTS_BATCH_MS   50          /* the longest a batched message waits to be searchable */
 #define ST_FTS_BATCH_MAX  4096        /* or until this many wait */
 
 /*
