@@ -235,54 +235,6 @@ TEST(truncate_keeps_the_head_and_recounts)
     h_stop(&h);
 }
 
-/* The writer indexes what it writes itself (its triggers are off, st_store.c); every other
- * connection keeps the original's triggers; the index agrees with its content either way. */
-TEST(search_index_is_written_by_the_writer_and_by_other_programs)
-{
-    harness h;
-    h_start(&h, tmp_path("state.db"));
-    h_create(&h, S1, "cli");
-    h_append(&h, S1, "user", "where is the walrus");
-    h_append(&h, S1, "assistant", "the walrus is in the kelp");
-    h_append(&h, S1, "user", "and the narwhal");
-    ASSERT_EQ(0, h_call(&h, &st_truncate_new(S1, 2)->hdr).err);
-    sqlite3 *db = raw_open(h.path);
-    ASSERT_EQ(2, q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'walrus'"));
-    ASSERT_EQ(0, q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'narwhal'"));
-    /* another program appends and deletes through the triggers, which are still there */
-    ASSERT_EQ(3, q_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND "
-                           "name LIKE 'messages_fts_%'"));
-    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db,
-                                      "INSERT INTO messages (session_id, role, content, "
-                                      "timestamp) VALUES ('" S1 "', 'user', 'a pelican', 1)",
-                                      NULL, NULL, NULL));
-    ASSERT_EQ(1, q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'pelican'"));
-    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db,
-                                      "INSERT INTO messages_fts(messages_fts, rank) "
-                                      "VALUES('integrity-check', 1)",
-                                      NULL, NULL, NULL));
-    /* session operations copy and delete with plain SQL: the triggers are on for them */
-    st_msg_sop *b = st_sop_new(ST_SOP_BRANCH, S1, 0, 0);
-    b->new_id = rt_xstrdup("branch");
-    b->source = rt_xstrdup("cli");
-    ASSERT_EQ(0, h_call(&h, &b->hdr).err);
-    ASSERT_EQ(4, q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'walrus'"));
-    ASSERT_EQ(0, h_call(&h, &st_sop_new(ST_SOP_DELETE, "branch", 0, 0)->hdr).err);
-    ASSERT_EQ(2, q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'walrus'"));
-    sqlite3_close(db);
-    /* and off again for the writer's own appends (on, this one would be indexed twice) */
-    h_append(&h, S1, "assistant", "pelicans and walruses");
-    db = raw_open(h.path);
-    ASSERT_EQ(1,
-              q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'pelicans'"));
-    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db,
-                                      "INSERT INTO messages_fts(messages_fts, rank) "
-                                      "VALUES('integrity-check', 1)",
-                                      NULL, NULL, NULL));
-    sqlite3_close(db);
-    h_stop(&h);
-}
-
 /* A burst of appends (well above ST_FTS_DEFER_RATE per 100 ms), acked; n of them. */
 static void append_burst(harness *h, const char *sid, int n, const char *word)
 {
@@ -316,6 +268,48 @@ static void fts_consistent(const char *path)
                                       "VALUES('integrity-check', 1)",
                                       NULL, NULL, NULL));
     sqlite3_close(db);
+}
+
+/* The writer indexes what it writes itself (its triggers are off, st_store.c); every other
+ * connection keeps the original's triggers; the index agrees with its content either way. */
+TEST(search_index_is_written_by_the_writer_and_by_other_programs)
+{
+    harness h;
+    h_start(&h, tmp_path("state.db"));
+    h_create(&h, S1, "cli");
+    h_append(&h, S1, "user", "where is the walrus");
+    h_append(&h, S1, "assistant", "the walrus is in the kelp");
+    h_append(&h, S1, "user", "and the narwhal");
+    ASSERT_EQ(0, h_call(&h, &st_truncate_new(S1, 2)->hdr).err);
+    sqlite3 *db = raw_open(h.path);
+    ASSERT_EQ(2, q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'walrus'"));
+    ASSERT_EQ(0, q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'narwhal'"));
+    /* another program appends and deletes through the triggers, which are still there */
+    ASSERT_EQ(3, q_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND "
+                           "name LIKE 'messages_fts_%'"));
+    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db,
+                                      "INSERT INTO messages (session_id, role, content, "
+                                      "timestamp) VALUES ('" S1 "', 'user', 'a pelican', 1)",
+                                      NULL, NULL, NULL));
+    ASSERT_EQ(1, q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'pelican'"));
+    fts_consistent(h.path);
+    /* session operations copy and delete with plain SQL: the triggers are on for them */
+    st_msg_sop *b = st_sop_new(ST_SOP_BRANCH, S1, 0, 0);
+    b->new_id = rt_xstrdup("branch");
+    b->source = rt_xstrdup("cli");
+    ASSERT_EQ(0, h_call(&h, &b->hdr).err);
+    ASSERT_EQ(4, q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'walrus'"));
+    ASSERT_EQ(0, h_call(&h, &st_sop_new(ST_SOP_DELETE, "branch", 0, 0)->hdr).err);
+    ASSERT_EQ(2, q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'walrus'"));
+    sqlite3_close(db);
+    /* and off again for the writer's own appends (on, this one would be indexed twice) */
+    h_append(&h, S1, "assistant", "pelicans and walruses");
+    db = raw_open(h.path);
+    ASSERT_EQ(1,
+              q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'pelicans'"));
+    fts_consistent(h.path);
+    sqlite3_close(db);
+    h_stop(&h);
 }
 
 /* Under load search entries are written in batches (st_store.h rule 5): a SYNC returns when
