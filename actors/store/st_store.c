@@ -182,6 +182,8 @@ typedef struct st_writer {
     bool fts_defer;
     uint64_t fts_waiting;
     bool fts_timer;
+    bool fts_in_txn; /* a batch was written in the open transaction: waiting again if it
+                        rolls back (fts_rolled_back) */
     uint64_t fts_batches;
 } st_writer;
 
@@ -541,6 +543,15 @@ static bool is_fatal(st_writer *w, int rc);
 static void txn_abort(st_writer *w, rt_ctx *cx, st_msg_ack *cause, rt_ref cause_to,
                       rt_msg *cause_rec);
 
+/* A transaction that wrote a search batch ended: rolled back, its ids wait in
+ * hc_fts_pending again (a truncate must not delete entries that are not there). */
+static void fts_txn_ended(st_writer *w, bool committed)
+{
+    if (w->fts_in_txn && !committed && !w->fts_waiting)
+        w->fts_waiting = 1; /* at least: the batch's query takes every row there is */
+    w->fts_in_txn = false;
+}
+
 /* Rule 4: the kept records go first in a transaction that just began, ahead of the write
  * that began it (a). On a disk error the transaction is rolled back, the records are kept
  * again, and a gets the error. */
@@ -671,6 +682,7 @@ static void txn_commit(st_writer *w, rt_ctx *cx)
         w->rollbacks++;
     }
     w->in_txn = false;
+    fts_txn_ended(w, err == 0);
     if (w->npending > w->max_batch)
         w->max_batch = w->npending;
     bool had_records = false;
@@ -716,6 +728,7 @@ static void txn_abort(st_writer *w, rt_ctx *cx, st_msg_ack *cause, rt_ref cause_
     if (!sqlite3_get_autocommit(w->db))
         (void)step_reset(w->stmt[S_ROLLBACK]); /* cause holds the error we report */
     w->in_txn = false;
+    fts_txn_ended(w, false);
     w->rollbacks++;
     for (size_t i = 0; i < w->npending; i++) {
         st_msg_ack *a = w->pending[i].a;
@@ -910,6 +923,7 @@ static int fts_index_waiting(st_writer *w)
         rc = step_reset(w->stmt[S_FTS_CLEAR]);
     if (rc == SQLITE_OK) {
         w->fts_waiting = 0;
+        w->fts_in_txn = true;
         w->fts_batches++;
     }
     return rc;
@@ -1497,7 +1511,9 @@ static int fts_recover(st_writer *w)
         rc = fts_index_waiting(w);
     if (rc == SQLITE_OK)
         rc = step_reset(w->stmt[S_COMMIT]);
+    w->fts_in_txn = false;
     if (rc != SQLITE_OK) { /* the disk is full, say: the first batch after starting tries again */
+        w->fts_waiting = (uint64_t)n;
         char why[ST_ERRMSG_MAX];
         st_errmsg_format(why, sizeof(why), w->db, rc,
                          "state.db: indexing the messages the last run left unindexed");
