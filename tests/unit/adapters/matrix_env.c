@@ -472,8 +472,16 @@ int mte_start(mte *e, char *err, size_t errlen)
 void mte_up(mte *e)
 {
     char err[512] = "";
+    int ups = e->gw ? mgw_ups(e->gw) : 0;
     ASSERT_OK(mte_start(e, err, sizeof(err)));
     ASSERT_OK(mte_wait_state(e, MATRIX_ST_SYNCING, MX_WAIT_MS));
+    /* the adapter is syncing once it has sent GW_MSG_ADAPTER_UP; the gateway double, an
+     * actor of its own, may not have counted it yet */
+    int64_t deadline = mono_ms() + MX_WAIT_MS;
+    while (e->gw && mgw_ups(e->gw) <= ups && mono_ms() < deadline) {
+        const struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
 }
 
 void mte_advance(mte *e, int64_t ms)
