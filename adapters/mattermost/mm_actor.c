@@ -85,7 +85,7 @@ static void shut(mm_adapter *a, rt_ctx *cx)
     mm__cancel_all(a, cx);
     announce_down(a, cx);
     a->st_writing = false; /* the final write goes after any in flight */
-    mm__state_save(a, cx);
+    mm__state_flush(a, cx);
     if (a->io)
         ak_io_quit(cx, a->io);
     a->io = 0;
@@ -366,6 +366,7 @@ static void on_timeout(mm_adapter *a, rt_ctx *cx, rt_msg_timeout *t)
     case MM_T_OUT: mm__on_out_timer(a, cx); break;
     case MM_T_TYPING: mm__on_typing_timer(a, cx); break;
     case MM_T_CATCHUP: mm__on_catchup_timer(a, cx); break;
+    case MM_T_STATE: mm__state_save(a, cx); break;
     default: break;
     }
 }

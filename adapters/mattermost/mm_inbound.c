@@ -60,16 +60,39 @@ void mm__state_check_identity(mm_adapter *a)
         a->st.user_id = rt_xstrdup(a->bot_id);
 }
 
-void mm__state_save(mm_adapter *a, rt_ctx *cx)
+static void state_write(mm_adapter *a, rt_ctx *cx)
 {
-    if (!a->io || !a->st_dirty)
-        return;
-    if (a->st_writing)
-        return; /* mm__state_written sends it */
     char *json = mm_state_json(&a->st);
     ak_io_write(cx, a->io, a->state_path, json, strlen(json), 0600, a->self, 0);
     a->st_writing = true;
     a->st_dirty = false;
+    a->st_saved = true;
+    a->st_saved_ns = rt_now_ns(rt_ctx_runtime(cx));
+}
+
+/* The position is written at most once per MM_STATE_SAVE_MS: it holds up to MM_SEEN_MAX ids,
+ * and writing it for every post made a busy server's posts cost O(posts in the last 10 s)
+ * each. What a crash can lose is a second of position: posts re-fetched by the catch-up,
+ * which the gateway's inbound journal recognises (exactly-once by post id). */
+void mm__state_save(mm_adapter *a, rt_ctx *cx)
+{
+    if (!a->io || !a->st_dirty)
+        return;
+    if (a->st_writing || ak_timer_armed(&a->tm, MM_T_STATE))
+        return; /* mm__state_written or the timer sends it */
+    int64_t since_ms = (rt_now_ns(rt_ctx_runtime(cx)) - a->st_saved_ns) / 1000000;
+    if (a->st_saved && since_ms < MM_STATE_SAVE_MS) {
+        ak_timer_arm(cx, a->self, &a->tm, MM_T_STATE, MM_STATE_SAVE_MS - since_ms);
+        return;
+    }
+    state_write(a, cx);
+}
+
+void mm__state_flush(mm_adapter *a, rt_ctx *cx)
+{
+    ak_timer_cancel(cx, &a->tm, MM_T_STATE);
+    if (a->io && a->st_dirty)
+        state_write(a, cx);
 }
 
 void mm__state_written(mm_adapter *a, rt_ctx *cx)

@@ -85,6 +85,7 @@ enum mm_timer {
     MM_T_OUT,
     MM_T_TYPING,
     MM_T_CATCHUP,
+    MM_T_STATE, /* the next write of the persisted position (at most one per MM_STATE_SAVE_MS) */
     MM_T_COUNT
 };
 
@@ -233,9 +234,11 @@ typedef struct mm_adapter {
     /* ---- inbound ---- */
     mm_job *jobs, *jobs_tail;
     size_t njobs;
-    mm_state st;         /* the persisted position */
-    bool st_dirty;       /* changed since the last write was sent */
-    bool st_writing;     /* a write is in flight */
+    mm_state st;     /* the persisted position */
+    bool st_dirty;   /* changed since the last write was sent */
+    bool st_writing; /* a write is in flight */
+    bool st_saved;   /* a write was sent (st_saved_ns is when) */
+    int64_t st_saved_ns;
     int64_t handled_max; /* newest create_at handed to the gateway */
     bool catching_up;
     uint64_t cu_gen;
@@ -307,6 +310,8 @@ void mm__inbound_io(mm_adapter *a, rt_ctx *cx, mm_req *r, ak_io_done *d);
 /* The bot's identity is known: forget a state that belongs to another server or bot. */
 void mm__state_check_identity(mm_adapter *a);
 void mm__state_save(mm_adapter *a, rt_ctx *cx);
+/* The same at once, however recent the last write (stopping). */
+void mm__state_flush(mm_adapter *a, rt_ctx *cx);
 void mm__state_written(mm_adapter *a, rt_ctx *cx);
 void mm__jobs_free(mm_adapter *a);
 void mm__catchup_reset(mm_adapter *a);

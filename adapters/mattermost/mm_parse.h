@@ -28,6 +28,7 @@
 #define MM_FILES_MAX     10    /* attachments looked at per post (the server allows 10) */
 #define MM_SEEN_MAX      4096  /* ids remembered in the persisted state */
 #define MM_SEEN_SLACK_MS 10000 /* posts this much older than the mark are still re-checked */
+#define MM_STATE_SAVE_MS 1000  /* the position is written at most this often */
 
 /* ---- posts and events ---------------------------------------------------------------- */
 

@@ -8,6 +8,7 @@
  * The runtime's clock is fake: reconnect delays, heartbeats, rate-limit waits and typing
  * refreshes move only with mte_advance, so the test decides when they happen.
  */
+#include "hm_env.h"
 #include "mattermost_env.h"
 
 #include "rt_alloc.h"
@@ -685,6 +686,54 @@ TEST(posts_while_the_gateway_was_stopped_are_answered_after_a_restart)
     rt_free(state);
     rt_free(p);
     rt_free(q);
+    mte_fini(&e);
+}
+
+/* The state file's text once it exists and contains needle (or doesn't, want false). */
+static bool state_has(const mte *e, const char *needle)
+{
+    char *path = rt_xasprintf("%s/platforms/mattermost/state.json", e->home);
+    char *text = NULL;
+    size_t len = 0;
+    bool has = hm_read_file(path, 4u << 20, &text, &len) == 0 && strstr(text, needle);
+    rt_free(text);
+    rt_free(path);
+    return has;
+}
+
+TEST(the_position_is_written_at_most_once_a_second)
+{
+    /* Writing it for every post cost O(recent posts) each (a profile at 400 users found a
+     * third of the gateway's CPU there); a second of position is all a crash may lose. */
+    mte e;
+    mte_init(&e);
+    mte_up(&e);
+    char *first = mmd_post_id(&e.d, "dm_alice", "alice", "first", NULL);
+    cJSON_Delete(bot_posts(&e, "dm_alice", 1));
+    mte_quiet(&e);
+    mte_advance(&e, 1000);
+    for (int i = 0; i < MT_WAIT_MS / 5 && !state_has(&e, first); i++) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_TRUE(state_has(&e, first)); /* written within a second */
+    char *last = NULL;
+    for (int i = 0; i < 10; i++) {
+        rt_free(last);
+        last = mmd_post_id(&e.d, "dm_alice", "alice", "more", NULL);
+        cJSON_Delete(bot_posts(&e, "dm_alice", 2 + i));
+    }
+    mte_quiet(&e);
+    ASSERT_EQ(mgw_count(e.gw, MGW_EVENT), 11);
+    ASSERT_FALSE(state_has(&e, last)); /* the fake clock has not moved: not written yet */
+    mte_advance(&e, 1000);
+    for (int i = 0; i < MT_WAIT_MS / 5 && !state_has(&e, last); i++) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_TRUE(state_has(&e, last));
+    rt_free(first);
+    rt_free(last);
     mte_fini(&e);
 }
 
