@@ -166,6 +166,11 @@ const hm_key hm_schema[] = {
       "client timeout; Hermes in C)"),
     K("agent.api_max_retries", INT, "6", 0, CPT, 0,
       "attempts after a failed LLM request before giving up (newer Hermes)"),
+    K("agent.api_max_inflight", INT, "64", "HERMES_API_MAX_INFLIGHT", 0, 0,
+      "LLM requests on the wire at once per provider; more wait in its queue, holding no "
+      "worker (Hermes in C)"),
+    K("agent.api_rate_limit", FLT, "0", "HERMES_API_RATE_LIMIT", 0, 0,
+      "LLM requests per second per provider, a token bucket (0 = unlimited; Hermes in C)"),
     K("agent.service_tier", STR, "", 0, CPT, 0, "provider service tier (newer Hermes)"),
     K("agent.tool_use_enforcement", ANY, "auto", 0, CPT, 0, "tool-use guidance (newer Hermes)"),
     K("personalities", FREE, 0, 0, CPT, 0, "custom personalities (newer Hermes)"),

@@ -230,6 +230,11 @@ static int start_provider(hm_host *h, const hm_host_opts *o, char *err, size_t e
         int64_t s = hm_config_int(h->cfg, "agent.api_timeout"); /* <= 0: the default */
         h->popts.timeout_ms = s > 0 ? (s > 86400 ? 86400 : s) * 1000 : 0;
     }
+    /* config.yaml or HERMES_API_MAX_INFLIGHT / HERMES_API_RATE_LIMIT; <= 0: the defaults */
+    int64_t inflight = hm_config_int(h->cfg, "agent.api_max_inflight");
+    h->popts.max_inflight = inflight > 0 ? (int)(inflight > 100000 ? 100000 : inflight) : 0;
+    double rate = hm_config_double(h->cfg, "agent.api_rate_limit");
+    h->popts.rate_per_s = rate > 0 ? rate : 0;
     h->provider = llm_provider_start(rt_ctx_external(h->rt), &h->popts);
     return 0;
 }

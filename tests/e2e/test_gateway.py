@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -203,6 +204,33 @@ def test_two_requests_on_one_session_are_served_in_order(gateway, llm, home):
     second = llm.requests()[1]["body"]["messages"]
     assert [m["content"] for m in second if m["role"] != "system"] == \
         ["one", "first answer", "two"]
+
+
+def test_the_in_flight_cap_from_config_holds_requests_back(hermes_bin, llm, home):
+    """agent.api_max_inflight: 1 — a second user's request waits in the provider until the
+    first answer is in; both are answered."""
+    (home / "config.yaml").write_text("agent:\n  api_max_inflight: 1\n")
+    llm.script([{"content": "slow one", "delay_ms": 1500}, {"content": "slow two",
+                                                            "delay_ms": 1500}])
+    g = Gateway(hermes_bin, home, gw_env(home, llm, free_port()))
+    try:
+        results = {}
+
+        def ask(name):
+            results[name] = g.request(user_says("hello " + name), {"X-Hermes-Session-Id": name})
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in ("cap-a", "cap-b")]
+        for t in threads:
+            t.start()
+        _wait_for(lambda: len(llm.requests()) >= 1, what="the first request at the model")
+        time.sleep(0.8)  # both users have asked by now; the cap lets one through
+        assert len(llm.requests()) == 1, "a second request passed the in-flight cap of 1"
+        for t in threads:
+            t.join(30)
+        assert [results[n][0] for n in ("cap-a", "cap-b")] == [200, 200]
+        assert len(llm.requests()) >= 2
+    finally:
+        g.stop()
 
 
 def test_bad_requests_get_clear_errors(gateway):
