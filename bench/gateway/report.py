@@ -95,6 +95,7 @@ def analyse(rows, raw, meta):
         r["errors"] = r.get("failures") or 0
     ok = [r for r in a["drive"] if (r["added_p99_ms"] or 1e9) < budget and not r["errors"]]
     a["drive_ok"] = max(ok, key=lambda r: r["conns"]) if ok else None
+    a["chat"] = [r for r in rows if (r["scenario"] or "").startswith("chat_")]
     a["scale"] = [r for r in rows if r["scenario"] == "scale"]
     a["create"] = [r for r in rows if r["scenario"] == "scale_create"]
     a["rest"] = [r for r in rows if r["scenario"] == "scale_rest"]
@@ -240,6 +241,30 @@ def report(rows, raw, meta, a):
           f"sessions, {int(num(p.get('messages'), 0)):,} messages (user and assistant, every "
           f"turn, warm-ups and interrupt probes included).")
     w("")
+    if a["chat"]:
+        w("## Through the chat platforms")
+        w("")
+        w(f"The real `hermes gateway run` with its Matrix or Mattermost adapter, against the "
+          f"platform doubles in `tests/doubles/` (which play the users: each posts, waits for the "
+          f"answer, posts again), the model bench_gw_llm at {num(meta.get('llm_latency_ms'), 0):,.0f} ms "
+          f"through the real provider. Added latency = the answer reaching the double − the "
+          f"message posted − the model's latency: the sync long-poll or WebSocket event, the "
+          f"adapter, gateway, session, store, provider and the reply's HTTP request, and the "
+          f"double's own loop. The doubles are Python on the same cores (double cores): their "
+          f"rate, not the gateway's, is the limit here. Matrix's text batching (0.6 s by "
+          f"default, `HERMES_MATRIX_TEXT_BATCH_DELAY_SECONDS`) is off in these runs.")
+        w("")
+        w("| platform | users | rooms | turns/s | added p50 ms | p99 ms | p99.9 ms | errors | "
+          "CPU-µs/turn | server cores | double cores | RSS MB | KB per active user |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in a["chat"]:
+            w(f"| {r['scenario'][5:]} | {r['conns'] or 0:,.0f} | {r.get('rooms') or 0:,.0f} | "
+              f"{fmt(r['turns_per_s'], 0)} | {fmt(r['added_p50_ms'], 2)} | "
+              f"{fmt(r['added_p99_ms'], 2)} | {fmt(r['added_p999_ms'], 2)} | "
+              f"{fmt(r['errors'], 0)} | {fmt(r['server_cpu_us_per_turn'], 0)} | "
+              f"{fmt(r['server_cores'], 2)} | {fmt(r.get('double_cores'), 2)} | "
+              f"{fmt((r['rss_kb'] or 0) / 1024, 0)} | {fmt(kib(r['bytes_per_session']), 0)} |")
+        w("")
     w("## Interrupts")
     w("")
     w("Latency from the adapter sending `/stop` (urgent lane) or a new message (normal lane) "
@@ -485,7 +510,13 @@ def svg(a, meta, path):
                          ("p50, in-process adapter", "#1f77b4",
                           [(r["conns"], r["added_p50_ms"], "") for r in a["drive"]]),
                          ("p99, API server", "#ff7f0e",
-                          [(r["conns"], r["added_p99_ms"], "") for r in a["cap"]])],
+                          [(r["conns"], r["added_p99_ms"], "") for r in a["cap"]]),
+                         ("p99, Matrix (direct rooms)", "#8c564b",
+                          [(r["conns"], r["added_p99_ms"], "") for r in a["chat"]
+                           if r["scenario"] == "chat_matrix" and r.get("rooms") == r["conns"]]),
+                         ("p99, Mattermost (DMs)", "#e377c2",
+                          [(r["conns"], r["added_p99_ms"], "") for r in a["chat"]
+                           if r["scenario"] == "chat_mattermost" and r.get("rooms") == r["conns"]])],
                         hline=(a["budget"], f"budget {a['budget']:g} ms"), logy=True))
     ser = []
     for w, col in ((1, "#2ca02c"), (2, "#9467bd")):

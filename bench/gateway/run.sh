@@ -20,7 +20,9 @@
 #   --workers W      scheduler threads of the gateway under test (default HERMES_WORKERS or 2)
 #   --build-dir DIR  use (and build in) DIR instead of build/ (the release preset)
 #   --no-build       do not build; the binaries must exist
-#   --only LIST      a subset of: throughput,interrupt,provider,capacity,drive,scale
+#   --chat-users N   users of the chat-platform step's largest point (default 500, --quick 100;
+#                    at most 2,000: the platform doubles are Python on the same cores)
+#   --only LIST      a subset of: throughput,interrupt,provider,capacity,drive,chat,scale
 #   --name NAME      write bench/out/NAME-* instead of gateway-* (NAME starts with "gateway"),
 #                    e.g. to keep a rerun of a noisy point beside the full run
 #
@@ -39,6 +41,11 @@
 #               added latency per load, RSS while all are active, interrupts at the top point
 #   drive       the same ramp from the in-process adapter (no HTTP), up to --users chats: the
 #               gateway's own capacity; with capacity, the sizing table
+#   chat        the real `hermes gateway run` through the Matrix homeserver double and the
+#               Mattermost server double (tests/doubles/), the model bench_gw_llm at
+#               --llm-latency through the real provider: --chat-users/5 and --chat-users users
+#               in direct rooms, and --chat-users in --chat-users/10 shared rooms
+#               (bench/gateway/chat_load.py; users played inside the double)
 #   scale       1,000 / 10,000 / 100,000 sessions created, then a zero-latency load across all
 #               of them, with 1 and 2 workers: idle bytes per session, turns/s, p99
 #
@@ -57,7 +64,8 @@ out=$root/bench/out
 logs=$out/logs
 
 name=gateway tokens=8 tool_mix=0 quick=0 users="" rooms="" llm_ms=2000 duration_s="" p99_ms=20 workers=${HERMES_WORKERS:-2}
-build_dir=$root/build build=1 only_given=0 only="throughput,interrupt,provider,capacity,drive,scale"
+build_dir=$root/build build=1 only_given=0 only="throughput,interrupt,provider,capacity,drive,chat,scale"
+chat_users=""
 
 die() { echo "run.sh: $*" >&2; exit 2; }
 to_ms() { # "2s" "500ms" "1.5s" "1m" "2000" -> ms
@@ -88,6 +96,7 @@ while (($#)); do
   --tokens) is_int "$2"; tokens=$2 ;;
   --tool-mix) is_int "$2"; tool_mix=$2 ;;
   --workers) is_int "$2"; workers=$2 ;;
+  --chat-users) is_int "$2"; chat_users=$2 ;;
   --build-dir) build_dir=$(realpath -m "$2") ;;
   --only) only=$2 only_given=1 ;;
   --name) [[ $2 =~ ^gateway[A-Za-z0-9_-]*$ ]] || die "--name must start with gateway (letters, digits, - and _)"
@@ -97,10 +106,11 @@ while (($#)); do
   shift 2
 done
 if ((quick)); then
-  users=${users:-1000} duration_s=${duration_s:-4}
+  users=${users:-1000} duration_s=${duration_s:-4} chat_users=${chat_users:-100}
 else
-  users=${users:-10000} duration_s=${duration_s:-15}
+  users=${users:-10000} duration_s=${duration_s:-15} chat_users=${chat_users:-500}
 fi
+((chat_users >= 10 && chat_users <= 2000)) || die "--chat-users must be 10..2000"
 rooms=${rooms:-$users}
 ((users >= 1 && users <= 15000)) || die "--users must be 1..15000 (one connection each)"
 ((rooms >= 1 && rooms <= 1000000)) || die "--rooms must be 1..1000000"
@@ -128,12 +138,15 @@ if ((build)); then
   elif [[ ! -f $build_dir/CMakeCache.txt ]]; then
     cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERMES_WERROR=ON >/dev/null
   fi
-  cmake --build "$build_dir" --target bench_gateway >"$logs/$name-build.txt" 2>&1 ||
+  cmake --build "$build_dir" --target bench_gateway hermes >"$logs/$name-build.txt" 2>&1 ||
     { tail -30 "$logs/$name-build.txt" >&2; die "build failed"; }
 fi
 for b in bench_gw_server bench_gw_load bench_gw_llm; do
   [[ -x $bin/$b ]] || die "$bin/$b is missing (build it, or drop --no-build)"
 done
+if want chat; then
+  [[ -x $build_dir/hermes ]] || die "$build_dir/hermes is missing (build it, or drop --no-build)"
+fi
 
 # ------------------------------------------------------------------ progress
 # Steps are planned with an estimate of their seconds; the bar is the estimated share done.
@@ -284,11 +297,16 @@ est_int=$((int_secs + 6))
 for u in $cap_points; do est_cap=$((est_cap + duration_s + cap_warm + 2 + u / 2000)); done
 for u in $drive_points; do est_drive=$((est_drive + duration_s + cap_warm + 2 + u / 2000)); done
 for w in $scale_workers; do for s in $scale_sizes; do est_scale=$((est_scale + scale_secs + 4 + s / 1500)); done; done
+# chat: [platform users rooms] points; each costs warm-up + window + start-up (~8 s)
+chat_points="matrix $((chat_users / 5)) $((chat_users / 5)) matrix $chat_users $chat_users matrix $chat_users $((chat_users / 10))
+mattermost $((chat_users / 5)) $((chat_users / 5)) mattermost $chat_users $chat_users mattermost $chat_users $((chat_users / 10))"
+est_chat=$((6 * (duration_s + cap_warm + 8)))
 want throughput && plan_total=$((plan_total + est_tp))
 want interrupt && plan_total=$((plan_total + est_int))
 want capacity && plan_total=$((plan_total + est_cap))
 want provider && plan_total=$((plan_total + tp_secs + 6))
 want drive && plan_total=$((plan_total + est_drive))
+want chat && plan_total=$((plan_total + est_chat))
 want scale && plan_total=$((plan_total + est_scale))
 
 kv date "$(date -u +%FT%TZ)"
@@ -436,6 +454,34 @@ if want drive; then
     step_end "$e"
   done
   srv_stop
+fi
+
+# ------------------------------------------------------------------ through chat platforms
+# The real gateway binary, its Matrix or Mattermost adapter, the platform double playing the
+# users (tests/doubles/autopilot.py), the real provider against bench_gw_llm. The doubles are
+# Python: their own cores are in the RESULT (double_cores), and they are what limits the rate.
+if want chat; then
+  set -- $chat_points
+  while (($# >= 3)); do
+    plat=$1 u=$2 r=$3
+    shift 3
+    e=$((duration_s + cap_warm + 8))
+    kind=dm
+    ((r < u)) && kind=rooms$r
+    step_begin "$plat: $u users ($kind), LLM latency ${llm_ms} ms" "$e"
+    f=$tmp/chat.out
+    progress_run "$e" "$f" $((e + 240)) /usr/bin/python3 "$root/bench/gateway/chat_load.py" \
+      --platform "$plat" --users "$u" --rooms "$r" --llm-latency-ms "$llm_ms" --tokens "$tokens" \
+      --duration "$duration_s" --warmup "$cap_warm" --workers "$workers" \
+      --hermes "$build_dir/hermes" --llm-bin "$bin/bench_gw_llm" --label "$plat-$kind-u$u" \
+      --log-dir "$logs" --quiet 2>>"$logs/$name-chat.err" || true
+    line=$(grep -m1 '^RESULT' "$f" || echo "RESULT bench=gw_chat label=$plat-$kind-u$u error=no_result")
+    echo "step=chat $line" >>"$raw"
+    csv_row "chat_$plat" "$plat-$kind-u$u" "$workers" \
+      "$line conns=$u sessions=$u latency_ms=$llm_ms stream=0" "$(field "$line" bytes_per_active_session)" \
+      "rooms=$r double_cores=$(field "$line" double_cores) rss_idle_kb=$(field "$line" rss_idle_kb)"
+    step_end "$e"
+  done
 fi
 
 # ------------------------------------------------------------------ scaling: sessions x workers

@@ -58,6 +58,9 @@ did:
   GET  /_double/media_hex?id=ID            {"content_type", "hex"} of an upload
   GET  /_double/device_keys?user=U         {device: device keys} as uploaded
   POST /_double/message also takes "type" and "state_key" (state events, e.g. m.room.encryption)
+  POST /_double/load      closed-loop users for the capacity benchmark (tests/doubles/autopilot.py:
+                          {"users": [[room, sender], ...], "text", "seconds", "warmup", "ramp_ms"})
+  GET  /_double/load      its progress, and the latencies once it has finished
 
 Usage: matrix_double.py [--port N] [--state FILE] [--legacy-media]; prints "PORT <n>" on
 stdout once listening. Loopback only.
@@ -70,6 +73,8 @@ import signal
 import time
 
 from aiohttp import web
+
+from autopilot import Autopilot  # tests/doubles/autopilot.py (closed-loop users, for bench/)
 
 BOT = "@bot:localhost"
 BOT_PASSWORD = "bot-pass"
@@ -141,6 +146,7 @@ class Double:
         self.requests = []
         self.typing_log = []
         self.receipt_log = []
+        self.autopilot = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -250,11 +256,11 @@ class Double:
     def room_members(self, room_id):
         return self.w.rooms[room_id]["members"]
 
-    def state_events(self, room_id):
-        out = []
-        for e in self.w.events:
-            if e["room_id"] == room_id and "state_key" in e["event"]:
-                out.append(e["event"])
+    def state_events(self, room_id, room_events=None):
+        """The room's current state; room_events: all of the room's events, when at hand."""
+        if room_events is None:
+            room_events = [e["event"] for e in self.w.events if e["room_id"] == room_id]
+        out = [ev for ev in room_events if "state_key" in ev]
         latest = {}
         for ev in out:
             latest[(ev["type"], ev["state_key"])] = ev
@@ -263,18 +269,22 @@ class Double:
     def build_sync(self, since, token=None):
         pos = len(self.w.events)
         rooms_join, rooms_invite = {}, {}
+        new = {}  # room → its events after since, in stream order (one pass: many rooms)
+        for e in self.w.events[since:]:
+            new.setdefault(e["room_id"], []).append(e["event"])
         for room_id, room in self.w.rooms.items():
             mem = room["members"].get(BOT)
             if mem == "join":
-                evs = [e["event"] for e in self.w.events[since:] if e["room_id"] == room_id]
+                evs = new.get(room_id, [])
                 if since == 0 or evs:
+                    state = self.state_events(room_id, evs) if since == 0 else []
                     limited = len(evs) > 100
                     evs = evs[-100:]
                     joined = sum(1 for v in room["members"].values() if v == "join")
                     rooms_join[room_id] = {
                         "timeline": {"events": evs, "limited": limited,
                                      "prev_batch": "p%d" % since},
-                        "state": {"events": self.state_events(room_id) if since == 0 else []},
+                        "state": {"events": state},
                         "summary": {"m.joined_member_count": joined},
                         "ephemeral": {"events": []},
                         "account_data": {"events": []},
@@ -398,6 +408,16 @@ class Double:
               "event_id": eid, "origin_server_ts": now_ms(), "txn": request.match_info["txn"],
               "unsigned": {"transaction_id": request.match_info["txn"]}}
         await self.append(room_id, ev)
+        rel = content.get("m.relates_to") if isinstance(content, dict) else None
+        if self.autopilot and ev["type"] == "m.room.message" and \
+                not (isinstance(rel, dict) and rel.get("rel_type") == "m.replace"):
+            refs = []
+            if isinstance(rel, dict):
+                refs.append(rel.get("event_id"))
+                irt = rel.get("m.in_reply_to")
+                if isinstance(irt, dict):
+                    refs.append(irt.get("event_id"))
+            self.autopilot.on_bot_message(room_id, refs)
         return web.json_response({"event_id": eid})
 
     async def redact(self, request):
@@ -658,6 +678,30 @@ class Double:
         await self.append(b["room_id"], ev)
         return web.json_response({"event_id": eid})
 
+    def autopilot_post(self, room_id, sender, body):
+        eid = self.new_event_id()
+        self.w.events.append({"room_id": room_id, "event": {
+            "type": "m.room.message", "sender": sender,
+            "content": {"msgtype": "m.text", "body": body}, "event_id": eid,
+            "origin_server_ts": now_ms()}})
+        asyncio.ensure_future(self.notify())
+        return eid
+
+    async def c_load_start(self, request):
+        b = await request.json()
+        if self.autopilot:
+            self.autopilot.stop()
+        try:
+            self.autopilot = Autopilot(self.autopilot_post, b)
+        except (KeyError, TypeError, ValueError) as e:
+            return web.json_response({"error": "bad load: %s" % e}, status=400)
+        return web.json_response({"started": len(self.autopilot.users)})
+
+    async def c_load_status(self, request):
+        if not self.autopilot:
+            return web.json_response({"error": "no load started"}, status=404)
+        return web.json_response(self.autopilot.status())
+
     async def c_media(self, request):
         data = await request.read()
         self.w.seq += 1
@@ -789,6 +833,8 @@ def make_app(d):
     r.add_post("/_double/room", d.c_room)
     r.add_post("/_double/message", d.c_message)
     r.add_post("/_double/media", d.c_media)
+    r.add_post("/_double/load", d.c_load_start)
+    r.add_get("/_double/load", d.c_load_status)
     r.add_post("/_double/fault", d.c_fault)
     r.add_post("/_double/clear_faults", d.c_clear)
     r.add_post("/_double/tokens", d.c_tokens)

@@ -79,6 +79,9 @@ Control port (no auth):
                                  server; the post is made even if the client gave up waiting);
                                  ms 0 turns it off. Other channels are not slowed (default: none)
     GET  /_test/slow_posts       {"slow": {channel id: ms}, "started": n, "finished": n}
+    POST /_test/load_world       {users, channels}: users (and DMs or open channels) for a load
+    POST /_test/load, GET too    closed-loop users for the capacity benchmark
+                                 (tests/doubles/autopilot.py)
     GET  /_test/pending          {"deduplicated": n, "pending_answers": n, "seen": n}: how
                                  often a create with a pending_post_id was answered with the
                                  post already made / with 500 ...deduplicate_create_post.pending
@@ -102,6 +105,8 @@ import time
 import uuid
 
 from aiohttp import WSMsgType, web
+
+from autopilot import Autopilot  # tests/doubles/autopilot.py (closed-loop users, for bench/)
 
 SERVER_VERSION = "9.11.0.9.11.0.abc.false"
 DEFAULT_MAX_POST = 16383
@@ -127,15 +132,7 @@ class World:
         self.keys = {}  # key ("alice") -> id, for users and channels
         for key, name, is_bot in (("bot", "hermes", True), ("alice", "alice", False),
                                   ("bob", "bob", False), ("carol", "carol", False)):
-            uid = fixed_id(key + "user")
-            self.keys[key] = uid
-            self.users[uid] = {
-                "id": uid, "create_at": 1700000000000, "update_at": 1700000000000,
-                "delete_at": 0, "username": name, "auth_data": "", "auth_service": "",
-                "email": f"{name}@example.com", "nickname": "", "first_name": name.title(),
-                "last_name": "", "position": "", "roles": "system_user", "locale": "en",
-                "timezone": {}, "is_bot": is_bot, "bot_description": "", "disable_welcome_email":
-                False}
+            self.add_user(key, name, is_bot)
         self.bot = self.keys["bot"]
         self.team = fixed_id("team")
         self.channels = {}
@@ -169,6 +166,19 @@ class World:
         self.deduplicated = 0
         self.pending_answers = 0
         self.changed = asyncio.Condition()
+        self.autopilot = None
+
+    def add_user(self, key, name, is_bot=False):
+        uid = fixed_id(key + "user")
+        self.keys[key] = uid
+        self.users[uid] = {
+            "id": uid, "create_at": 1700000000000, "update_at": 1700000000000,
+            "delete_at": 0, "username": name, "auth_data": "", "auth_service": "",
+            "email": f"{name}@example.com", "nickname": "", "first_name": name.title(),
+            "last_name": "", "position": "", "roles": "system_user", "locale": "en",
+            "timezone": {}, "is_bot": is_bot, "bot_description": "", "disable_welcome_email":
+            False}
+        return uid
 
     def _channel(self, key, ctype, name, display, members, team):
         cid = fixed_id(key + "chan")
@@ -591,6 +601,8 @@ async def create_post_checked(body, cid, uid, pending):
     post = make_post(cid, uid, message, root_id, file_ids, "", body.get("props"))
     pending_saved(pending, post["id"])
     asyncio.ensure_future(broadcast_post(post))
+    if W.autopilot and uid == W.bot:
+        W.autopilot.on_bot_message(cid, [root_id])
     return web.json_response(post, status=201)
 
 
@@ -1009,6 +1021,52 @@ async def ctl_pending_get(request):
                               "seen": len(W.pending_ids)})
 
 
+async def ctl_load_world(request):
+    """{"users": N, "channels": M}: N more users, each in one of M channels with the bot: M == N
+    gives every user a DM with the bot; otherwise open channels (users i, i+M, ... in channel
+    i). Answers {"users": [[channel id, user id], ...]} for /_test/load."""
+    b = await request.json()
+    n, m = int(b.get("users", 0)), int(b.get("channels", 0))
+    if not (1 <= n <= 100000 and 1 <= m <= n):
+        return web.json_response({"error": "users 1..100000, channels 1..users"}, status=400)
+    base = len(W.users)
+    uids = [W.add_user(f"loaduser{base + i}", f"user{base + i}") for i in range(n)]
+    chans = []
+    for j in range(m):
+        key = f"loadchan{base + j}"
+        if m == n:
+            members = [W.bot, uids[j]]
+            W._channel(key, "D", "__".join(sorted(members)), "", members, "")
+        else:
+            members = [W.bot] + uids[j::m]
+            W._channel(key, "O", f"load-{base + j}", f"Load {base + j}", members, W.team)
+        chans.append(W.keys[key])
+    return web.json_response({"users": [[chans[i % m], uids[i]] for i in range(n)]})
+
+
+def autopilot_post(cid, uid, message):
+    post = make_post(cid, uid, message)
+    asyncio.ensure_future(broadcast_post(post))
+    return post["id"]
+
+
+async def ctl_load(request):
+    b = await request.json()
+    if W.autopilot:
+        W.autopilot.stop()
+    try:
+        W.autopilot = Autopilot(autopilot_post, b)
+    except (KeyError, TypeError, ValueError) as e:
+        return web.json_response({"error": f"bad load: {e}"}, status=400)
+    return web.json_response({"started": len(W.autopilot.users)})
+
+
+async def ctl_load_status(request):
+    if not W.autopilot:
+        return web.json_response({"error": "no load started"}, status=404)
+    return web.json_response(W.autopilot.status())
+
+
 async def ctl_health(request):
     return web.Response(text="ok")
 
@@ -1036,6 +1094,9 @@ def build_control():
     r.add_post("/_test/slow_posts", ctl_slow_posts)
     r.add_get("/_test/slow_posts", ctl_slow_posts_get)
     r.add_get("/_test/pending", ctl_pending_get)
+    r.add_post("/_test/load_world", ctl_load_world)
+    r.add_post("/_test/load", ctl_load)
+    r.add_get("/_test/load", ctl_load_status)
     return app
 
 
