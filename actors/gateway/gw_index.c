@@ -294,26 +294,28 @@ static void flat_str(rt_buf *out, const char *s)
 
 void gw_index_flatten(gw_entry *const *entries, size_t n, rt_buf *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        const gw_entry *e = entries[i];
-        flat_hdr h = {.created_at = e->created_at,
-                      .updated_at = e->updated_at,
-                      .input_tokens = e->input_tokens,
-                      .output_tokens = e->output_tokens,
-                      .total_tokens = e->total_tokens,
-                      .last_prompt_tokens = e->last_prompt_tokens,
-                      .memory_flushed = e->memory_flushed,
-                      .suspended = e->suspended,
-                      .has_origin = e->has_origin};
-        rt_buf_append(out, &h, sizeof(h));
-        const gw_source *o = &e->origin;
-        const char *strs[] = {e->key,        e->session_id, e->display_name, e->platform,
-                              e->chat_type,  o->platform,   o->chat_id,      o->chat_name,
-                              o->chat_type,  o->user_id,    o->user_name,    o->thread_id,
-                              o->user_id_alt};
-        for (size_t k = 0; k < RT_ARRAY_LEN(strs); k++)
-            flat_str(out, strs[k]);
-    }
+    for (size_t i = 0; i < n; i++)
+        gw_index_flatten_one(entries[i], out);
+}
+
+void gw_index_flatten_one(const gw_entry *e, rt_buf *out)
+{
+    flat_hdr h = {.created_at = e->created_at,
+                  .updated_at = e->updated_at,
+                  .input_tokens = e->input_tokens,
+                  .output_tokens = e->output_tokens,
+                  .total_tokens = e->total_tokens,
+                  .last_prompt_tokens = e->last_prompt_tokens,
+                  .memory_flushed = e->memory_flushed,
+                  .suspended = e->suspended,
+                  .has_origin = e->has_origin};
+    rt_buf_append(out, &h, sizeof(h));
+    const gw_source *o = &e->origin;
+    const char *strs[] = {e->key,       e->session_id, e->display_name, e->platform,  e->chat_type,
+                          o->platform,  o->chat_id,    o->chat_name,    o->chat_type, o->user_id,
+                          o->user_name, o->thread_id,  o->user_id_alt};
+    for (size_t k = 0; k < RT_ARRAY_LEN(strs); k++)
+        flat_str(out, strs[k]);
 }
 
 /* The next string of a flat copy (NULL for a NULL one); false when the copy ends early. */

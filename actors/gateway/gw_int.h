@@ -252,6 +252,7 @@ typedef struct gw_entry {
     bool in_cold;          /* state.db's hc_session_index has a row for the key (maybe stale) */
     bool evicting;         /* GW_CHAT_EVICT sent: events wait in `wait` until DOWN or KEPT */
     struct gw_waitq *wait; /* events held back while evicting (gw_router.c), or NULL */
+    uint32_t flat_gen;     /* the sessions.json copy that has it (gw_router.c index_write) */
     struct gw_entry *next_same_hash;
 } gw_entry;
 
@@ -282,6 +283,7 @@ char *gw_index_render(gw_entry *const *entries, size_t n); /* pretty JSON (new s
  * copy into exactly what gw_index_render gives (any thread; a malformed copy renders as far
  * as it is whole). */
 void gw_index_flatten(gw_entry *const *entries, size_t n, rt_buf *out);
+void gw_index_flatten_one(const gw_entry *e, rt_buf *out); /* one entry of such a copy */
 char *gw_index_render_flat(const char *flat, size_t len);
 void gw_entry_free(gw_entry *e);
 

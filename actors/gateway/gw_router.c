@@ -58,6 +58,7 @@
 
 #define MAX_ADAPTERS     16
 #define INDEX_WRITE_MS   1000  /* sessions.json at most once a second */
+#define INDEX_CHUNK      512   /* entries copied for sessions.json per router turn (~1 ms) */
 #define TICK_MS          5000  /* status file refresh */
 #define RECOVER_WINDOW_S 86400 /* unanswered turns older than a day are left alone */
 #define DRAIN_DEFAULT_S  60
@@ -73,6 +74,8 @@ enum {
     IO_TAG_INDEX_NOW = 12,
     IO_TAG_INDEX_TICK = 13 /* a write of sessions.json nobody waits for */
 };
+/* rt_msg: router -> itself, copy the next INDEX_CHUNK entries for sessions.json */
+enum { GW_ROUTER_FLATTEN = RT_MSG_TYPE(RT_MSG_MODULE_GW, 141) };
 
 typedef struct adapter_ent {
     char *platform;
@@ -113,6 +116,14 @@ typedef struct gw_router {
     bool index_now_timer;    /* waiting out the rendering budget (TAG_INDEX_NOW) */
     int64_t index_last_ns;   /* when the last sessions.json rendering started */
     int64_t index_every_ms;  /* the pause before the next sessions.json write (index_write) */
+    /* the sessions.json copy being made, a chunk per router turn (index_write) */
+    bool flat_active;
+    bool flat_then_now; /* a new session id came meanwhile: index_changed_now afterwards */
+    rt_buf flat;
+    size_t flat_next; /* the next entries[] index to copy */
+    uint32_t flat_gen;
+    rt_ref flat_reply;
+    uint64_t flat_tag;
     double started_at;
     const char *state; /* gateway_state */
     bool draining;
@@ -287,22 +298,91 @@ static void index_changed(rt_ctx *cx, gw_router *r)
  * entry, 50 ms at 5,000 conversations, and every message waited behind it - the p99 of the
  * capacity benchmark). So that rendering takes at most a twentieth of the writer's time, the
  * next write waits 20 times as long as the last rendering took (at most a minute; index_io_done
- * learns it). Writes without a reply_to of their own report to the router as IO_TAG_INDEX_TICK. */
-static void index_write(rt_ctx *cx, gw_router *r, rt_ref reply_to, uint64_t tag)
+ * learns it). Writes without a reply_to of their own report to the router as IO_TAG_INDEX_TICK.
+ *
+ * Even the copy took 11-22 ms at 10,000 conversations, every message waiting behind it, so it
+ * is made INDEX_CHUNK entries per router turn (flat_step, then GW_ROUTER_FLATTEN to itself,
+ * behind whatever queued meanwhile). Entries may change, come and go between chunks: each
+ * entry is copied as it is when its chunk runs, and stamped with the copy's generation; the
+ * cold move compacts r->entries downwards, so an entry can slip below the cursor uncopied -
+ * the last step sweeps for entries without the stamp (a compare each). A change after an
+ * entry's copy leaves index_dirty set: the next write has it.
+ */
+static void flat_begin(rt_ctx *cx, gw_router *r, rt_ref reply_to, uint64_t tag)
 {
     r->index_dirty = false;
     r->index_last_ns = rt_now_ns(rt_ctx_runtime(cx));
-    rt_buf flat;
-    rt_buf_init(&flat, SIZE_MAX / 2);
-    gw_index_flatten(r->entries, r->n, &flat);
+    rt_buf_init(&r->flat, SIZE_MAX / 2);
+    r->flat_next = 0;
+    if (++r->flat_gen == 0)
+        r->flat_gen = 1;
+    r->flat_reply = reply_to ? reply_to : rt_self(cx);
+    r->flat_tag = reply_to ? tag : IO_TAG_INDEX_TICK;
+    r->flat_active = true;
+}
+
+static void flat_copy(gw_router *r, gw_entry *e)
+{
+    if (e->flat_gen == r->flat_gen)
+        return;
+    e->flat_gen = r->flat_gen;
+    gw_index_flatten_one(e, &r->flat);
+}
+
+static void index_changed_now(rt_ctx *cx, gw_router *r);
+
+/* The rest of the copy, the sweep, and the copy to the file writer. */
+static void flat_finish(rt_ctx *cx, gw_router *r)
+{
+    if (!r->flat_active)
+        return;
+    for (size_t i = r->flat_next; i < r->n; i++)
+        flat_copy(r, r->entries[i]);
+    for (size_t i = 0; i < r->n; i++) /* entries the compaction moved below the cursor */
+        flat_copy(r, r->entries[i]);
+    r->flat_active = false;
     size_t len = 0;
-    char *data = rt_buf_steal(&flat, &len);
-    if (!reply_to) {
-        reply_to = rt_self(cx);
-        tag = IO_TAG_INDEX_TICK;
-    }
+    char *data = rt_buf_steal(&r->flat, &len);
     gw_io_write_index(cx, r->sh->io, r->index_path, data ? data : rt_xstrdup(""), data ? len : 0,
-                      reply_to, tag);
+                      r->flat_reply, r->flat_tag);
+    if (r->flat_then_now) {
+        r->flat_then_now = false;
+        if (r->index_dirty)
+            index_changed_now(cx, r);
+    }
+}
+
+static void flat_step(rt_ctx *cx, gw_router *r)
+{
+    if (!r->flat_active)
+        return;
+    size_t end = r->flat_next + INDEX_CHUNK;
+    for (; r->flat_next < r->n && r->flat_next < end; r->flat_next++)
+        flat_copy(r, r->entries[r->flat_next]);
+    if (r->flat_next < r->n)
+        rt_send(cx, rt_self(cx), rt_msg_new(GW_ROUTER_FLATTEN, sizeof(rt_msg)));
+    else
+        flat_finish(cx, r);
+}
+
+/* A write of sessions.json, copied a chunk at a time; one copy is made at a time. */
+static void index_write(rt_ctx *cx, gw_router *r, rt_ref reply_to, uint64_t tag)
+{
+    if (r->flat_active) { /* the copy under way goes first; this one after the pause */
+        index_changed(cx, r);
+        return;
+    }
+    flat_begin(cx, r, reply_to, tag);
+    flat_step(cx, r);
+}
+
+/* A write of sessions.json copied at once (stopping, draining): after the copy under way. */
+static void index_write_all(rt_ctx *cx, gw_router *r, rt_ref reply_to, uint64_t tag)
+{
+    while (r->flat_active) /* finishing one may start the write a new session id waited for */
+        flat_finish(cx, r);
+    flat_begin(cx, r, reply_to, tag);
+    flat_finish(cx, r);
 }
 
 /* A rendering of sessions.json ended on the file writer: the next one's pause. */
@@ -327,6 +407,10 @@ static void index_changed_now(rt_ctx *cx, gw_router *r)
     r->index_dirty = true;
     if (r->index_now_inflight) {
         r->index_now_again = true;
+        return;
+    }
+    if (r->flat_active) { /* a tick's copy is under way: once it is sent */
+        r->flat_then_now = true;
         return;
     }
     int64_t since_ms = (rt_now_ns(rt_ctx_runtime(cx)) - r->index_last_ns) / 1000000;
@@ -1304,7 +1388,7 @@ static void finish_drain(rt_ctx *cx, gw_router *r, bool timed_out)
     r->state = "stopped";
     r->drain_clean = !timed_out;
     status_write(cx, r);
-    index_write(cx, r, rt_self(cx), IO_TAG_INDEX);
+    index_write_all(cx, r, rt_self(cx), IO_TAG_INDEX);
     if (r->drain_clean) {
         /* written after the index (the writer keeps order): its presence says both landed */
         char *p = rt_xasprintf("%s/.clean_shutdown", r->sh->home);
@@ -1455,9 +1539,10 @@ static void router_behave(rt_ctx *cx, void *state, rt_msg *m)
             }
         break;
     }
+    case GW_ROUTER_FLATTEN: flat_step(cx, r); break;
     case RT_MSG_STOP:
-        if (r->index_dirty)
-            index_write(cx, r, 0, 0);
+        if (r->index_dirty || r->flat_active)
+            index_write_all(cx, r, 0, 0);
         if (r->index)
             rt_stop(cx, r->index, RT_EXIT_NORMAL);
         break;
@@ -1496,6 +1581,8 @@ static void router_fini(void *state)
     for (size_t i = 0; i < r->nreplay; i++)
         rt_msg_free(&r->replay[i]->hdr);
     rt_free(r->replay);
+    if (r->flat_active)
+        rt_buf_fini(&r->flat);
     rt_free(r->index_path);
     rt_free(r->status_path);
     gw_shared_unref(r->sh);

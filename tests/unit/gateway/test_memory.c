@@ -15,6 +15,7 @@
 #include "hm_config.h"
 #include "hm_env.h"
 #include "rt_alloc.h"
+#include "rt_buf.h"
 #include "rt_sched.h"
 #include "send_dir.h"
 #include "st_index.h"
@@ -401,6 +402,90 @@ TEST(an_existing_sessions_json_loads_and_its_quiet_entries_move_to_state_db)
     ASSERT_STR_EQ("20200101_000000_bbbbbbbb", outs[i].session);
     pthread_mutex_unlock(&lock);
     stop_gateway(&F);
+}
+
+/* Keys in sessions.json (-1 when it cannot be read); *has: whether it has key. */
+static int index_keys(const char *key, bool *has)
+{
+    char *text = read_text("sessions/sessions.json");
+    cJSON *o = text ? cJSON_Parse(text) : NULL;
+    rt_free(text);
+    int n = cJSON_IsObject(o) ? cJSON_GetArraySize(o) : -1;
+    if (has)
+        *has = key && cJSON_GetObjectItemCaseSensitive(o, key) != NULL;
+    cJSON_Delete(o);
+    return n;
+}
+
+TEST(a_large_sessions_json_is_copied_in_chunks_and_misses_nobody)
+{
+    /* The router copies sessions.json's entries INDEX_CHUNK at a time (gw_router.c), the
+     * quiet ones leaving for state.db between chunks if a tick lands there: every round
+     * below starts a copy (a new conversation) and sends a tick right behind it. Whatever
+     * the interleaving, the file ends with exactly the conversations in memory (the end
+     * state only: an entry one copy missed would be in the next; the sweep that keeps a
+     * single copy whole is not observable from here). */
+    enum { N = 3000, ROUNDS = 6 };
+    start(24, 0, 0, true);
+    stop_gateway(&F);
+    char *now = gw_iso_local((double)time(NULL));
+    rt_buf b;
+    rt_buf_init(&b, SIZE_MAX / 2);
+    rt_buf_append(&b, "{", 1);
+    for (int i = 0; i < N; i++) {
+        const char *at = i % 2 ? "2020-01-01T00:00:00.000000" : now; /* odd ones are quiet */
+        char *e = rt_xasprintf(
+            "%s\"agent:main:test:dm:u%d\": {\"session_key\": \"agent:main:test:dm:u%d\", "
+            "\"session_id\": \"20200101_000000_%08x\", \"created_at\": \"%s\", "
+            "\"updated_at\": \"%s\", \"platform\": \"test\", \"chat_type\": \"dm\", "
+            "\"origin\": {\"platform\": \"test\", \"chat_id\": \"u%d\", \"chat_type\": "
+            "\"dm\", \"user_id\": \"u%d\"}}",
+            i ? ", " : "", i, i, (unsigned)i, at, at, i, i);
+        rt_buf_append(&b, e, strlen(e));
+        rt_free(e);
+    }
+    rt_buf_append(&b, "}", 1);
+    rt_free(now);
+    char path[700];
+    snprintf(path, sizeof(path), "%s/sessions", F.home);
+    (void)mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/sessions/sessions.json", F.home);
+    FILE *f = fopen(path, "w");
+    ASSERT_NOT_NULL(f);
+    fputs(b.data, f);
+    fclose(f);
+    rt_buf_fini(&b);
+
+    reset_records();
+    start(24, 0, 0, false);
+    for (int k = 0; k < ROUNDS; k++) {
+        char chat[32];
+        snprintf(chat, sizeof(chat), "new%d", k);
+        msg_in(&F, "dm", chat, "alice", NULL, "hello");
+        tick();
+        (void)wait_out(GW_OUT_TURN_END, -1, chat, NULL, 0);
+    }
+    /* until the file has settled: every active and new conversation, no quiet one */
+    int64_t deadline = rt_now_ns(F.rt) + WAIT_NS;
+    int n = -1;
+    bool last = false;
+    while ((n = index_keys("agent:main:test:dm:new5", &last)) != N / 2 + ROUNDS || !last) {
+        if (rt_now_ns(F.rt) > deadline)
+            TEST_FAIL_("sessions.json has %d conversations, not %d", n, N / 2 + ROUNDS);
+        tick();
+        usleep(50000);
+    }
+    for (int i = 0; i < N; i++) {
+        char key[64];
+        bool has = false;
+        snprintf(key, sizeof(key), "agent:main:test:dm:u%d", i);
+        if (i % 500 == 0 || i % 500 == 1) { /* a sample: parsing the file is not cheap */
+            (void)index_keys(key, &has);
+            ASSERT_EQ(has, i % 2 == 0);
+        }
+    }
+    stop_gateway(&F);
+    ASSERT_EQ(index_keys(NULL, NULL), N / 2 + ROUNDS); /* and after the final write */
 }
 
 TEST(over_budget_idle_chats_leave_memory_and_busy_ones_stay)
