@@ -13,7 +13,7 @@ fixed latency, through the real provider actor and HTTP client.
      the bot's answer, posts the next at once; the first messages spread over the model's
      latency. After --warmup, a --duration window is measured.
 
-Measured: turns/s; added latency p50/p99/p99.9/max = answer seen by the double − message posted
+Measured: turns/s (answers arriving inside the window); added latency p50/p99/p99.9/max = answer seen by the double − message posted
 − the model's latency (so it contains the platform path: the sync long-poll or the WebSocket
 event, the adapter, router, session, store, provider, the reply's HTTP request; and the
 double's own loop); the gateway's CPU-µs per turn and cores over the window; the double's cores
@@ -268,12 +268,12 @@ def run(a, tmp, procs, logs):
         ("users", a.users), ("rooms", a.rooms), ("workers", a.workers),
         ("llm_latency_ms", a.llm_latency_ms),
         ("text_batch_ms", a.text_batch_ms if a.platform == "matrix" else 0), ("secs", f"{a.duration:g}"), ("turns", turns),
-        ("turns_per_s", f"{turns / a.duration:.1f}"),
+        ("turns_per_s", f"{st.get('in_window', turns) / a.duration:.1f}"),
         ("added_p50_ms", f"{pct(lat, 50):.2f}"), ("added_p99_ms", f"{pct(lat, 99):.2f}"),
         ("added_p999_ms", f"{pct(lat, 99.9):.2f}"), ("added_max_ms", f"{lat[-1]:.2f}"),
         ("errors", errors), ("posted", st["posted"]), ("answered", st["answered"]),
         ("other", st["other"]),
-        ("server_cpu_us_per_turn", f"{gw_cpu * 1e6 / turns:.0f}"),
+        ("server_cpu_us_per_turn", f"{gw_cpu * 1e6 / max(1, st.get('in_window', turns)):.0f}"),
         ("server_cores", f"{gw_cpu / window:.2f}"), ("double_cores", f"{dbl_cpu / window:.2f}"),
         ("machine_cores_busy", f"{busy_cores:.2f}"),
         ("rss_idle_kb", rss_idle), ("rss_kb", rss_busy),

@@ -15,9 +15,11 @@ root_id). Anything else the bot posts is counted as "other" and ignored.
 
 Control (JSON, via the double's control API):
   start  {"users": [[room, sender], ...], "text": "...", "seconds": S, "warmup": W,
-          "ramp_ms": R}   the first messages spread evenly over R ms; turns are counted when the
-                          message was posted after the warmup and answered before the end
-  status {"running", "elapsed_s", "posted", "answered", "counted", "other", "waiting",
+          "ramp_ms": R}   the first messages spread evenly over R ms; after W s, an S s window:
+                          "in_window" counts the answers that arrived inside it (the rate),
+                          "latencies_ms" has the turns both posted and answered inside it
+  status {"running", "elapsed_s", "posted", "answered", "counted", "in_window", "other",
+          "waiting",
           "latencies_ms": [...], "waiting_s": [how long each unanswered message has waited]
           (the last two only once finished)}
 """
@@ -46,6 +48,7 @@ class Autopilot:
         self.n = [0] * len(self.users)
         self.latencies = []
         self.posted = self.answered = self.other = 0
+        self.in_window = 0  # answers that arrived inside the measured window
         self.t0 = time.monotonic()
         self.t_measure = self.t0 + self.warmup
         self.t_end = self.t_measure + self.seconds
@@ -108,6 +111,8 @@ class Autopilot:
         self.by_msg.pop(mid, None)
         now = time.monotonic()
         self.answered += 1
+        if self.t_measure <= now <= self.t_end:
+            self.in_window += 1
         if posted_at >= self.t_measure and now <= self.t_end:
             self.latencies.append((now - posted_at) * 1000.0)
         self._spawn(self._send(i))
@@ -116,7 +121,8 @@ class Autopilot:
         now = time.monotonic()
         out = {"running": self.running, "elapsed_s": round(now - self.t0, 3),
                "posted": self.posted, "answered": self.answered,
-               "counted": len(self.latencies), "other": self.other,
+               "counted": len(self.latencies), "in_window": self.in_window,
+               "other": self.other,
                "waiting": len(self.pending), "users": len(self.users)}
         if not self.running:
             out["latencies_ms"] = [round(x, 3) for x in self.latencies]
