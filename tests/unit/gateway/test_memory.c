@@ -50,6 +50,19 @@ static char *read_text(const char *name)
     return text;
 }
 
+/* An install's sessions.json, written before the gateway starts. */
+static void write_index_file(const char *text)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/sessions", F.home);
+    (void)mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/sessions/sessions.json", F.home);
+    FILE *f = fopen(path, "w");
+    ASSERT_NOT_NULL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 /* Is key in sessions.json? */
 static bool in_index_file(const char *key)
 {
@@ -373,14 +386,7 @@ TEST(an_existing_sessions_json_loads_and_its_quiet_entries_move_to_state_db)
         "\"test\", \"chat_id\": \"dm-bob\", \"chat_type\": \"dm\", \"user_id\": \"bob\"}}}",
         now, now);
     rt_free(now);
-    char path[700];
-    snprintf(path, sizeof(path), "%s/sessions", F.home);
-    (void)mkdir(path, 0700);
-    snprintf(path, sizeof(path), "%s/sessions/sessions.json", F.home);
-    FILE *f = fopen(path, "w");
-    ASSERT_NOT_NULL(f);
-    fputs(text, f);
-    fclose(f);
+    write_index_file(text);
     rt_free(text);
 
     reset_records();
@@ -446,14 +452,7 @@ TEST(a_large_sessions_json_is_copied_in_chunks_and_misses_nobody)
     }
     rt_buf_append(&b, "}", 1);
     rt_free(now);
-    char path[700];
-    snprintf(path, sizeof(path), "%s/sessions", F.home);
-    (void)mkdir(path, 0700);
-    snprintf(path, sizeof(path), "%s/sessions/sessions.json", F.home);
-    FILE *f = fopen(path, "w");
-    ASSERT_NOT_NULL(f);
-    fputs(b.data, f);
-    fclose(f);
+    write_index_file(b.data);
     rt_buf_fini(&b);
 
     reset_records();
