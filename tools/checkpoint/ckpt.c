@@ -5,6 +5,7 @@
 #include "ckpt.h"
 
 #include "rt_alloc.h"
+#include "rt_util.h"
 #include "term_approval.h"
 
 #include <cjson/cJSON.h>
@@ -88,6 +89,17 @@ bool ckpt_hash_is_valid(const char *target, char *err, size_t errlen)
                  target);
         return false;
     }
+    return true;
+}
+
+bool ckpt_target_is_number(const char *target, int max_snapshots, int64_t *k)
+{
+    int64_t v = 0;
+    if (!target || rt_parse_i64(target, INT64_MIN, INT64_MAX, &v) != 0)
+        return false;
+    if (strlen(target) >= 4 && v > max_snapshots) /* a hash of digits */
+        return false;
+    *k = v;
     return true;
 }
 

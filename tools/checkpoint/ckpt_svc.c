@@ -822,7 +822,7 @@ static void on_request(rt_ctx *cx, svc *s, ckpt_msg_req *q)
     bool by_hash = false;
     if (q->op == CKPT_OP_ROLLBACK) {
         int64_t k;
-        if (!q->target || rt_parse_i64(q->target, INT64_MIN, INT64_MAX, &k) != 0) {
+        if (!ckpt_target_is_number(q->target, max, &k)) {
             if (!ckpt_hash_is_valid(q->target, why, sizeof(why))) {
                 reply_req(cx, q, -EINVAL, rt_xasprintf("\xe2\x9d\x8c %s", why));
                 return;

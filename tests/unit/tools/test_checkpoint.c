@@ -33,6 +33,22 @@ TEST(dir_hash_is_sha256_prefix)
     ASSERT_STR_EQ("e9671acd244849c5", h); /* python: sha256(b"/tmp").hexdigest()[:16] */
 }
 
+TEST(a_hash_of_digits_is_a_hash_not_a_number)
+{
+    /* a short git hash can be all digits: it must not be read as a checkpoint number */
+    int64_t k = 0;
+    ASSERT_TRUE(ckpt_target_is_number("3", 50, &k));
+    ASSERT_EQ(3, k);
+    ASSERT_TRUE(ckpt_target_is_number("9", 50, &k)); /* past the list: "Invalid number" */
+    ASSERT_TRUE(ckpt_target_is_number("0042", 50, &k));
+    ASSERT_EQ(42, k);
+    ASSERT_FALSE(ckpt_target_is_number("4094771", 50, &k));
+    ASSERT_FALSE(ckpt_target_is_number("1234", 50, &k));
+    ASSERT_TRUE(ckpt_target_is_number("1234", 5000, &k)); /* a list that long exists */
+    ASSERT_FALSE(ckpt_target_is_number("abc1234", 50, &k));
+    ASSERT_FALSE(ckpt_target_is_number(NULL, 50, &k));
+}
+
 TEST(hash_validation_refuses_hostile_targets)
 {
     char why[160];
