@@ -1161,6 +1161,15 @@ static int apply(st_writer *w, rt_msg *m, st_msg_ack *a)
     }
 }
 
+/* The next batch's timer, unless one is on its way. */
+static void fts_timer_arm(st_writer *w, rt_ctx *cx)
+{
+    if (w->fts_timer)
+        return;
+    w->fts_timer = true;
+    rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_FTS_BATCH), ST_FTS_BATCH_MS);
+}
+
 /* An append is coming: batch its search entry when appends come faster than
  * ST_FTS_DEFER_RATE per window, and make sure a batch's timer is on its way then. */
 static void fts_count_append(st_writer *w, rt_ctx *cx)
@@ -1171,10 +1180,8 @@ static void fts_count_append(st_writer *w, rt_ctx *cx)
         w->fts_window_n = 0;
     }
     w->fts_defer = ++w->fts_window_n > ST_FTS_DEFER_RATE && !w->commit_each;
-    if ((w->fts_defer || w->fts_waiting) && !w->fts_timer) {
-        w->fts_timer = true;
-        rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_FTS_BATCH), ST_FTS_BATCH_MS);
-    }
+    if (w->fts_defer || w->fts_waiting)
+        fts_timer_arm(w, cx);
 }
 
 /* Write the waiting search entries now, in the open transaction or a new one (committed by
@@ -1195,10 +1202,8 @@ static void fts_flush(st_writer *w, rt_ctx *cx)
     }
     if (a)
         rt_msg_free(&a->hdr);
-    if (w->fts_waiting && !w->fts_timer) { /* again later */
-        w->fts_timer = true;
-        rt_send_after(cx, rt_self(cx), rt_timeout_new(TAG_FTS_BATCH), ST_FTS_BATCH_MS);
-    }
+    if (w->fts_waiting) /* again later */
+        fts_timer_arm(w, cx);
 }
 
 static void on_write(st_writer *w, rt_ctx *cx, rt_msg *m)
