@@ -16,10 +16,15 @@
  * A second, in-process adapter (platform "bench") drives load without HTTP and measures
  * interrupts; it needs the in-process model (its timestamps come from the model):
  *
- *   drive N SECS   N chats, each sending its next message as soon as the previous turn ended
- *                  (the first messages spread evenly over the model's latency),
- *                  for SECS seconds (the first turn of every chat is not recorded);
- *                  added latency = turn end - message sent - the model's latency.
+ *   drive N SECS [THINK_MS]
+ *                  N chats, each sending its next message as soon as the previous turn ended,
+ *                  or after a think time drawn evenly from [0, THINK_MS) (the first messages
+ *                  spread evenly over the model's latency), for SECS seconds (the first turn
+ *                  of every chat is not recorded); added latency = turn end - message sent -
+ *                  the model's latency. Without a think time, closed-loop users of a model
+ *                  with a fixed latency fall into step: an answer a few ms late delays that
+ *                  user's next message by as much, and within seconds the messages come in
+ *                  bursts of up to twice the mean rate (docs/capacity.md).
  *   probe N        N interrupts, one at a time, half /stop (urgent lane) and half a new message
  *                  (normal lane) into a chat whose turn the model holds; latency = event sent by
  *                  the adapter → LLM_MSG_CANCEL at the model ("cancel"), and → the interrupted
@@ -31,7 +36,7 @@
  *   heap                 HEAP in_use=<bytes malloc has handed out> rss_kb=... schema_bytes=<what
  *                        one session's parsed tool schemas take> schema_tools=<how many>
  *                        system_prompt_bytes=<its length in the first model request>
- *   drive N SECS         OK drive (then runs in the background)
+ *   drive N SECS [THINK_MS]  OK drive (then runs in the background)
  *   drive_result         RESULT bench=gw_drive ...   (waits for the drive to end)
  *   probe N              RESULT bench=gw_interrupt ...
  *   quit, or EOF         graceful stop, then PERSISTED sessions=... messages=...
@@ -76,9 +81,10 @@
 #define BG_MAX_SAMPLES  (4u << 20)
 
 enum {
-    BG_MSG_FIRE = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x601),        /* bg_fire: a delayed answer */
-    BG_MSG_DRIVE_KICK = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x602),  /* rt_msg: send first messages */
-    BG_MSG_DRIVE_START = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x603), /* bg_fire: one chat's first */
+    BG_MSG_FIRE = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x601),       /* bg_fire: a delayed answer */
+    BG_MSG_DRIVE_KICK = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x602), /* rt_msg: send first messages */
+    BG_MSG_DRIVE_START =
+        RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x603), /* bg_fire: a chat's message after a pause */
     BG_TAG_SHUTDOWN = 77,
 };
 
@@ -119,6 +125,7 @@ static struct {
 typedef struct bg_drive {
     int n;
     int64_t start_ns, warm_ns, end_ns, latency_ns;
+    int64_t think_ms; /* a user's pause before the next message: even in [0, think_ms) */
     int64_t *sent_ns;
     uint32_t *round;
     int kicked;
@@ -433,7 +440,14 @@ static void drive_turn_end(rt_ctx *cx, bg_adapter *a, int i, int outcome)
     if (d->sent_ns[i] >= d->warm_ns && t <= d->end_ns && d->nsamples < BG_MAX_SAMPLES)
         d->samples[d->nsamples++] = t - d->sent_ns[i] - d->latency_ns;
     if (t < d->end_ns) {
-        drive_send(cx, a, i);
+        if (d->think_ms <= 0) {
+            drive_send(cx, a, i);
+            return;
+        }
+        bg_fire *f = RT_MSG_NEW(bg_fire, BG_MSG_DRIVE_START);
+        f->key = (uint64_t)i;
+        uint64_t pause = rt_hash_u64(((uint64_t)i << 32) ^ d->round[i]) % (uint64_t)d->think_ms;
+        (void)rt_send_after(cx, rt_self(cx), &f->hdr, (int64_t)pause);
         return;
     }
     if (--d->active == 0) {
@@ -554,7 +568,7 @@ static bool drive_done(void *arg)
     return g_drive.done;
 }
 
-static void cmd_drive(bg_server *s, int64_t n, int64_t secs)
+static void cmd_drive(bg_server *s, int64_t n, int64_t secs, int64_t think_ms)
 {
     if (!s->inproc) {
         printf("ERROR drive needs --llm inproc\n");
@@ -577,6 +591,7 @@ static void cmd_drive(bg_server *s, int64_t n, int64_t secs)
     d->round = rt_xcalloc((size_t)n, sizeof(uint32_t));
     d->samples = rt_xmalloc(BG_MAX_SAMPLES * sizeof(int64_t));
     d->latency_ns = g_model.latency_ms * 1000000;
+    d->think_ms = think_ms;
     d->start_ns = now_ns();
     /* the first round (spawning chats and sessions) is not recorded */
     int64_t warm = 2 * d->latency_ns + 1000000000LL; /* spread over one latency, then a turn */
@@ -587,7 +602,7 @@ static void cmd_drive(bg_server *s, int64_t n, int64_t secs)
     d->active = (int)n;
     d->running = true;
     rt_send(s->cx, s->adapter, rt_msg_new(BG_MSG_DRIVE_KICK, sizeof(rt_msg)));
-    printf("OK drive n=%" PRId64 " secs=%" PRId64 "\n", n, secs);
+    printf("OK drive n=%" PRId64 " secs=%" PRId64 " think_ms=%" PRId64 "\n", n, secs, think_ms);
 }
 
 static void cmd_drive_result(void)
@@ -607,10 +622,11 @@ static void cmd_drive_result(void)
     memcpy(v, d->samples, n * sizeof(int64_t));
     qsort(v, n, sizeof(int64_t), cmp_i64);
     double secs = (double)(d->end_ns - d->warm_ns) / 1e9;
-    printf("RESULT bench=gw_drive sessions=%d latency_ms=%" PRId64 " secs=%.1f turns=%" PRIu64
+    printf("RESULT bench=gw_drive sessions=%d latency_ms=%" PRId64 " think_ms=%" PRId64
+           " secs=%.1f turns=%" PRIu64
            " recorded=%zu turns_per_s=%.0f added_p50_ms=%.3f added_p99_ms=%.3f "
            "added_p999_ms=%.3f added_max_ms=%.3f failures=%" PRIu64 " rss_kb=%ld%s\n",
-           d->n, g_model.latency_ms, secs, d->turns, n, (double)d->window_turns / secs,
+           d->n, g_model.latency_ms, d->think_ms, secs, d->turns, n, (double)d->window_turns / secs,
            pct_ms(v, n, 0.50), pct_ms(v, n, 0.99), pct_ms(v, n, 0.999),
            n ? (double)v[n - 1] / 1e6 : -1.0, d->failures, proc_rss_kb(),
            ok ? "" : " error=drive_timeout");
@@ -771,10 +787,10 @@ static void cmd_heap(void)
 static bool run_command(bg_server *s, const char *line)
 {
     char cmd[32] = "";
-    char a1[32] = "", a2[32] = "";
-    if (sscanf(line, "%31s %31s %31s", cmd, a1, a2) < 1)
+    char a1[32] = "", a2[32] = "", a3[32] = "";
+    if (sscanf(line, "%31s %31s %31s %31s", cmd, a1, a2, a3) < 1)
         return true;
-    int64_t n = 0, secs = 0;
+    int64_t n = 0, secs = 0, think = 0;
     if (!strcmp(cmd, "quit"))
         return false;
     if (!strcmp(cmd, "rss"))
@@ -784,8 +800,9 @@ static bool run_command(bg_server *s, const char *line)
     else if (!strcmp(cmd, "heap"))
         cmd_heap();
     else if (!strcmp(cmd, "drive") && rt_parse_i64(a1, 1, 1000000, &n) == 0 &&
-             rt_parse_i64(a2, 1, 3600, &secs) == 0)
-        cmd_drive(s, n, secs);
+             rt_parse_i64(a2, 1, 3600, &secs) == 0 &&
+             (!*a3 || rt_parse_i64(a3, 0, 600000, &think) == 0))
+        cmd_drive(s, n, secs, think);
     else if (!strcmp(cmd, "drive_result"))
         cmd_drive_result();
     else if (!strcmp(cmd, "probe") && rt_parse_i64(a1, 1, 100000, &n) == 0)

@@ -149,12 +149,15 @@ def report(rows, raw, meta, a):
     co = a.get("cap_ok")
     budget = a["budget"]
     do = a.get("drive_ok")
+    think = num(meta.get("think_ms"), 0)
+    again = (f"within {think:,.0f} ms of the answer (evenly random)" if think > 0
+             else "as soon as answered")
     if do:
         most = a["drive"][-1]["conns"]
         more = "" if do["conns"] < most else " (the most tried: it may hold more)"
         w(f"**The gateway holds {do['conns']:,.0f} concurrent active users at p99 < {budget:g} ms "
           f"added latency** (in-process adapter, no HTTP; LLM latency {lat / 1000:g} s, every "
-          f"user sending again as soon as answered: {fmt(do['turns_per_s'], 0)} turns/s; "
+          f"user sending again {again}: {fmt(do['turns_per_s'], 0)} turns/s; "
           f"measured p99 {fmt(do['added_p99_ms'], 2)} ms){more}.")
     elif a["drive"]:
         w(f"**No in-process point met p99 < {budget:g} ms** (LLM latency {lat / 1000:g} s); the "
@@ -200,7 +203,7 @@ def report(rows, raw, meta, a):
     if a["drive"]:
         w("")
         w("The same closed loop from the in-process adapter (no HTTP; the gateway, agent "
-          "sessions and store on their own):")
+          f"sessions and store on their own; users send again {again}):")
         w("")
         w("| users (chats) | turns/s | added p50 ms | p99 ms | p99.9 ms | failures | RSS peak MB | "
           "KB per active chat |")

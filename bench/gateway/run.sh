@@ -13,6 +13,9 @@
 #                    rooms than users puts several users in one room (the gateway queues them)
 #   --llm-latency L  the scripted model's latency for the capacity ramp (default 2s)
 #   --duration D     measured window of each capacity point (default 15s, --quick 4s)
+#   --think T        the drive's users pause before writing again, a time drawn evenly from
+#                    [0, T) (default 0: at once). With no pause, users of a model with a
+#                    fixed latency fall into step and send in bursts (docs/capacity.md)
 #   --tokens T       streamed tokens per answer (default 8)
 #   --tool-mix PCT   percent of turns in which the model first calls a tool (the agent's own
 #                    "todo", no I/O) and answers after the tool ran (default 0)
@@ -63,7 +66,7 @@ root=$PWD
 out=$root/bench/out
 logs=$out/logs
 
-name=gateway tokens=8 tool_mix=0 quick=0 users="" rooms="" llm_ms=2000 duration_s="" p99_ms=20 workers=${HERMES_WORKERS:-2}
+name=gateway tokens=8 tool_mix=0 quick=0 users="" rooms="" llm_ms=2000 duration_s="" p99_ms=20 think_ms=0 workers=${HERMES_WORKERS:-2}
 build_dir=$root/build build=1 only_given=0 only="throughput,interrupt,provider,capacity,drive,chat,scale"
 chat_users=""
 
@@ -84,7 +87,7 @@ while (($#)); do
   case $1 in
   --quick) quick=1; shift; continue ;;
   --no-build) build=0; shift; continue ;;
-  -h | --help) sed -n '2,50p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,62p' "$0"; exit 0 ;;
   esac
   (($# >= 2)) || die "$1 needs a value"
   case $1 in
@@ -93,6 +96,7 @@ while (($#)); do
   --llm-latency) llm_ms=$(to_ms "$2") ;;
   --duration) duration_s=$((($(to_ms "$2") + 999) / 1000)) ;;
   --p99) p99_ms=$(to_ms "$2") ;;
+  --think) think_ms=$(to_ms "$2") ;;
   --tokens) is_int "$2"; tokens=$2 ;;
   --tool-mix) is_int "$2"; tool_mix=$2 ;;
   --workers) is_int "$2"; workers=$2 ;;
@@ -119,6 +123,7 @@ rooms=${rooms:-$users}
 ((tool_mix <= 100)) || die "--tool-mix must be 0..100"
 ((duration_s >= 1 && duration_s <= 600)) || die "--duration must be 1s..10m"
 ((llm_ms <= 600000)) || die "--llm-latency must be at most 10m"
+((think_ms <= 600000)) || die "--think must be at most 10m"
 want() { [[ ,$only, == *,$1,* ]]; }
 
 bin=$build_dir/bench/gateway
@@ -318,6 +323,7 @@ kv workers "$workers"
 kv users "$users"
 kv rooms "$rooms"
 kv llm_latency_ms "$llm_ms"
+kv think_ms "$think_ms"
 kv duration_s "$duration_s"
 kv p99_budget_ms "$p99_ms"
 kv tokens "$tokens"
@@ -444,7 +450,7 @@ if want drive; then
     e=$((secs + 2 + u / 2000))
     step_begin "in-process adapter: $u chats, LLM latency ${llm_ms} ms" "$e"
     t0=$SECONDS
-    srv_cmd "drive $u $secs" OK 10 >/dev/null || true
+    srv_cmd "drive $u $secs $think_ms" OK 10 >/dev/null || true
     RSS_MAX=0
     while ((SECONDS - t0 < secs)); do bar $((SECONDS - t0)) "$e"; sample_rss; sleep 0.5; done
     line=$(srv_cmd drive_result RESULT $((secs + 60)) || true)
