@@ -81,10 +81,9 @@
 #define BG_MAX_SAMPLES  (4u << 20)
 
 enum {
-    BG_MSG_FIRE = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x601),       /* bg_fire: a delayed answer */
-    BG_MSG_DRIVE_KICK = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x602), /* rt_msg: send first messages */
-    BG_MSG_DRIVE_START =
-        RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x603), /* bg_fire: a chat's message after a pause */
+    BG_MSG_FIRE = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x601),        /* bg_fire: a delayed answer */
+    BG_MSG_DRIVE_KICK = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x602),  /* rt_msg: send first messages */
+    BG_MSG_DRIVE_START = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x603), /* bg_fire: a chat's next one */
     BG_TAG_SHUTDOWN = 77,
 };
 
