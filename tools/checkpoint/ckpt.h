@@ -128,10 +128,10 @@ void ckpt_dir_hash(const char *abs_dir, char out[CKPT_HASH_HEX + 1]);
 /* Is target acceptable as a commit hash (4-64 hex digits, not starting with '-')? On false,
  * why (the original's sentence) goes to err. */
 bool ckpt_hash_is_valid(const char *target, char *err, size_t errlen);
-/* Is a /rollback target a checkpoint number (into *k)? Digits only and at most
- * max_snapshots, the longest list there can be; longer digit strings are hashes (a short git
- * hash is all digits one time in 27: "1234567" must restore that commit, not fail as a
- * number). */
+/* Is a /rollback target a checkpoint number (into *k)? An integer of fewer than 4 characters,
+ * or one no larger than max_snapshots (the longest list there can be); other digit strings
+ * are hashes (a short git hash is all digits one time in 27: "1234567" must restore that
+ * commit, not fail as a number). */
 bool ckpt_target_is_number(const char *target, int max_snapshots, int64_t *k);
 
 /* Does this terminal command change files (rm, mv, sed -i, truncate, dd, shred, git
