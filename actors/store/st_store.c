@@ -30,6 +30,20 @@
  * deletes messages (truncate, session operations: FTS5 must delete what it indexed), before
  * a SYNC is acked and before the writer stops; a crash leaves the ids in hc_fts_pending,
  * indexed when the next writer opens the database.
+ *
+ * Merging. FTS5 keeps its index as segments and merges them as it writes ("automerge"): for
+ * every 64 leaf pages written it merges 64 pages per level of the index, all at once, inside
+ * whatever write crossed the line. Under load that made one batch in twenty stall the writer
+ * for 25-40 ms of CPU, and every write queued behind it waited (the capacity benchmark's p99
+ * at 10,000 users). So while the writer runs, the index's automerge is 0 and the writer
+ * merges itself: after each commit that wrote index entries it sends itself
+ * ST_MSG_FTS_MERGE, and each one merges up to ST_FTS_MERGE_STEP pages by the same rule as
+ * automerge (a level of at least 'usermerge' segments), then sends the next behind the writes
+ * queued meanwhile, until a step finds nothing to merge. Outside a transaction a step is one
+ * statement in autocommit (not counted as a commit: it acks nothing); inside one it joins it.
+ * The setting is persistent (messages_fts_config): the writer puts back what it found when
+ * it stops (FTS5's default, 4, when it found none, or found 0, which a run that did not stop
+ * cleanly leaves behind); meanwhile FTS5's crisis merge still bounds a level at 16 segments.
  */
 #include "st_store.h"
 
@@ -62,6 +76,7 @@ enum {
     S_FTS_PEND,
     S_FTS_CATCH_UP,
     S_FTS_CLEAR,
+    S_FTS_MERGE,
     S_BUMP,
     S_BUMP_TOOL,
     S_TRUNCATE_FTS,
@@ -100,6 +115,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_FTS_CATCH_UP] = "INSERT INTO messages_fts(rowid, content) SELECT m.id, m.content FROM "
                        "hc_fts_pending p JOIN messages m ON m.id = p.id ORDER BY p.id",
     [S_FTS_CLEAR] = "DELETE FROM hc_fts_pending",
+    [S_FTS_MERGE] = "INSERT INTO messages_fts(messages_fts, rank) VALUES ('merge', ?)",
     [S_BUMP] = "UPDATE sessions SET message_count = message_count + 1 WHERE id = ?",
     [S_BUMP_TOOL] = "UPDATE sessions SET message_count = message_count + 1, "
                     "tool_call_count = tool_call_count + 1 WHERE id = ?",
@@ -140,6 +156,7 @@ struct st_pending {
 #define TAG_RECORD_RETRY 1   /* rt_msg_timeout.tag of the kept records' retry timer */
 #define TAG_FTS_BATCH    2   /* rt_msg_timeout.tag of the search index batch's timer */
 #define FTS_WINDOW_MS    100 /* the append rate is counted over windows this long */
+#define FTS_AUTOMERGE    4   /* FTS5's default 'automerge', put back when none was found */
 
 typedef struct st_writer {
     sqlite3 *db;
@@ -185,6 +202,14 @@ typedef struct st_writer {
     bool fts_in_txn; /* a batch was written in the open transaction: waiting again if it
                         rolls back (fts_rolled_back) */
     uint64_t fts_batches;
+    /* merging (file header): index entries written since the last step that found nothing,
+     * a step on its way, a step running outside a transaction (the commit hook does not count
+     * it), the automerge to put back at the end (0: it was not changed) */
+    bool merge_due;
+    bool merge_queued;
+    bool merging;
+    int automerge_saved;
+    uint64_t fts_merges;
 } st_writer;
 
 /* ================================================================ constructors */
@@ -583,6 +608,14 @@ static int replay_kept(st_writer *w, rt_ctx *cx, st_msg_ack *a)
     return i < n ? (rc != SQLITE_OK ? rc : SQLITE_IOERR) : SQLITE_OK;
 }
 
+/* Index entries were committed: the next merge step, unless one is on its way. */
+static void merge_kick(st_writer *w, rt_ctx *cx)
+{
+    if (!w->merge_due || w->merge_queued || !w->stmt[S_FTS_MERGE])
+        return;
+    w->merge_queued = rt_send(cx, rt_self(cx), rt_msg_new(ST_MSG_FTS_MERGE, sizeof(rt_msg)));
+}
+
 static int txn_begin(st_writer *w, rt_ctx *cx, st_msg_ack *a)
 {
     if (w->in_txn)
@@ -703,6 +736,8 @@ static void txn_commit(st_writer *w, rt_ctx *cx)
     }
     if (!err)
         maybe_checkpoint(w, cx);
+    if (!err)
+        merge_kick(w, cx);
 }
 
 /* A disk-level error (rule 3): roll back everything and fail every write of the txn. */
@@ -925,6 +960,7 @@ static int fts_index_waiting(st_writer *w)
         w->fts_waiting = 0;
         w->fts_in_txn = true;
         w->fts_batches++;
+        w->merge_due = true;
     }
     return rc;
 }
@@ -945,6 +981,7 @@ static int truncate_messages(st_writer *w, st_msg_truncate *m, st_msg_ack *a)
         return rc;
     }
     a->id = sqlite3_changes(w->db);
+    w->merge_due |= a->id > 0; /* the index's deletions are entries too */
     sqlite3_stmt *st = w->stmt[S_RECOUNT];
     bind_text(st, 1, m->id);
     rc = update_session(w, st, m->id, a, "truncate messages");
@@ -999,6 +1036,8 @@ static int append(st_writer *w, st_msg_append *m, st_msg_ack *a)
     if (!w->fts_defer)
         bind_text(fts, 2, m->content);
     rc = step_reset(fts);
+    if (rc == SQLITE_OK && !w->fts_defer)
+        w->merge_due = true;
     if (rc == SQLITE_OK && w->fts_defer && ++w->fts_waiting >= ST_FTS_BATCH_MAX)
         rc = fts_index_waiting(w);
     if (rc != SQLITE_OK) {
@@ -1281,6 +1320,7 @@ static void on_stats(st_writer *w, rt_ctx *cx, rt_msg *m)
     s->given_up = w->given_up;
     s->search_batches = w->fts_batches;
     s->search_waiting = w->fts_waiting;
+    s->search_merges = w->fts_merges;
     rt_send(cx, r->reply_to, &s->hdr);
 }
 
@@ -1304,6 +1344,10 @@ static void on_session_op(st_writer *w, rt_ctx *cx, st_msg_sop *m)
     (void)sqlite3_db_config(w->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 1, NULL);
     res->err = st_sop_exec(w->db, m, &res->json, res->errmsg, sizeof(res->errmsg));
     (void)sqlite3_db_config(w->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
+    if (m->op == ST_SOP_BRANCH || m->op == ST_SOP_DELETE) {
+        w->merge_due = true; /* copies and deletions went through the index's triggers */
+        merge_kick(w, cx);
+    }
     if (m->op == ST_SOP_TITLE_SET || m->op == ST_SOP_BRANCH || m->op == ST_SOP_DELETE)
         w->writes++;
     if (res->err && m->op != ST_SOP_TITLE_FIND)
@@ -1381,6 +1425,43 @@ static void last_attempt(st_writer *w, rt_ctx *cx)
     kept_drop_all(w);
 }
 
+/* One step of merging the index's segments (file header), in the open transaction or as a
+ * statement of its own; the next one goes behind the writes that came meanwhile. A step that
+ * fails is not retried until index entries are written again. */
+static void on_fts_merge(st_writer *w, rt_ctx *cx)
+{
+    w->merge_queued = false;
+    if (!w->merge_due)
+        return;
+    sqlite3_stmt *st = w->stmt[S_FTS_MERGE];
+    sqlite3_bind_int(st, 1, ST_FTS_MERGE_STEP);
+    int before = sqlite3_total_changes(w->db);
+    bool own = !w->in_txn;
+    w->merging = own;
+    int rc = step_reset(st);
+    w->merging = false;
+    if (rc != SQLITE_OK) {
+        w->merge_due = false;
+        RT_LOG_LIMITED(RT_LOG_DEBUG, "store", 60000, "state.db: merging the search index: %s",
+                       sqlite3_errstr(rc));
+        if (w->in_txn && is_fatal(w, rc)) {
+            st_msg_ack *a = RT_MSG_NEW(st_msg_ack, ST_MSG_ACK); /* nobody is told */
+            ack_fail_sqlite(w, a, rc, "merging the search index");
+            txn_abort(w, cx, a, 0, NULL);
+        }
+        return;
+    }
+    /* FTS5 tells that a step found work only by the rows it changed: 2 or more */
+    if (sqlite3_total_changes(w->db) - before < 2) {
+        w->merge_due = false;
+        return;
+    }
+    w->fts_merges++;
+    if (own)
+        maybe_checkpoint(w, cx);
+    merge_kick(w, cx);
+}
+
 static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
 {
     st_writer *w = state;
@@ -1396,6 +1477,7 @@ static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
     case ST_MSG_OUTBOX_END:
     case ST_MSG_APPEND: on_write(w, cx, m); break;
     case ST_MSG_FLUSH: txn_commit(w, cx); break;
+    case ST_MSG_FTS_MERGE: on_fts_merge(w, cx); break;
     case ST_MSG_SYNC: on_sync(w, cx, m); break;
     case ST_MSG_SET_QUOTA: on_set_quota(w, cx, (st_msg_set_quota *)m); break;
     case ST_MSG_STATS: on_stats(w, cx, m); break;
@@ -1422,6 +1504,8 @@ static void writer_behave(rt_ctx *cx, void *state, rt_msg *m)
         retry_arm(w, cx);
 }
 
+static void automerge_give_back(st_writer *w);
+
 static void writer_free(st_writer *w)
 {
     if (w->in_txn && step_reset(w->stmt[S_COMMIT]) != SQLITE_OK)
@@ -1435,6 +1519,8 @@ static void writer_free(st_writer *w)
         rt_msg_free(w->kept[i]);
     rt_free(w->kept);
     rt_free(w->reserve); /* the file stays for the next start */
+    if (w->db)
+        automerge_give_back(w);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(w->stmt[i]);
     /* Fold the WAL into the main file now: the readers may close after us, and a read-only
@@ -1469,8 +1555,10 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 
 static int commit_hook(void *arg)
 {
-    ((st_writer *)arg)->commit_hooks++; /* the writer's own thread, inside COMMIT */
-    return 0;                           /* 0: let the commit proceed */
+    st_writer *w = arg; /* the writer's own thread, inside COMMIT */
+    if (!w->merging)    /* a merge step of its own acks nothing: not a commit of ours */
+        w->commit_hooks++;
+    return 0; /* 0: let the commit proceed */
 }
 
 static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
@@ -1483,6 +1571,37 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
     }
     sqlite3_finalize(st);
     return rc;
+}
+
+/* Merging is the writer's while it runs (file header): automerge off, the value found kept
+ * for automerge_give_back. Without it FTS5 merges as usual; the writer's steps are harmless. */
+static void automerge_take(st_writer *w)
+{
+    int64_t v = 0;
+    if (pragma_int(w->db, "SELECT v FROM messages_fts_config WHERE k = 'automerge'", &v) !=
+            SQLITE_OK ||
+        v <= 0 || v > 64)
+        v = FTS_AUTOMERGE;
+    if (sqlite3_exec(w->db, "INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 0)",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        RT_WARN("store", "state.db: the search index keeps FTS5's own merging: %s",
+                sqlite3_errmsg(w->db));
+        return;
+    }
+    w->automerge_saved = (int)v;
+}
+
+static void automerge_give_back(st_writer *w)
+{
+    if (!w->automerge_saved || !sqlite3_get_autocommit(w->db))
+        return; /* a transaction still open is rolled back by the close: the next start fixes it */
+    char sql[96];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', %d)",
+             w->automerge_saved);
+    if (sqlite3_exec(w->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        RT_WARN("store", "state.db: could not turn the search index's automerge back on: %s",
+                sqlite3_errmsg(w->db));
 }
 
 /* Rule 4's space reserve beside state.db: ST_RESERVE_BYTES allocated, or nothing (no room,
@@ -1568,6 +1687,8 @@ static int writer_open(const st_store_opts *o, st_writer **out, char *errmsg, si
         writer_free(w);
         return err;
     }
+    if (!err)
+        automerge_take(w);
     if (!err)
         err = fts_recover(w);
     if (err) {

@@ -36,7 +36,9 @@
  *      long as the writer appends fewer than ST_FTS_DEFER_RATE messages per 100 ms. Above
  *      that it indexes in batches, in their own transaction at most ST_FTS_BATCH_MS later
  *      (a crash leaves them in hc_fts_pending, indexed at the next start); an ST_MSG_SYNC
- *      is acked only when everything before it is indexed too.
+ *      is acked only when everything before it is indexed too. The index's segments are
+ *      merged by the writer in small steps between other writes (FTS5's own automerge is
+ *      off while it runs, restored when it stops; st_store.c).
  *
  * Messages (type RT_MSG_MODULE_ST). Every request starts with `rt_msg hdr; st_req req;`. With
  * req.reply_to != 0 the sender gets one ST_MSG_ACK (writes) or one reply of the type named
@@ -64,6 +66,7 @@
 #define ST_FTS_DEFER_RATE 32          /* appends per 100 ms from which search indexing is batched */
 #define ST_FTS_BATCH_MS   50          /* the longest a batched message waits to be searchable */
 #define ST_FTS_BATCH_MAX  4096        /* or until this many wait */
+#define ST_FTS_MERGE_STEP 16          /* pages of index merging per step (about 1 ms) */
 
 /*
  * The retry schedule for writes refused for lack of space, shared by the writer's kept
@@ -106,6 +109,7 @@ enum {
     ST_MSG_STATS = RT_MSG_TYPE(RT_MSG_MODULE_ST, 9),     /* st_msg_ctl -> ST_MSG_STATS_REPLY */
     /* internal */
     ST_MSG_FLUSH = RT_MSG_TYPE(RT_MSG_MODULE_ST, 10),      /* rt_msg: commit the open transaction */
+    ST_MSG_FTS_MERGE = RT_MSG_TYPE(RT_MSG_MODULE_ST, 19),  /* rt_msg: one step of index merging */
     ST_MSG_TRUNCATE = RT_MSG_TYPE(RT_MSG_MODULE_ST, 11),   /* st_msg_truncate */
     ST_MSG_INBOUND = RT_MSG_TYPE(RT_MSG_MODULE_ST, 12),    /* st_msg_inbound */
     ST_MSG_OUTBOX_PUT = RT_MSG_TYPE(RT_MSG_MODULE_ST, 13), /* st_msg_outbox: ack id = row */
@@ -276,6 +280,7 @@ typedef struct st_msg_stats {
     uint64_t given_up;       /* records given up: past record_retry_max_ms or ST_KEPT_MAX */
     uint64_t search_batches; /* batches of messages indexed for search (st_store.c) */
     uint64_t search_waiting; /* messages stored and not indexed yet */
+    uint64_t search_merges;  /* steps of index merging that did work (st_store.c) */
 } st_msg_stats;
 
 /* Constructors: copy the strings given (NULL stays NULL), set hdr.drop. Never NULL. */
