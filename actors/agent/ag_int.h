@@ -166,6 +166,8 @@ typedef struct ag_session {
     /* accounting */
     int api_calls;
     int64_t prompt_tokens, completion_tokens, last_prompt_tokens;
+    int64_t unsaved_in, unsaved_out; /* the last model call's tokens, written with its message
+                                        (ag__append) or on their own (on_result) */
     int compressions;
     int compress_head, compress_tail; /* the cut of the compression in flight */
     bool overflow_retried;            /* this turn already compressed after an overflow */

@@ -75,17 +75,12 @@ void ag_persist_tokens(rt_ctx *cx, rt_ref store, const char *id, int64_t in, int
         rt_send(cx, store, &st_add_tokens_new(id, in, out)->hdr);
 }
 
-void ag_persist_message(rt_ctx *cx, rt_ref store, const char *id, const cJSON *msg, rt_ref ack_to,
-                        uint64_t tag)
+static st_msg_append *append_new(const char *id, const cJSON *msg)
 {
-    if (!store)
-        return;
     const char *role = jstr(msg, "role");
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
     st_msg_append *m = st_append_new(id, role ? role : "user",
                                      cJSON_IsString(content) ? content->valuestring : NULL);
-    m->req.reply_to = ack_to;
-    m->req.tag = tag;
     m->tool_call_id = dupn(jstr(msg, "tool_call_id"));
     m->tool_name = dupn(jstr(msg, "name"));
     m->finish_reason = dupn(jstr(msg, "finish_reason"));
@@ -95,6 +90,28 @@ void ag_persist_message(rt_ctx *cx, rt_ref store, const char *id, const cJSON *m
         m->tool_calls = rt_xstrdup(p ? p : "[]");
         cJSON_free(p);
     }
+    return m;
+}
+
+void ag_persist_message(rt_ctx *cx, rt_ref store, const char *id, const cJSON *msg, rt_ref ack_to,
+                        uint64_t tag)
+{
+    if (!store)
+        return;
+    st_msg_append *m = append_new(id, msg);
+    m->req.reply_to = ack_to;
+    m->req.tag = tag;
+    rt_send(cx, store, &m->hdr);
+}
+
+void ag_persist_answer(rt_ctx *cx, rt_ref store, const char *id, const cJSON *msg, int64_t in,
+                       int64_t out)
+{
+    if (!store)
+        return;
+    st_msg_append *m = append_new(id, msg);
+    m->input_tokens = in;
+    m->output_tokens = out;
     rt_send(cx, store, &m->hdr);
 }
 

@@ -28,6 +28,10 @@ void ag_persist_tokens(rt_ctx *cx, rt_ref store, const char *id, int64_t in, int
 /* One transcript message (neutral format); ack_to/tag: 0 for no ack. */
 void ag_persist_message(rt_ctx *cx, rt_ref store, const char *id, const cJSON *m, rt_ref ack_to,
                         uint64_t tag);
+/* The model's message with the tokens of the call that produced it, added to the session's
+ * counters in the same write (no ack). */
+void ag_persist_answer(rt_ctx *cx, rt_ref store, const char *id, const cJSON *m, int64_t in,
+                       int64_t out);
 /* Ask for an ack once everything sent before is durable. */
 void ag_persist_sync(rt_ctx *cx, rt_ref store, rt_ref reply_to, uint64_t tag);
 /* Ask a reader for a session's row and then its transcript (one reader answers in order):

@@ -76,7 +76,13 @@ cJSON *ag__msg_obj(const char *role, const char *content)
 /* Append m (taken) to the transcript and send it to the store (rule 2). */
 void ag__append(rt_ctx *cx, ag_session *s, cJSON *m, uint64_t ack_tag)
 {
-    ag_persist_message(cx, s->store, s->session_id, m, ack_tag ? rt_self(cx) : 0, ack_tag);
+    if (!ack_tag && (s->unsaved_in || s->unsaved_out) &&
+        strcmp(ag__jstr(m, "role") ? ag__jstr(m, "role") : "", "assistant") == 0) {
+        ag_persist_answer(cx, s->store, s->session_id, m, s->unsaved_in, s->unsaved_out);
+        s->unsaved_in = s->unsaved_out = 0;
+    } else {
+        ag_persist_message(cx, s->store, s->session_id, m, ack_tag ? rt_self(cx) : 0, ack_tag);
+    }
     cJSON_AddItemToArray(s->messages, m);
 }
 
@@ -543,8 +549,9 @@ static void on_result(rt_ctx *cx, ag_session *s, llm_msg_result *r)
     s->prompt_tokens += r->result.usage.prompt_tokens;
     s->completion_tokens += r->result.usage.completion_tokens;
     s->last_prompt_tokens = r->result.usage.prompt_tokens;
-    ag_persist_tokens(cx, s->store, s->session_id, r->result.usage.prompt_tokens,
-                      r->result.usage.completion_tokens);
+    /* the counters go with the message (one write fewer per call, ag__append) */
+    s->unsaved_in = r->result.usage.prompt_tokens;
+    s->unsaved_out = r->result.usage.completion_tokens;
     cJSON *msg = r->result.message;
     r->result.message = NULL;
     if (r->result.finish_reason)
@@ -552,13 +559,14 @@ static void on_result(rt_ctx *cx, ag_session *s, llm_msg_result *r)
     if (s->phase == AG_PH_SUMMARY) {
         cJSON_DeleteItemFromObjectCaseSensitive(msg, "tool_calls");
         final_answer(cx, s, msg);
-        return;
-    }
-    cJSON *tcs = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
-    if (cJSON_GetArraySize(tcs) > 0)
+    } else if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(msg, "tool_calls")) > 0) {
         on_tool_calls(cx, s, msg);
-    else
+    } else {
         final_answer(cx, s, msg);
+    }
+    /* a message not kept (an empty answer asked again, a malformed call) leaves them here */
+    ag_persist_tokens(cx, s->store, s->session_id, s->unsaved_in, s->unsaved_out);
+    s->unsaved_in = s->unsaved_out = 0;
 }
 
 /* ========================================================== turn end */

@@ -78,7 +78,6 @@ enum {
     S_FTS_CLEAR,
     S_FTS_MERGE,
     S_BUMP,
-    S_BUMP_TOOL,
     S_TRUNCATE_FTS,
     S_TRUNCATE,
     S_RECOUNT,
@@ -116,9 +115,9 @@ static const char *const stmt_sql[S_COUNT] = {
                        "hc_fts_pending p JOIN messages m ON m.id = p.id ORDER BY p.id",
     [S_FTS_CLEAR] = "DELETE FROM hc_fts_pending",
     [S_FTS_MERGE] = "INSERT INTO messages_fts(messages_fts, rank) VALUES ('merge', ?)",
-    [S_BUMP] = "UPDATE sessions SET message_count = message_count + 1 WHERE id = ?",
-    [S_BUMP_TOOL] = "UPDATE sessions SET message_count = message_count + 1, "
-                    "tool_call_count = tool_call_count + 1 WHERE id = ?",
+    [S_BUMP] = "UPDATE sessions SET message_count = message_count + 1, "
+               "tool_call_count = tool_call_count + ?2, input_tokens = input_tokens + ?3, "
+               "output_tokens = output_tokens + ?4 WHERE id = ?1",
     [S_TRUNCATE_FTS] = "INSERT INTO messages_fts(messages_fts, rowid, content) SELECT 'delete', "
                        "id, content FROM messages WHERE session_id = ?1 AND id NOT IN (SELECT id "
                        "FROM messages WHERE session_id = ?1 ORDER BY timestamp, id LIMIT ?2)",
@@ -1046,8 +1045,11 @@ static int append(st_writer *w, st_msg_append *m, st_msg_ack *a)
         return rc;
     }
     bool tool = strcmp(m->role, "tool") == 0 || m->tool_calls != NULL;
-    sqlite3_stmt *bump = w->stmt[tool ? S_BUMP_TOOL : S_BUMP];
+    sqlite3_stmt *bump = w->stmt[S_BUMP];
     bind_text(bump, 1, m->session_id);
+    sqlite3_bind_int(bump, 2, tool);
+    sqlite3_bind_int64(bump, 3, m->input_tokens);
+    sqlite3_bind_int64(bump, 4, m->output_tokens);
     rc = step_reset(bump);
     if (rc != SQLITE_OK) {
         /* The row is in but its counters are not: commit neither (exactly once, rule 2). */

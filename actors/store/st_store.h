@@ -226,6 +226,9 @@ typedef struct st_msg_append {
     char *finish_reason; /* optional */
     int64_t token_count; /* stored when has_token_count */
     bool has_token_count;
+    int64_t input_tokens; /* added to the session's counters with the message, in the same
+                             UPDATE (what ST_MSG_ADD_TOKENS does, one write fewer) */
+    int64_t output_tokens;
 } st_msg_append;
 
 /*

@@ -1019,6 +1019,41 @@ static int stored_with_content(const char *session_id, const char *content)
     return n;
 }
 
+/* A session's token counters in state.db (after everything sent before is durable). */
+static int64_t stored_tokens(fixture *f, const char *session_id, const char *col)
+{
+    ASSERT_OK(rt_wait_quiescent(f->rt, 10000));
+    int err = 0;
+    char errmsg[256];
+    st_reader *r = st_reader_open(store_path, &err, errmsg, sizeof(errmsg));
+    ASSERT_NOT_NULL(r);
+    cJSON *row = NULL;
+    ASSERT_OK(st_read_session(r, session_id, &row));
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, col);
+    int64_t n = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+    cJSON_Delete(row);
+    st_reader_free(r);
+    return n;
+}
+
+/* Each model call's tokens reach the session's counters: with the message it produced, or on
+ * their own when that message is not kept (a call of an unknown tool, asked again). */
+TEST(every_model_calls_tokens_are_counted_once)
+{
+    fixture f;
+    reset_records();
+    scripts[nscripts++] = (script){.tool_calls = "[" TC("c1", "no_such_tool", "{}") "]"};
+    scripts[nscripts++] = (script){.content = "fixed", .prompt_tokens = 250};
+    setup(&f, true, false, "sess_tok");
+    say(&f, "go", 1);
+    wait_done(&f, 1);
+    ASSERT_STR_EQ("fixed", done_text[0]);
+    ASSERT_EQ(1, stored_with_content("sess_tok", "fixed"));
+    ASSERT_EQ(350, stored_tokens(&f, "sess_tok", "input_tokens"));
+    ASSERT_EQ(20, stored_tokens(&f, "sess_tok", "output_tokens"));
+    teardown(&f);
+}
+
 /* Set the real store's size limit: 1 byte means "no room beyond what is there", 0 lifts it. */
 static void disk_quota(fixture *f, int64_t bytes)
 {

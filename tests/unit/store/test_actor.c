@@ -129,12 +129,19 @@ TEST(session_updates)
     ASSERT_EQ(0, h_call(&h, &st_set_prompt_new(S1, "You are Hermes.")->hdr).err);
     ASSERT_EQ(0, h_call(&h, &st_add_tokens_new(S1, 100, 7)->hdr).err);
     ASSERT_EQ(0, h_call(&h, &st_add_tokens_new(S1, 20, 3)->hdr).err);
+    /* an answer carries the tokens of the call that produced it */
+    st_msg_append *a = st_append_new(S1, "assistant", "hello");
+    a->input_tokens = 1000;
+    a->output_tokens = 40;
+    ASSERT_EQ(0, h_call(&h, &a->hdr).err);
+    ASSERT_EQ(1, session_int(h.path, S1, "message_count"));
+    ASSERT_EQ(0, session_int(h.path, S1, "tool_call_count"));
     ASSERT_EQ(0, h_call(&h, &st_end_session_new(S1, "cli_close")->hdr).err);
     cJSON *s = read_json(&h, &st_get_new(ST_MSG_GET_SESSION, S1, 0, 0)->hdr, 0);
     ASSERT_STR_EQ("You are Hermes.",
                   cJSON_GetObjectItemCaseSensitive(s, "system_prompt")->valuestring);
-    ASSERT_EQ(120, (int)cJSON_GetObjectItemCaseSensitive(s, "input_tokens")->valuedouble);
-    ASSERT_EQ(10, (int)cJSON_GetObjectItemCaseSensitive(s, "output_tokens")->valuedouble);
+    ASSERT_EQ(1120, (int)cJSON_GetObjectItemCaseSensitive(s, "input_tokens")->valuedouble);
+    ASSERT_EQ(50, (int)cJSON_GetObjectItemCaseSensitive(s, "output_tokens")->valuedouble);
     ASSERT_STR_EQ("cli_close", cJSON_GetObjectItemCaseSensitive(s, "end_reason")->valuestring);
     ASSERT_TRUE(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(s, "ended_at")));
     /* Child session pointing at its parent. */
