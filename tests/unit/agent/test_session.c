@@ -644,12 +644,19 @@ static void control(fixture *f, rt_ref to, int op, rt_ref sink, uint64_t input_i
     }
 }
 
-static int stored_messages(const char *session_id)
+/* A reader on the test's state.db. */
+static st_reader *store_reader(void)
 {
     int err = 0;
     char errmsg[256];
     st_reader *r = st_reader_open(store_path, &err, errmsg, sizeof(errmsg));
     ASSERT_NOT_NULL(r);
+    return r;
+}
+
+static int stored_messages(const char *session_id)
+{
+    st_reader *r = store_reader();
     cJSON *msgs = NULL;
     ASSERT_OK(st_read_messages(r, session_id, &msgs));
     int n = cJSON_GetArraySize(msgs);
@@ -1001,10 +1008,7 @@ static char *big_message(const char *token)
 /* Messages of a session with exactly this content, in state.db. */
 static int stored_with_content(const char *session_id, const char *content)
 {
-    int err = 0;
-    char errmsg[256];
-    st_reader *r = st_reader_open(store_path, &err, errmsg, sizeof(errmsg));
-    ASSERT_NOT_NULL(r);
+    st_reader *r = store_reader();
     cJSON *msgs = NULL;
     ASSERT_OK(st_read_messages(r, session_id, &msgs));
     int n = 0;
@@ -1023,10 +1027,7 @@ static int stored_with_content(const char *session_id, const char *content)
 static int64_t stored_tokens(fixture *f, const char *session_id, const char *col)
 {
     ASSERT_OK(rt_wait_quiescent(f->rt, 10000));
-    int err = 0;
-    char errmsg[256];
-    st_reader *r = st_reader_open(store_path, &err, errmsg, sizeof(errmsg));
-    ASSERT_NOT_NULL(r);
+    st_reader *r = store_reader();
     cJSON *row = NULL;
     ASSERT_OK(st_read_session(r, session_id, &row));
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, col);

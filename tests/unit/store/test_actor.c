@@ -358,13 +358,21 @@ TEST(a_burst_is_indexed_in_batches_searchable_after_a_sync_or_the_batch_timer)
 
 /* A crash between a message and its batch leaves its id in hc_fts_pending: the next writer
  * indexes it when it opens the database. And a stop writes the waiting batch first. */
-TEST(messages_a_crash_left_unindexed_are_indexed_at_the_next_start)
+/* A state.db with session S1 in it and no writer on it. */
+static const char *db_with_a_session(void)
 {
     const char *p = tmp_path("state.db");
     harness h;
     h_start(&h, p);
     h_create(&h, S1, "cli");
     h_stop(&h);
+    return p;
+}
+
+TEST(messages_a_crash_left_unindexed_are_indexed_at_the_next_start)
+{
+    const char *p = db_with_a_session();
+    harness h;
     /* what a crash leaves: rows stored, their ids waiting, no index entries */
     sqlite3 *db = raw_open(p);
     ASSERT_EQ(SQLITE_OK, sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL));
@@ -394,6 +402,16 @@ static int64_t fts_automerge(const char *path)
     return v;
 }
 
+static void fts_set_automerge(const char *path, int v)
+{
+    sqlite3 *db = raw_open(path);
+    char sql[96];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', %d)", v);
+    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db, sql, NULL, NULL, NULL));
+    sqlite3_close(db);
+}
+
 /* The index's segments (FTS5 numbers a segment's pages from its id << 37; id 0 holds its
  * bookkeeping). */
 static int64_t fts_segments(const char *path)
@@ -410,17 +428,9 @@ static int64_t fts_segments(const char *path)
  * small steps between writes; what the index had is given back at the stop. */
 TEST(the_writer_merges_the_search_index_in_steps_and_gives_automerge_back)
 {
-    const char *p = tmp_path("state.db");
+    const char *p = db_with_a_session();
     harness h;
-    h_start(&h, p);
-    h_create(&h, S1, "cli");
-    h_stop(&h);
-    sqlite3 *db = raw_open(p);
-    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db,
-                                      "INSERT INTO messages_fts(messages_fts, rank) "
-                                      "VALUES ('automerge', 8)",
-                                      NULL, NULL, NULL));
-    sqlite3_close(db);
+    fts_set_automerge(p, 8);
     h_start(&h, p);
     ASSERT_EQ(0, fts_automerge(p));
     /* every message its own commit, every commit a segment: 16 of them at a level would be
@@ -443,12 +453,7 @@ TEST(the_writer_merges_the_search_index_in_steps_and_gives_automerge_back)
     h_stop(&h);
     ASSERT_EQ(8, fts_automerge(p));
     /* a 0 found at the start is what a run that did not stop leaves: FTS5's default comes back */
-    db = raw_open(p);
-    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db,
-                                      "INSERT INTO messages_fts(messages_fts, rank) "
-                                      "VALUES ('automerge', 0)",
-                                      NULL, NULL, NULL));
-    sqlite3_close(db);
+    fts_set_automerge(p, 0);
     h_start(&h, p);
     ASSERT_EQ(0, fts_automerge(p));
     h_stop(&h);
