@@ -76,8 +76,8 @@ cJSON *ag__msg_obj(const char *role, const char *content)
 /* Append m (taken) to the transcript and send it to the store (rule 2). */
 void ag__append(rt_ctx *cx, ag_session *s, cJSON *m, uint64_t ack_tag)
 {
-    if (!ack_tag && (s->unsaved_in || s->unsaved_out) &&
-        strcmp(ag__jstr(m, "role") ? ag__jstr(m, "role") : "", "assistant") == 0) {
+    const char *role = ag__jstr(m, "role");
+    if (!ack_tag && (s->unsaved_in || s->unsaved_out) && role && !strcmp(role, "assistant")) {
         ag_persist_answer(cx, s->store, s->session_id, m, s->unsaved_in, s->unsaved_out);
         s->unsaved_in = s->unsaved_out = 0;
     } else {

@@ -610,7 +610,7 @@ static int replay_kept(st_writer *w, rt_ctx *cx, st_msg_ack *a)
 /* Index entries were committed: the next merge step, unless one is on its way. */
 static void merge_kick(st_writer *w, rt_ctx *cx)
 {
-    if (!w->merge_due || w->merge_queued || !w->stmt[S_FTS_MERGE])
+    if (!w->merge_due || w->merge_queued)
         return;
     w->merge_queued = rt_send(cx, rt_self(cx), rt_msg_new(ST_MSG_FTS_MERGE, sizeof(rt_msg)));
 }
@@ -1575,6 +1575,14 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
     return rc;
 }
 
+static int automerge_set(sqlite3 *db, int v)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', %d)", v);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
 /* Merging is the writer's while it runs (file header): automerge off, the value found kept
  * for automerge_give_back. Without it FTS5 merges as usual; the writer's steps are harmless. */
 static void automerge_take(st_writer *w)
@@ -1584,8 +1592,7 @@ static void automerge_take(st_writer *w)
             SQLITE_OK ||
         v <= 0 || v > 64)
         v = FTS_AUTOMERGE;
-    if (sqlite3_exec(w->db, "INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 0)",
-                     NULL, NULL, NULL) != SQLITE_OK) {
+    if (automerge_set(w->db, 0) != SQLITE_OK) {
         RT_WARN("store", "state.db: the search index keeps FTS5's own merging: %s",
                 sqlite3_errmsg(w->db));
         return;
@@ -1597,11 +1604,7 @@ static void automerge_give_back(st_writer *w)
 {
     if (!w->automerge_saved || !sqlite3_get_autocommit(w->db))
         return; /* a transaction still open is rolled back by the close: the next start fixes it */
-    char sql[96];
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', %d)",
-             w->automerge_saved);
-    if (sqlite3_exec(w->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    if (automerge_set(w->db, w->automerge_saved) != SQLITE_OK)
         RT_WARN("store", "state.db: could not turn the search index's automerge back on: %s",
                 sqlite3_errmsg(w->db));
 }
