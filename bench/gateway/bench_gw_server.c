@@ -37,7 +37,9 @@
  *                        one session's parsed tool schemas take> schema_tools=<how many>
  *                        system_prompt_bytes=<its length in the first model request>
  *   drive N SECS [THINK_MS]  OK drive (then runs in the background)
- *   drive_result         RESULT bench=gw_drive ...   (waits for the drive to end)
+ *   drive_result         RESULT bench=gw_drive ...   (waits for the drive to end), then
+ *                        WINDOWS bench=gw_drive window_s=5 p99_ms=a,b,... burst=x,y,...: the
+ *                        p99 of the turns sent in each 5 s and how bursty the sends were
  *   probe N              RESULT bench=gw_interrupt ...
  *   quit, or EOF         graceful stop, then PERSISTED sessions=... messages=...
  *
@@ -79,6 +81,8 @@
 #define BG_SLOW_HOLD_MS 60000 /* a held ("slow:") request is answered after this at the latest */
 #define BG_KICK_SLICE   500   /* drive: first messages sent per behaviour run */
 #define BG_MAX_SAMPLES  (4u << 20)
+#define BG_WINDOW_S     5  /* the drive's p99 and burstiness per window this long */
+#define BG_SLOT_MS      10 /* sends are counted per slot this long: how bursty the load is */
 
 enum {
     BG_MSG_FIRE = RT_MSG_TYPE(RT_MSG_MODULE_TEST, 0x601),        /* bg_fire: a delayed answer */
@@ -130,9 +134,12 @@ typedef struct bg_drive {
     int kicked;
     int active;
     int64_t *samples;
+    int32_t *sample_s; /* each sample's send time: whole seconds after the window opened */
     size_t nsamples;
     uint64_t window_turns; /* turns that ended inside the measured window, whenever sent */
     uint64_t turns, failures;
+    uint32_t *slot_sends; /* messages sent in each BG_SLOT_MS since the start */
+    size_t nslots;
     bool running, done;
 } bg_drive;
 
@@ -421,6 +428,9 @@ static void drive_send(rt_ctx *cx, bg_adapter *a, int i)
     e->internal = true;
     e->adapter = rt_self(cx);
     g_drive.sent_ns[i] = now_ns();
+    size_t slot = (size_t)((g_drive.sent_ns[i] - g_drive.start_ns) / (BG_SLOT_MS * 1000000LL));
+    if (slot < g_drive.nslots)
+        g_drive.slot_sends[slot]++;
     g_drive.round[i]++;
     rt_send(cx, a->gateway, &e->hdr);
 }
@@ -436,8 +446,10 @@ static void drive_turn_end(rt_ctx *cx, bg_adapter *a, int i, int outcome)
         d->failures++;
     if (t >= d->warm_ns && t <= d->end_ns)
         d->window_turns++;
-    if (d->sent_ns[i] >= d->warm_ns && t <= d->end_ns && d->nsamples < BG_MAX_SAMPLES)
+    if (d->sent_ns[i] >= d->warm_ns && t <= d->end_ns && d->nsamples < BG_MAX_SAMPLES) {
+        d->sample_s[d->nsamples] = (int32_t)((d->sent_ns[i] - d->warm_ns) / 1000000000LL);
         d->samples[d->nsamples++] = t - d->sent_ns[i] - d->latency_ns;
+    }
     if (t < d->end_ns) {
         if (d->think_ms <= 0) {
             drive_send(cx, a, i);
@@ -584,11 +596,16 @@ static void cmd_drive(bg_server *s, int64_t n, int64_t secs, int64_t think_ms)
     rt_free(d->sent_ns);
     rt_free(d->round);
     rt_free(d->samples);
+    rt_free(d->sample_s);
+    rt_free(d->slot_sends);
     memset(d, 0, sizeof(*d));
     d->n = (int)n;
     d->sent_ns = rt_xcalloc((size_t)n, sizeof(int64_t));
     d->round = rt_xcalloc((size_t)n, sizeof(uint32_t));
     d->samples = rt_xmalloc(BG_MAX_SAMPLES * sizeof(int64_t));
+    d->sample_s = rt_xmalloc(BG_MAX_SAMPLES * sizeof(int32_t));
+    d->nslots = (size_t)(secs * 1000 / BG_SLOT_MS + 1);
+    d->slot_sends = rt_xcalloc(d->nslots, sizeof(uint32_t));
     d->latency_ns = g_model.latency_ms * 1000000;
     d->think_ms = think_ms;
     d->start_ns = now_ns();
@@ -602,6 +619,43 @@ static void cmd_drive(bg_server *s, int64_t n, int64_t secs, int64_t think_ms)
     d->running = true;
     rt_send(s->cx, s->adapter, rt_msg_new(BG_MSG_DRIVE_KICK, sizeof(rt_msg)));
     printf("OK drive n=%" PRId64 " secs=%" PRId64 " think_ms=%" PRId64 "\n", n, secs, think_ms);
+}
+
+/* Per BG_WINDOW_S of the measured window, in order: the p99 of the turns sent in it (a p99
+ * that grows with the transcripts or the database shows as a rising line), and its busiest
+ * BG_SLOT_MS of sends against its mean (1: an even load; users of a fixed-latency model
+ * that a stall delayed together stay together, and this grows). */
+static void print_windows(const bg_drive *d, size_t n)
+{
+    int32_t last = 0;
+    for (size_t k = 0; k < n; k++)
+        last = d->sample_s[k] > last ? d->sample_s[k] : last;
+    int nw = n ? last / BG_WINDOW_S + 1 : 0;
+    int64_t *v = rt_xmalloc((n ? n : 1) * sizeof(int64_t));
+    printf("WINDOWS bench=gw_drive window_s=%d p99_ms=", BG_WINDOW_S);
+    for (int w = 0; w < nw; w++) {
+        size_t m = 0;
+        for (size_t k = 0; k < n; k++)
+            if (d->sample_s[k] / BG_WINDOW_S == w)
+                v[m++] = d->samples[k];
+        qsort(v, m, sizeof(int64_t), cmp_i64);
+        printf("%s%.1f", w ? "," : "", pct_ms(v, m, 0.99));
+    }
+    rt_free(v);
+    size_t per = BG_WINDOW_S * 1000 / BG_SLOT_MS;
+    size_t first = (size_t)((d->warm_ns - d->start_ns) / (BG_SLOT_MS * 1000000LL));
+    printf(" burst=");
+    for (int w = 0; w < nw; w++) {
+        uint64_t sum = 0, max = 0;
+        for (size_t k = first + (size_t)w * per; k < first + (size_t)(w + 1) * per; k++) {
+            if (k >= d->nslots)
+                break;
+            sum += d->slot_sends[k];
+            max = d->slot_sends[k] > max ? d->slot_sends[k] : max;
+        }
+        printf("%s%.1f", w ? "," : "", sum ? (double)max * (double)per / (double)sum : 0.0);
+    }
+    printf("\n");
 }
 
 static void cmd_drive_result(void)
@@ -630,6 +684,7 @@ static void cmd_drive_result(void)
            n ? (double)v[n - 1] / 1e6 : -1.0, d->failures, proc_rss_kb(),
            ok ? "" : " error=drive_timeout");
     rt_free(v);
+    print_windows(d, n);
 }
 
 typedef struct probe_wait {

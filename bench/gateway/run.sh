@@ -54,7 +54,8 @@
 #
 # Output: a progress bar on stderr; at the end the sizing table on stdout. Files (bench/out/):
 #   gateway-results.csv  one row per measured point
-#   gateway-raw.txt      every RESULT/PERSISTED/STATS line, with the step it belongs to
+#   gateway-raw.txt      every RESULT/PERSISTED/STATS line, with the step it belongs to, and
+#                        each drive point's WINDOWS (p99 and burstiness per 5 s)
 #   gateway-report.md    the report (the table printed at the end, and more)
 #   gateway.svg          latency vs load, latency vs active users, memory vs sessions
 #   logs/gateway-*       each server's stdout/stderr
@@ -129,6 +130,10 @@ want() { [[ ,$only, == *,$1,* ]]; }
 bin=$build_dir/bench/gateway
 mkdir -p "$out" "$logs"
 tmp=$(mktemp -d /tmp/hermes-gwbench.XXXXXX)
+# nap: sleep without starting a process (a read that times out on a fifo nobody writes)
+mkfifo "$tmp/nap"
+exec 9<>"$tmp/nap"
+nap() { read -r -t "$1" -u 9 || true; }
 raw=$out/$name-raw.txt csv=$out/$name-results.csv meta=$out/$name-meta.txt
 : >"$raw"
 : >"$meta"
@@ -165,7 +170,8 @@ bar() { # seconds spent in the current step
   ((pct > 100)) && pct=100
   fill=$((pct * width / 100))
   if ((tty)); then
-    printf '\r[%-*s] %3d%%  %-52.52s' "$width" "$(printf '%*s' "$fill" '' | tr ' ' '#')" "$pct" "$step_label" >&2
+    printf -v fill '%*s' "$fill" ''
+    printf '\r[%-*s] %3d%%  %-52.52s' "$width" "${fill// /#}" "$pct" "$step_label" >&2
   fi
 }
 step_begin() { # label est
@@ -184,7 +190,7 @@ progress_run() { # est out_file limit_s cmd...
   while kill -0 "$pid" 2>/dev/null; do
     bar $((SECONDS - t0)) "$est"
     [[ -n ${SRV_PID:-} ]] && sample_rss
-    sleep 0.5
+    nap 0.5
   done
   wait "$pid" || rc=$?
   return $rc
@@ -192,13 +198,23 @@ progress_run() { # est out_file limit_s cmd...
 
 # ------------------------------------------------------------------ the server
 SRV_PID="" SRV_OUT="" RSS_MAX=0 SRV_EXTRA=()
-sample_rss() {
-  local kb
-  kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$SRV_PID/status" 2>/dev/null || echo 0)
-  [[ -n $kb ]] && ((kb > RSS_MAX)) && RSS_MAX=$kb
+# The loops that watch the server while it is measured start no processes (bash builtins
+# only): on 2 cores, a tail|grep every tenth of a second is load the server shares the
+# cores with.
+read_rss() { # the server's VmRSS in KB into RSS_KB
+  local k v _
+  RSS_KB=0
+  while read -r k v _; do
+    [[ $k == VmRSS: ]] && { RSS_KB=$v; break; }
+  done <"/proc/$SRV_PID/status" 2>/dev/null
   return 0
 }
-rss_now() { awk '/^VmRSS:/ {print $2}' "/proc/$SRV_PID/status" 2>/dev/null || echo 0; }
+rss_now() { read_rss; echo "$RSS_KB"; }
+sample_rss() {
+  read_rss
+  ((RSS_KB > RSS_MAX)) && RSS_MAX=$RSS_KB
+  return 0
+}
 srv_start() { # tag workers latency_ms limit_s
   local tag=$1 w=$2 lat=$3 limit=$4 fifo=$tmp/in-$1 i
   SRV_HOME=$tmp/home-$tag SRV_OUT=$logs/$name-$tag.out
@@ -220,14 +236,17 @@ srv_start() { # tag workers latency_ms limit_s
 }
 # Send a command; print the first new output line starting with prefix (within limit_s).
 srv_cmd() { # command prefix limit_s
-  local n0 i line
-  n0=$(wc -l <"$SRV_OUT")
+  local n0 i line lines
+  mapfile -t lines <"$SRV_OUT"
+  n0=${#lines[@]}
   echo "$1" >&7
   for ((i = 0; i < $3 * 10; i++)); do
-    line=$(tail -n +$((n0 + 1)) "$SRV_OUT" | grep -m1 "^$2" || true)
-    [[ -n $line ]] && { echo "$line"; return 0; }
+    mapfile -t -s "$n0" lines <"$SRV_OUT"
+    for line in "${lines[@]}"; do
+      [[ $line == "$2"* ]] && { echo "$line"; return 0; }
+    done
     kill -0 "$SRV_BG" 2>/dev/null || break
-    sleep 0.1
+    nap 0.1
   done
   echo "TIMEOUT $1"
   return 1
@@ -452,9 +471,11 @@ if want drive; then
     t0=$SECONDS
     srv_cmd "drive $u $secs $think_ms" OK 10 >/dev/null || true
     RSS_MAX=0
-    while ((SECONDS - t0 < secs)); do bar $((SECONDS - t0)) "$e"; sample_rss; sleep 0.5; done
+    while ((SECONDS - t0 < secs)); do bar $((SECONDS - t0)) "$e"; sample_rss; nap 0.5; done
     line=$(srv_cmd drive_result RESULT $((secs + 60)) || true)
     echo "step=drive rss_start_kb=$rss0 rss_peak_kb=$RSS_MAX $line" >>"$raw"
+    mapfile -t win < <(grep '^WINDOWS' "$SRV_OUT")
+    ((${#win[@]})) && echo "step=drive-u$u ${win[-1]}" >>"$raw"
     csv_row drive "drive-u$u" "$workers" "$line conns=$u" \
       $(((RSS_MAX - rss0) * 1024 / u)) "rss_peak_kb=$RSS_MAX failures=$(field "$line" failures)"
     step_end "$e"
