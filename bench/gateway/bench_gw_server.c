@@ -642,18 +642,22 @@ static void print_windows(const bg_drive *d, size_t n)
         printf("%s%.1f", w ? "," : "", pct_ms(v, m, 0.99));
     }
     rt_free(v);
+    /* slots of the measured window only: a last window cut short by the drive's end is
+     * compared with its own mean */
     size_t per = BG_WINDOW_S * 1000 / BG_SLOT_MS;
     size_t first = (size_t)((d->warm_ns - d->start_ns) / (BG_SLOT_MS * 1000000LL));
+    size_t end = (size_t)((d->end_ns - d->start_ns) / (BG_SLOT_MS * 1000000LL));
+    if (end > d->nslots)
+        end = d->nslots;
     printf(" burst=");
     for (int w = 0; w < nw; w++) {
-        uint64_t sum = 0, max = 0;
-        for (size_t k = first + (size_t)w * per; k < first + (size_t)(w + 1) * per; k++) {
-            if (k >= d->nslots)
-                break;
+        uint64_t sum = 0, max = 0, slots = 0;
+        for (size_t k = first + (size_t)w * per; k < first + (size_t)(w + 1) * per && k < end;
+             k++, slots++) {
             sum += d->slot_sends[k];
             max = d->slot_sends[k] > max ? d->slot_sends[k] : max;
         }
-        printf("%s%.1f", w ? "," : "", sum ? (double)max * (double)per / (double)sum : 0.0);
+        printf("%s%.1f", w ? "," : "", sum ? (double)max * (double)slots / (double)sum : 0.0);
     }
     printf("\n");
 }
